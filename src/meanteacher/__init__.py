@@ -1,0 +1,41 @@
+"""meanteacher: Mean Teacher semi-supervised learning (Tarvainen & Valpola, 2017) in PyTorch.
+
+The parts a user takes into their own loop are re-exported here: :class:`EMATeacher`, the costs in
+:mod:`meanteacher.losses`, the schedules in :mod:`meanteacher.schedules`, the four methods and the
+model registry.
+"""
+
+from . import losses, schedules
+from .losses import NO_LABEL, classification_cost, logit_distance, softmax_kl, softmax_mse, tau_consistency
+from .methods import METHODS, Batch, MeanTeacher, Method, PiModel, Supervised, TemporalEnsembling
+from .models import create_model, list_models, register_model
+from .schedules import cosine_rampdown, linear_rampup, sigmoid_rampdown, sigmoid_rampup
+from .teacher import EMATeacher
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "NO_LABEL",
+    "METHODS",
+    "Batch",
+    "EMATeacher",
+    "MeanTeacher",
+    "Method",
+    "PiModel",
+    "Supervised",
+    "TemporalEnsembling",
+    "classification_cost",
+    "cosine_rampdown",
+    "create_model",
+    "linear_rampup",
+    "list_models",
+    "logit_distance",
+    "losses",
+    "register_model",
+    "schedules",
+    "sigmoid_rampdown",
+    "sigmoid_rampup",
+    "softmax_kl",
+    "softmax_mse",
+    "tau_consistency",
+]

@@ -1,0 +1,271 @@
+"""Supervised-only, Pi model, Mean Teacher and Temporal Ensembling behind one contract.
+
+A method wraps a student model. Each training step the caller builds a :class:`Batch` (``views``
+independently noised copies of the inputs, labels with ``NO_LABEL`` for unlabeled examples), calls
+``total, logs = method.loss(batch, step)``, back-propagates ``total``, steps the optimizer and then
+calls ``method.after_step(step)``. ``end_epoch()`` marks the end of a pass over the unlabeled data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .losses import NO_LABEL, classification_cost, consistency_cost, logit_distance
+from .models import split_heads
+from .teacher import EMATeacher, unwrap
+
+Schedule = float | Callable[[int], float]
+
+
+def _at(value: Schedule, step: int) -> float:
+    return float(value(step)) if callable(value) else float(value)
+
+
+@dataclass
+class Batch:
+    """One minibatch: noised inputs for the student (and teacher), labels, dataset indices."""
+
+    student_input: torch.Tensor
+    labels: torch.Tensor
+    teacher_input: torch.Tensor | None = None
+    indices: torch.Tensor | None = None
+
+
+class Method:
+    """Base of the four methods: holds the student and the classification-cost settings."""
+
+    name = "method"
+    views = 1
+    """How many independently noised views of each example ``loss`` needs (``teacher_input`` is the 2nd)."""
+    uses_unlabeled = True
+
+    def __init__(self, model: nn.Module, class_normalize: str = "batch") -> None:
+        self.model = model
+        self.class_normalize = class_normalize
+
+    def loss(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The total cost to minimise and detached per-term values for logging."""
+        raise NotImplementedError
+
+    def after_step(self, step: int) -> None:
+        """Called after each optimizer step (``step`` counts steps taken, from 1)."""
+
+    def end_epoch(self) -> None:
+        """Called after each complete pass over the unlabeled stream."""
+
+    def evaluation_models(self) -> dict[str, nn.Module]:
+        """The networks to evaluate by name: ``student`` always, ``teacher`` where there is one."""
+        return {"student": unwrap(self.model)}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Method state beyond the student's weights (the teacher, prediction ensembles)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
+
+    def _second_view(self, batch: Batch) -> torch.Tensor:
+        if batch.teacher_input is None:
+            raise ValueError(f"{self.name} needs batch.teacher_input, a second noised view of the inputs")
+        if batch.teacher_input.shape != batch.student_input.shape:
+            raise ValueError(
+                f"teacher_input shape {tuple(batch.teacher_input.shape)} differs from "
+                f"student_input shape {tuple(batch.student_input.shape)}"
+            )
+        return batch.teacher_input
+
+
+class Supervised(Method):
+    """Supervised-only baseline: classification cost on the labeled examples, nothing else."""
+
+    name = "supervised"
+    uses_unlabeled = False
+
+    def loss(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        labeled = batch.labels != NO_LABEL
+        inputs, labels = batch.student_input, batch.labels
+        if not bool(labeled.all()):
+            inputs, labels = inputs[labeled], labels[labeled]
+        class_logits, _ = split_heads(self.model(inputs))
+        cost = classification_cost(class_logits, labels, self.class_normalize)
+        return cost, {"class_cost": cost.detach()}
+
+
+class _ConsistencyMethod(Method):
+    def __init__(
+        self,
+        model: nn.Module,
+        consistency: Schedule = 1.0,
+        consistency_type: str = "mse",
+        class_normalize: str = "batch",
+    ) -> None:
+        super().__init__(model, class_normalize)
+        self.consistency = consistency
+        self.consistency_type = consistency_type
+        self.consistency_fn = consistency_cost(consistency_type)
+
+
+class PiModel(_ConsistencyMethod):
+    """Pi model (Laine & Aila): the teacher is the student itself; two noisy passes, gradients through both."""
+
+    name = "pi"
+    views = 2
+
+    def loss(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        class_logits, cons_logits = split_heads(self.model(batch.student_input))
+        second_logits, _ = split_heads(self.model(self._second_view(batch)))
+        class_cost = classification_cost(class_logits, batch.labels, self.class_normalize)
+        weight = _at(self.consistency, step)
+        cons_cost = self.consistency_fn(cons_logits, second_logits, detach_teacher=False)
+        total = class_cost + weight * cons_cost
+        return total, {
+            "class_cost": class_cost.detach(),
+            "consistency_cost": cons_cost.detach(),
+            "consistency_weight": torch.tensor(weight),
+        }
+
+
+class MeanTeacher(_ConsistencyMethod):
+    """Mean Teacher: consistency with an EMA teacher that sees its own noised view.
+
+    ``ema_decay`` may be a schedule (e.g. 0.99 during ramp-up, 0.999 after). With a two-head model,
+    the consistency cost is applied to the second head and ``logit_distance`` weights the squared
+    distance between the two heads' logits. ``consistency_on_labeled=False`` restricts consistency
+    to the unlabeled examples (the paper applies it to all).
+    """
+
+    name = "mean-teacher"
+    views = 2
+
+    def __init__(
+        self,
+        model: nn.Module,
+        consistency: Schedule = 1.0,
+        consistency_type: str = "mse",
+        ema_decay: Schedule = 0.999,
+        logit_distance: float = 0.0,
+        consistency_on_labeled: bool = True,
+        buffers: str = "own",
+        class_normalize: str = "batch",
+    ) -> None:
+        super().__init__(model, consistency, consistency_type, class_normalize)
+        self.ema_decay = ema_decay
+        self.logit_distance = logit_distance
+        self.consistency_on_labeled = consistency_on_labeled
+        self.teacher = EMATeacher(model, _at(ema_decay, 0), buffers)
+
+    def loss(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        teacher_input = self._second_view(batch)
+        class_logits, cons_logits = split_heads(self.model(batch.student_input))
+        self.teacher.module.train(self.model.training)
+        with torch.no_grad():
+            teacher_logits, _ = split_heads(self.teacher.module(teacher_input))
+        labels = batch.labels
+        class_cost = classification_cost(class_logits, labels, self.class_normalize)
+        if self.consistency_on_labeled:
+            cons_cost = self.consistency_fn(cons_logits, teacher_logits)
+        else:
+            unlabeled = labels == NO_LABEL
+            cons_cost = self.consistency_fn(cons_logits[unlabeled], teacher_logits[unlabeled])
+        weight = _at(self.consistency, step)
+        total = class_cost + weight * cons_cost
+        logs = {
+            "class_cost": class_cost.detach(),
+            "teacher_class_cost": classification_cost(teacher_logits, labels, self.class_normalize).detach(),
+            "consistency_cost": cons_cost.detach(),
+            "consistency_weight": torch.tensor(weight),
+        }
+        if self.logit_distance > 0:
+            distance = logit_distance(class_logits, cons_logits)
+            total = total + self.logit_distance * distance
+            logs["logit_distance"] = distance.detach()
+        return total, logs
+
+    def after_step(self, step: int) -> None:
+        self.teacher.update(self.model, step, _at(self.ema_decay, step))
+
+    def evaluation_models(self) -> dict[str, nn.Module]:
+        return {"student": unwrap(self.model), "teacher": self.teacher.module}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"teacher": self.teacher.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.teacher.load_state_dict(state["teacher"])
+
+
+class TemporalEnsembling(_ConsistencyMethod):
+    """Temporal Ensembling (Laine & Aila): consistency with a per-example EMA of past predictions.
+
+    After every epoch ``Z <- alpha Z + (1 - alpha) z`` where ``z`` holds each example's latest
+    prediction; the target is the bias-corrected ``Z / (1 - alpha**t)`` after ``t`` epochs. No
+    consistency cost is applied before the first epoch ends (there is no target yet).
+    """
+
+    name = "temporal-ensembling"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        num_examples: int,
+        num_classes: int,
+        alpha: float = 0.6,
+        consistency: Schedule = 1.0,
+        consistency_type: str = "mse",
+        class_normalize: str = "batch",
+    ) -> None:
+        super().__init__(model, consistency, consistency_type, class_normalize)
+        if not 0.0 <= alpha < 1.0:
+            raise ValueError(f"alpha must be in [0, 1), got {alpha}")
+        device = next(unwrap(model).parameters()).device
+        self.alpha = alpha
+        self.ensemble = torch.zeros(num_examples, num_classes, device=device)
+        self.latest = torch.zeros(num_examples, num_classes, device=device)
+        self.epochs = 0
+
+    def targets(self, indices: torch.Tensor) -> torch.Tensor:
+        """Bias-corrected ensemble predictions ``Z / (1 - alpha**t)`` of the given examples."""
+        if self.epochs == 0:
+            raise ValueError("no ensemble targets before the first epoch has ended")
+        return self.ensemble[indices] / (1.0 - self.alpha**self.epochs)
+
+    def loss(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if batch.indices is None:
+            raise ValueError("temporal-ensembling needs batch.indices, the examples' dataset indices")
+        class_logits, cons_logits = split_heads(self.model(batch.student_input))
+        class_cost = classification_cost(class_logits, batch.labels, self.class_normalize)
+        self.latest[batch.indices] = F.softmax(class_logits.detach().float(), dim=1)
+        weight = _at(self.consistency, step) if self.epochs > 0 else 0.0
+        if self.epochs > 0:
+            target_logits = self.targets(batch.indices).clamp_min(1e-12).log()
+            cons_cost = self.consistency_fn(cons_logits, target_logits)
+        else:
+            cons_cost = torch.zeros((), device=class_cost.device)
+        total = class_cost + weight * cons_cost
+        return total, {
+            "class_cost": class_cost.detach(),
+            "consistency_cost": cons_cost.detach(),
+            "consistency_weight": torch.tensor(weight),
+        }
+
+    def end_epoch(self) -> None:
+        self.ensemble.lerp_(self.latest, 1.0 - self.alpha)
+        self.epochs += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"ensemble": self.ensemble, "latest": self.latest, "epochs": self.epochs}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.ensemble.copy_(state["ensemble"])
+        self.latest.copy_(state["latest"])
+        self.epochs = int(state["epochs"])
+
+
+METHODS: dict[str, type[Method]] = {
+    cls.name: cls for cls in (Supervised, PiModel, MeanTeacher, TemporalEnsembling)
+}

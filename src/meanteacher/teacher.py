@@ -1,0 +1,111 @@
+"""The exponential-moving-average teacher."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+
+BUFFER_POLICIES = ("own", "copy", "average")
+
+
+def _check_decay(decay: float | torch.Tensor) -> None:
+    value = float(decay)
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"decay must be in [0, 1), got {value}")
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    """The module inside DistributedDataParallel / DataParallel / ``torch.compile`` wrappers."""
+    while True:
+        if isinstance(module, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            module = module.module
+        elif isinstance(getattr(module, "_orig_mod", None), nn.Module):
+            module = module._orig_mod
+        else:
+            return module
+
+
+class EMATeacher:
+    """A teacher whose weights are an exponential moving average of a student's.
+
+    After each optimizer step, ``update`` sets ``theta' = alpha * theta' + (1 - alpha) * theta`` with
+    ``alpha = min(1 - 1 / (step + 1), decay)``, so early steps are a true average of the student so far.
+    All tensors are updated by one fused ``torch._foreach_lerp_`` call.
+
+    ``buffers`` chooses what happens to BatchNorm running statistics and other floating buffers:
+    ``"own"`` keeps the teacher's own (it runs in train mode on its own input, as the reference code),
+    ``"copy"`` copies the student's, ``"average"`` averages them like weights.
+
+    Example::
+
+        teacher = EMATeacher(model, decay=0.999)
+        for step, (x, y) in enumerate(loader, start=1):
+            loss = ...; optimizer.zero_grad(); loss.backward(); optimizer.step()
+            teacher.update(model, step)
+        accuracy(teacher.module, test_loader)
+    """
+
+    def __init__(self, student: nn.Module, decay: float | torch.Tensor = 0.999, buffers: str = "own") -> None:
+        _check_decay(decay)
+        if buffers not in BUFFER_POLICIES:
+            raise ValueError(f"buffers must be one of {BUFFER_POLICIES}, got {buffers!r}")
+        self.decay = decay
+        self.buffers = buffers
+        self.module = copy.deepcopy(unwrap(student))
+        for parameter in self.module.parameters():
+            parameter.requires_grad_(False)
+            parameter.grad = None
+        self._params = [p.detach() for p in self.module.parameters()]
+        self._float_buffers = [b for b in self.module.buffers() if b.is_floating_point()]
+        self._other_buffers = [b for b in self.module.buffers() if not b.is_floating_point()]
+
+    def _student_tensors(self, student: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+        student = unwrap(student)
+        params = [p.detach() for p in student.parameters()]
+        if len(params) != len(self._params) or any(s.shape != t.shape for s, t in zip(params, self._params)):
+            raise ValueError("student does not have the teacher's architecture (parameter shapes differ)")
+        buffers = list(student.buffers())
+        floats = [b for b in buffers if b.is_floating_point()]
+        others = [b for b in buffers if not b.is_floating_point()]
+        return params, floats, others
+
+    def alpha(self, step: int | torch.Tensor, decay: float | torch.Tensor | None = None) -> float | torch.Tensor:
+        """The averaging weight ``min(1 - 1 / (step + 1), decay)`` used by ``update``."""
+        decay = self.decay if decay is None else decay
+        if isinstance(step, torch.Tensor) or isinstance(decay, torch.Tensor):
+            warmup = 1.0 - 1.0 / (torch.as_tensor(step, dtype=torch.float32) + 1.0)
+            return torch.minimum(warmup.to(torch.as_tensor(decay).device), torch.as_tensor(decay, dtype=torch.float32))
+        return min(1.0 - 1.0 / (step + 1.0), float(decay))
+
+    @torch.no_grad()
+    def update(self, student: nn.Module, step: int | torch.Tensor, decay: float | torch.Tensor | None = None) -> None:
+        """Move the teacher towards ``student``; ``decay`` overrides ``self.decay`` for this call.
+
+        ``step`` and ``decay`` may be 0-dim device tensors, which keeps the update free of host
+        synchronisation (and so capturable in a CUDA graph).
+        """
+        if decay is not None and not isinstance(decay, torch.Tensor):
+            _check_decay(decay)
+        weight = 1.0 - self.alpha(step, decay)
+        params, floats, others = self._student_tensors(student)
+        torch._foreach_lerp_(self._params, params, weight)
+        if self.buffers == "average" and floats:
+            torch._foreach_lerp_(self._float_buffers, floats, weight)
+        elif self.buffers == "copy" and floats:
+            torch._foreach_copy_(self._float_buffers, floats)
+        if self.buffers != "own" and others:
+            torch._foreach_copy_(self._other_buffers, others)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The teacher's weights, buffers and settings."""
+        return {"module": self.module.state_dict(), "decay": float(self.decay), "buffers": self.buffers}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
+        self.module.load_state_dict(state["module"])
+        if not isinstance(self.decay, torch.Tensor):
+            self.decay = state.get("decay", self.decay)
+        self.buffers = state.get("buffers", self.buffers)

@@ -1,0 +1,146 @@
+import pytest
+import torch
+from torch import nn
+
+from meanteacher.losses import NO_LABEL
+from meanteacher.methods import Batch, MeanTeacher, PiModel, Supervised, TemporalEnsembling
+
+
+def _model(heads=1):
+    torch.manual_seed(0)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Linear(6, 8), nn.Dropout(0.3), nn.ReLU())
+            self.heads = nn.ModuleList(nn.Linear(8, 3) for _ in range(heads))
+
+        def forward(self, x):
+            h = self.body(x)
+            outs = tuple(head(h) for head in self.heads)
+            return outs[0] if heads == 1 else outs
+
+    return Net()
+
+
+def _batch(n=8, labeled=3, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.full((n,), NO_LABEL)
+    labels[:labeled] = torch.randint(0, 3, (labeled,), generator=g)
+    return Batch(
+        student_input=torch.randn(n, 6, generator=g),
+        teacher_input=torch.randn(n, 6, generator=g),
+        labels=labels,
+        indices=torch.arange(n),
+    )
+
+
+def test_supervised_uses_only_labeled_examples():
+    model = _model()
+    method = Supervised(model)
+    batch = _batch()
+    seen = []
+    model.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[0]))
+    total, logs = method.loss(batch, 1)
+    assert seen == [3]
+    assert set(logs) == {"class_cost"}
+    assert total.requires_grad
+
+
+def test_pi_model_gradient_reaches_both_passes():
+    model = _model()
+    method = PiModel(model, consistency=1.0)
+    outputs = []
+
+    def keep(module, inputs, output):
+        output.retain_grad()
+        outputs.append(output)
+
+    model.register_forward_hook(keep)
+    batch = _batch()
+    batch.labels[:] = NO_LABEL  # consistency only: any gradient comes from it
+    total, logs = method.loss(batch, 1)
+    total.backward()
+    assert len(outputs) == 2
+    assert outputs[0].grad.abs().sum() > 0
+    assert outputs[1].grad.abs().sum() > 0
+
+
+def test_mean_teacher_consistency_has_an_effect_and_teacher_gets_no_gradient():
+    model = _model()
+    method = MeanTeacher(model, consistency=10.0, ema_decay=0.99)
+    batch = _batch()
+    batch.labels[:] = NO_LABEL
+    with torch.no_grad():  # make the teacher differ from the student
+        for p in method.teacher.module.parameters():
+            p.add_(0.5)
+    total, logs = method.loss(batch, 1)
+    assert logs["consistency_cost"].item() > 0
+    assert total.item() == pytest.approx(10.0 * logs["consistency_cost"].item(), rel=1e-5)
+    total.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters() if p.dim() > 1)
+    assert all(p.grad is None for p in method.teacher.module.parameters())
+
+
+def test_consistency_weight_changes_student_gradient():
+    batch = _batch()
+    grads = []
+    for weight in (0.0, 100.0):
+        model = _model()
+        method = MeanTeacher(model, consistency=weight)
+        with torch.no_grad():
+            for p in method.teacher.module.parameters():
+                p.mul_(-1.0)
+        torch.manual_seed(3)
+        method.loss(batch, 1)[0].backward()
+        grads.append(model.body[0].weight.grad)
+    assert not torch.allclose(grads[0], grads[1])
+
+
+def test_mean_teacher_after_step_updates_teacher_with_schedule():
+    model = _model()
+    method = MeanTeacher(model, ema_decay=lambda step: 0.0 if step < 5 else 0.99)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    method.after_step(1)
+    for s, t in zip(model.parameters(), method.teacher.module.parameters()):
+        assert torch.equal(s, t)
+    assert set(method.evaluation_models()) == {"student", "teacher"}
+
+
+def test_mean_teacher_two_heads_uses_logit_distance_and_second_head():
+    model = _model(heads=2)
+    method = MeanTeacher(model, consistency=1.0, logit_distance=0.01)
+    total, logs = method.loss(_batch(), 1)
+    assert logs["logit_distance"].item() > 0
+    assert "teacher_class_cost" in logs
+
+
+def test_mean_teacher_needs_second_view():
+    method = MeanTeacher(_model())
+    batch = _batch()
+    batch.teacher_input = None
+    with pytest.raises(ValueError, match="teacher_input"):
+        method.loss(batch, 1)
+
+
+def test_temporal_ensembling_bias_correction():
+    model = _model()
+    method = TemporalEnsembling(model, num_examples=8, num_classes=3, alpha=0.6)
+    batch = _batch()
+    _, logs = method.loss(batch, 1)
+    assert logs["consistency_weight"].item() == 0.0
+    first = method.latest.clone()
+    method.end_epoch()
+    assert torch.allclose(method.targets(torch.arange(8)), first)  # (1-a) p / (1-a) = p
+    method.latest.fill_(1 / 3)
+    method.end_epoch()
+    expected = (0.6 * 0.4 * first + 0.4 / 3) / (1 - 0.6**2)
+    assert torch.allclose(method.targets(torch.arange(8)), expected)
+    total, logs = method.loss(batch, 2)
+    assert logs["consistency_cost"].item() > 0
+    state = method.state_dict()
+    other = TemporalEnsembling(_model(), 8, 3)
+    other.load_state_dict(state)
+    assert other.epochs == 2 and torch.equal(other.ensemble, method.ensemble)

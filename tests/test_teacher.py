@@ -1,0 +1,105 @@
+import pytest
+import torch
+from torch import nn
+
+from meanteacher.teacher import EMATeacher
+
+
+def _net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+
+
+def _perturb(module, amount):
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(amount)
+
+
+def test_ema_matches_hand_computation_with_warmup():
+    student = _net()
+    teacher = EMATeacher(student, decay=0.9)
+    expected = [p.detach().clone() for p in student.parameters()]
+    for step in range(1, 6):
+        _perturb(student, 0.1 * step)
+        teacher.update(student, step)
+        alpha = min(1 - 1 / (step + 1), 0.9)
+        expected = [alpha * e + (1 - alpha) * p.detach() for e, p in zip(expected, student.parameters())]
+    for e, t in zip(expected, teacher.module.parameters()):
+        assert torch.allclose(e, t, atol=1e-6)
+    assert teacher.alpha(1) == 0.5
+    assert teacher.alpha(1000) == 0.9
+
+
+def test_decay_zero_makes_teacher_equal_student():
+    student = _net()
+    teacher = EMATeacher(student, decay=0.0)
+    _perturb(student, 0.7)
+    teacher.update(student, 100)
+    for s, t in zip(student.parameters(), teacher.module.parameters()):
+        assert torch.equal(s, t)
+
+
+def test_decay_override_and_tensor_decay():
+    student = _net()
+    teacher = EMATeacher(student, decay=0.99)
+    before = [p.clone() for p in teacher.module.parameters()]
+    _perturb(student, 1.0)
+    teacher.update(student, torch.tensor(10), decay=torch.tensor(0.5))
+    for b, s, t in zip(before, student.parameters(), teacher.module.parameters()):
+        assert torch.allclose(t, 0.5 * b + 0.5 * s)
+
+
+def test_no_gradient_reaches_teacher():
+    student = _net()
+    teacher = EMATeacher(student)
+    assert all(not p.requires_grad for p in teacher.module.parameters())
+    out = student(torch.randn(8, 3)).sum() + teacher.module(torch.randn(8, 3)).sum()
+    out.backward()
+    assert all(p.grad is None for p in teacher.module.parameters())
+    assert all(p.grad is not None for p in student.parameters())
+
+
+def test_buffer_policies():
+    student = _net()
+    student.train()
+    student(torch.randn(16, 3) * 5 + 3)  # changes the student's running stats
+    stats = student[1].running_mean.clone()
+    own = EMATeacher(_net(), buffers="own")
+    copied = EMATeacher(_net(), buffers="copy")
+    averaged = EMATeacher(_net(), decay=0.5, buffers="average")
+    for teacher in (own, copied, averaged):
+        teacher.update(student, 10)
+    assert torch.equal(own.module[1].running_mean, torch.zeros(4))
+    assert torch.equal(copied.module[1].running_mean, stats)
+    assert torch.allclose(averaged.module[1].running_mean, 0.5 * stats)
+    assert copied.module[1].num_batches_tracked.item() == 1
+
+
+def test_state_dict_round_trip():
+    student = _net()
+    teacher = EMATeacher(student, decay=0.95)
+    _perturb(student, 0.3)
+    teacher.update(student, 3)
+    restored = EMATeacher(_net(), decay=0.5)
+    restored.load_state_dict(teacher.state_dict())
+    assert restored.decay == 0.95
+    for a, b in zip(teacher.module.state_dict().values(), restored.module.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("decay", [1.0, -0.1, 1.5])
+def test_bad_decay(decay):
+    with pytest.raises(ValueError, match="decay"):
+        EMATeacher(_net(), decay=decay)
+    teacher = EMATeacher(_net())
+    with pytest.raises(ValueError, match="decay"):
+        teacher.update(_net(), 1, decay=decay)
+
+
+def test_bad_buffers_and_architecture():
+    with pytest.raises(ValueError, match="buffers"):
+        EMATeacher(_net(), buffers="mean")
+    teacher = EMATeacher(_net())
+    with pytest.raises(ValueError, match="architecture"):
+        teacher.update(nn.Linear(3, 2), 1)
