@@ -1,0 +1,105 @@
+"""Which training examples keep their labels: balanced selection by seed, label-list files, hold-out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import DataError
+from ..files import atomic_write_text
+
+
+@dataclass
+class LabelSplit:
+    """Indices into the training set: ``labeled`` examples keep labels, ``validation`` ones are held out
+    (excluded from training), ``unlabeled`` is the pool every example is drawn from without its label."""
+
+    labeled: torch.Tensor
+    unlabeled: torch.Tensor
+    validation: torch.Tensor
+
+
+def _per_class_permutations(labels: torch.Tensor, num_classes: int, seed: int) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    permutations = []
+    for label in range(num_classes):
+        members = torch.nonzero(labels == label).flatten()
+        permutations.append(members[torch.randperm(len(members), generator=generator)])
+    return permutations
+
+
+def balanced_split(
+    labels: torch.Tensor, count: int | None, num_classes: int, seed: int, validation_per_class: int = 0
+) -> LabelSplit:
+    """Keep ``count / num_classes`` labels per class, chosen by ``seed`` (``None``: every label).
+
+    ``validation_per_class`` examples of each class are first set aside for model selection and
+    take no part in training. Different seeds give different label sets, as the paper's runs.
+    """
+    total = len(labels)
+    if count is not None:
+        if count <= 0:
+            raise DataError(f"--labels must be positive, got {count}")
+        if count > total:
+            raise DataError(f"more labels requested ({count}) than training images ({total})")
+        if count % num_classes:
+            raise DataError(f"{count} labels are not divisible across {num_classes} classes for balanced selection")
+    per_class = None if count is None else count // num_classes
+    labeled, validation = [], []
+    for label, members in enumerate(_per_class_permutations(labels, num_classes, seed)):
+        needed = validation_per_class + (per_class or 0)
+        if len(members) < needed:
+            raise DataError(f"class {label} has {len(members)} training images, fewer than the {needed} requested")
+        validation.append(members[:validation_per_class])
+        rest = members[validation_per_class:]
+        labeled.append(rest if per_class is None else rest[:per_class])
+    labeled_index = torch.sort(torch.cat(labeled)).values
+    validation_index = torch.sort(torch.cat(validation)).values
+    keep = torch.ones(total, dtype=torch.bool)
+    keep[validation_index] = False
+    return LabelSplit(labeled_index, torch.nonzero(keep).flatten(), validation_index)
+
+
+def split_from_labels(labeled: torch.Tensor, total: int) -> LabelSplit:
+    """A split from an explicit list of labeled indices (every example stays in the unlabeled pool)."""
+    return LabelSplit(torch.sort(labeled).values, torch.arange(total), torch.zeros(0, dtype=torch.long))
+
+
+def read_label_file(path: str | Path, ids: list[str], classes: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read ``image-id label`` lines; returns (indices, labels). Labels may be class names or numbers."""
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as error:
+        raise DataError(f"{path}: cannot read label file ({error.strerror})") from None
+    position = {image_id: index for index, image_id in enumerate(ids)}
+    class_index = {name: index for index, name in enumerate(classes)}
+    indices, labels = [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        parts = line.split()
+        if len(parts) != 2:
+            raise DataError(f"{path}:{number}: expected 'image-id label', got {line.strip()!r}")
+        image_id, label = parts
+        if image_id not in position:
+            raise DataError(f"{path}:{number}: unknown image {image_id!r}")
+        if label in class_index:
+            value = class_index[label]
+        elif label.isdigit() and int(label) < len(classes):
+            value = int(label)
+        else:
+            raise DataError(f"{path}:{number}: unknown class {label!r}")
+        indices.append(position[image_id])
+        labels.append(value)
+    if not indices:
+        raise DataError(f"{path}: no labels in file")
+    return torch.tensor(indices), torch.tensor(labels)
+
+
+def write_label_file(path: str | Path, ids: list[str], classes: list[str], indices: torch.Tensor, labels: torch.Tensor) -> None:
+    """Write ``image-id class-name`` lines for the given examples (atomically)."""
+    text = "".join(f"{ids[i]} {classes[label]}\n" for i, label in zip(indices.tolist(), labels.tolist()))
+    atomic_write_text(path, text)

@@ -1,0 +1,151 @@
+import time
+
+import pytest
+import torch
+
+from meanteacher.data.augment import Augmenter, Normalizer, gaussian_noise, horizontal_flip, translate
+from meanteacher.data.batches import TwoStreamBatches
+from meanteacher.data.splits import balanced_split, read_label_file, write_label_file
+from meanteacher.errors import DataError
+
+LABELS = torch.arange(100) % 4  # 25 per class
+
+
+def test_balanced_split_per_class_and_seeded():
+    split = balanced_split(LABELS, 20, 4, seed=0)
+    assert torch.bincount(LABELS[split.labeled]).tolist() == [5, 5, 5, 5]
+    assert len(split.unlabeled) == 100  # labeled ones stay in the unlabeled pool
+    again = balanced_split(LABELS, 20, 4, seed=0)
+    other = balanced_split(LABELS, 20, 4, seed=1)
+    assert torch.equal(split.labeled, again.labeled)
+    assert not torch.equal(split.labeled, other.labeled)
+    assert len(balanced_split(LABELS, None, 4, 0).labeled) == 100
+
+
+def test_validation_holdout_excluded_from_training():
+    split = balanced_split(LABELS, 8, 4, seed=0, validation_per_class=3)
+    assert torch.bincount(LABELS[split.validation]).tolist() == [3, 3, 3, 3]
+    held = set(split.validation.tolist())
+    assert held.isdisjoint(split.labeled.tolist())
+    assert held.isdisjoint(split.unlabeled.tolist())
+    assert len(split.unlabeled) == 88
+
+
+@pytest.mark.parametrize(
+    "count, match",
+    [(101, r"more labels requested \(101\) than training images \(100\)"), (10, "not divisible"), (0, "positive")],
+)
+def test_bad_label_counts(count, match):
+    with pytest.raises(DataError, match=match):
+        balanced_split(LABELS, count, 4, 0)
+    with pytest.raises(DataError, match="fewer than"):
+        balanced_split(LABELS, 80, 4, 0, validation_per_class=6)
+
+
+def test_label_file_round_trip_and_errors(tmp_path):
+    ids = [f"img{i}.png" for i in range(6)]
+    classes = ["cat", "dog"]
+    path = tmp_path / "labels.txt"
+    write_label_file(path, ids, classes, torch.tensor([1, 4]), torch.tensor([1, 0]))
+    assert path.read_text() == "img1.png dog\nimg4.png cat\n"
+    indices, labels = read_label_file(path, ids, classes)
+    assert indices.tolist() == [1, 4] and labels.tolist() == [1, 0]
+    path.write_text("img1.png dog\nimg9.png cat\n")
+    with pytest.raises(DataError, match=r"labels.txt:2: unknown image 'img9.png'"):
+        read_label_file(path, ids, classes)
+    path.write_text("img1.png horse\n")
+    with pytest.raises(DataError, match=r"labels.txt:1: unknown class 'horse'"):
+        read_label_file(path, ids, classes)
+    path.write_text("img1.png\n")
+    with pytest.raises(DataError, match="expected 'image-id label'"):
+        read_label_file(path, ids, classes)
+
+
+def test_two_stream_batches_composition_and_determinism():
+    labeled = torch.tensor([0, 5, 10])
+    sampler = TwoStreamBatches(labeled, torch.arange(40), batch_size=10, labeled_per_batch=2, seed=3, num_examples=40)
+    batch = sampler.batch(0)
+    assert batch.indices.shape == (10,)
+    assert batch.labeled.tolist() == [True, True] + [False] * 8
+    assert set(batch.indices[:2].tolist()) <= {0, 5, 10}
+    # the labeled stream cycles through reshuffled passes: 3 steps x 2 = two full passes
+    seen = torch.cat([sampler.batch(s).indices[:2] for s in range(3)]).tolist()
+    assert sorted(seen) == [0, 0, 5, 5, 10, 10]
+    # one epoch is one pass over the unlabeled stream: 40 / 8 = 5 steps
+    unlabeled = torch.cat([sampler.batch(s).indices[2:] for s in range(5)])
+    assert sorted(unlabeled.tolist()) == list(range(40))
+    assert [sampler.batch(s).epoch_end for s in range(6)] == [False] * 4 + [True, False]
+    again = TwoStreamBatches(labeled, torch.arange(40), 10, 2, seed=3, num_examples=40)
+    assert all(torch.equal(sampler.batch(s).indices, again.batch(s).indices) for s in (0, 7, 100))
+    other = TwoStreamBatches(labeled, torch.arange(40), 10, 2, seed=4, num_examples=40)
+    assert not torch.equal(sampler.batch(1).indices, other.batch(1).indices)
+    iterator = iter(sampler)
+    assert torch.equal(next(iterator).indices, sampler.batch(0).indices)
+
+
+def test_varying_and_labeled_only_modes():
+    labeled = torch.arange(0, 40, 4)
+    varying = TwoStreamBatches(labeled, torch.arange(40), 20, None, seed=0, num_examples=40)
+    batch = varying.batch(0)
+    assert torch.equal(batch.labeled, batch.indices % 4 == 0)
+    supervised = TwoStreamBatches(labeled, torch.arange(0), 5, 5, seed=0, num_examples=40)
+    assert supervised.batch(0).labeled.all()
+    assert supervised.steps_per_epoch == 2
+    with pytest.raises(ValueError, match="labeled_per_batch"):
+        TwoStreamBatches(labeled, torch.arange(40), 5, 6, 0, 40)
+
+
+def test_translate_shifts_content_within_bounds():
+    image = torch.zeros(64, 1, 9, 9)
+    image[:, :, 4, 4] = 1.0
+    shifted = translate(image, 2, fill="zero", generator=torch.Generator().manual_seed(0))
+    positions = shifted.flatten(1).argmax(1)
+    rows, cols = positions // 9, positions % 9
+    assert shifted.sum().item() == 64  # nothing lost
+    assert rows.min() >= 2 and rows.max() <= 6 and cols.min() >= 2 and cols.max() <= 6
+    assert len(set(zip(rows.tolist(), cols.tolist()))) > 10  # each image its own shift
+    reflected = translate(torch.arange(25.0).view(1, 1, 5, 5).repeat(16, 1, 1, 1), 1)
+    assert set(reflected.unique().tolist()) <= set(range(25))
+
+
+def test_flip_noise_and_independent_draws():
+    images = torch.arange(32.0).view(2, 1, 4, 4).repeat(50, 1, 1, 1)
+    flipped = horizontal_flip(images, torch.Generator().manual_seed(0))
+    changed = (flipped != images).flatten(1).any(1).float().mean().item()
+    assert 0.3 < changed < 0.7
+    noisy = gaussian_noise(torch.zeros(10_000), 0.15)
+    assert noisy.std().item() == pytest.approx(0.15, rel=0.05)
+    augment = Augmenter(max_shift=2, flip=True)
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(8, 3, 16, 16)
+    assert not torch.equal(augment(x, generator), augment(x, generator))
+
+
+def test_normalizers():
+    images = torch.randint(0, 256, (200, 3, 4, 4), dtype=torch.uint8)
+    standard = Normalizer("standardize").fit(images)
+    out = standard(standard.prepare(images))
+    assert out.mean(dim=(0, 2, 3)).abs().max() < 1e-4
+    assert (out.std(dim=(0, 2, 3)) - 1).abs().max() < 1e-3
+    zca = Normalizer("zca", epsilon=1e-6, gcn=False).fit(images)
+    white = zca(zca.prepare(images)).flatten(1).double()
+    covariance = white.T @ white / len(white)
+    assert torch.allclose(covariance, torch.eye(48, dtype=torch.float64), atol=0.05)
+    restored = Normalizer.from_state_dict(standard.state_dict())
+    assert torch.equal(restored(images), out)
+    with pytest.raises(ValueError, match="normalization"):
+        Normalizer("whiten")
+
+
+def test_augmenting_a_batch_is_fast():
+    data = torch.randint(0, 256, (5000, 3, 32, 32), dtype=torch.uint8)
+    normalize = Normalizer().fit(data)
+    augment = Augmenter(2, True)
+    generator = torch.Generator().manual_seed(0)
+    index = torch.randint(0, 5000, (100,))
+    times = []
+    for _ in range(30):
+        start = time.perf_counter()
+        augment(normalize(data[index]), generator)
+        times.append(time.perf_counter() - start)
+    assert sorted(times)[15] < 0.005
