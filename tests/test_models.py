@@ -28,6 +28,7 @@ def test_convnet13_is_deterministic_in_eval_and_noisy_in_train():
 
 def test_mean_only_batch_norm_train_and_eval():
     bn = MeanOnlyBatchNorm(2, momentum=0.5)
+    bn.num_batches_tracked.fill_(5)  # past the true-average phase: plain EMA with weight 0.5
     with torch.no_grad():
         bn.bias.copy_(torch.tensor([1.0, -1.0]))
     x = torch.tensor([[[[1.0]], [[10.0]]], [[[3.0]], [[20.0]]]])  # batch 2, channels 2

@@ -54,6 +54,14 @@ class IndexBatch:
     labeled: torch.Tensor
     epoch_end: bool
 
+    def shard(self, rank: int, size: int) -> "IndexBatch":
+        """This process's share: every ``size``-th labeled and every ``size``-th unlabeled row from
+        ``rank``, so each shard keeps the batch's labeled/unlabeled composition."""
+        labeled_rows = torch.nonzero(self.labeled).flatten()[rank::size]
+        unlabeled_rows = torch.nonzero(~self.labeled).flatten()[rank::size]
+        rows = torch.cat([labeled_rows, unlabeled_rows])
+        return IndexBatch(self.indices[rows], self.labeled[rows], self.epoch_end)
+
 
 class TwoStreamBatches:
     """Minibatches of ``labeled_per_batch`` labeled and ``batch_size - labeled_per_batch`` unlabeled

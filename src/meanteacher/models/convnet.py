@@ -14,7 +14,8 @@ class ConvNet13(nn.Module):
 
     Every convolution is weight-normalized, followed by mean-only batch norm and LeakyReLU(0.1).
     ``width`` scales every channel count (0.25 gives a quick CPU model); ``heads=2`` adds the second
-    output used by the two-head (logit distance) variant. Translation and flips belong to the data side.
+    output used by the two-head (logit distance) variant; ``pools=1`` drops the second max-pool for
+    small images (8x8 digits). Translation and flips belong to the data side.
     """
 
     def __init__(
@@ -25,10 +26,13 @@ class ConvNet13(nn.Module):
         heads: int = 1,
         input_noise: float = 0.15,
         dropout: float = 0.5,
+        pools: int = 2,
     ) -> None:
         super().__init__()
         if width <= 0:
             raise ValueError(f"width must be positive, got {width}")
+        if pools not in (1, 2):
+            raise ValueError(f"pools must be 1 or 2, got {pools}")
         c128, c256, c512 = (max(1, round(c * width)) for c in (128, 256, 512))
         self.features = nn.Sequential(
             GaussianNoise(input_noise),
@@ -40,7 +44,7 @@ class ConvNet13(nn.Module):
             ConvUnit(c128, c256, 3, 1),
             ConvUnit(c256, c256, 3, 1),
             ConvUnit(c256, c256, 3, 1),
-            nn.MaxPool2d(2, 2),
+            nn.MaxPool2d(2, 2) if pools == 2 else nn.Identity(),
             nn.Dropout(dropout),
             ConvUnit(c256, c512, 3, 0),
             ConvUnit(c512, c256, 1, 0),

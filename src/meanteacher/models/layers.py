@@ -22,13 +22,18 @@ class GaussianNoise(nn.Module):
 
 class MeanOnlyBatchNorm(nn.Module):
     """Batch norm that only centres: subtracts the per-channel batch mean (train) or running mean (eval),
-    then adds a learned bias. Pairs with weight normalization, which fixes the scale."""
+    then adds a learned bias. Pairs with weight normalization, which fixes the scale.
+
+    The running mean is a true average of the batch means over the first ``1 / momentum`` batches,
+    then an exponential moving average with weight ``momentum``, so short runs evaluate well too.
+    """
 
     def __init__(self, channels: int, momentum: float = 0.001) -> None:
         super().__init__()
         self.momentum = momentum
         self.bias = nn.Parameter(torch.zeros(channels))
         self.register_buffer("running_mean", torch.zeros(channels))
+        self.register_buffer("num_batches_tracked", torch.zeros((), dtype=torch.long))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         reduce_dims = [0] + list(range(2, x.dim()))
@@ -36,7 +41,9 @@ class MeanOnlyBatchNorm(nn.Module):
         if self.training:
             mean = x.mean(dim=reduce_dims)
             with torch.no_grad():
-                self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
+                self.num_batches_tracked += 1
+                weight = torch.clamp(1.0 / self.num_batches_tracked.float(), min=self.momentum)
+                self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), weight)
         else:
             mean = self.running_mean.to(x.dtype)
         return x - mean.view(shape) + self.bias.to(x.dtype).view(shape)

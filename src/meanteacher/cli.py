@@ -1,0 +1,240 @@
+"""The ``meanteacher`` command: train, evaluate, predict, presets, report, demo, data, bench."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .config import Config, apply_settings, list_presets, load_preset, parse_set_options
+from .errors import MeanTeacherError
+
+EXIT_USAGE = 2
+
+
+def _train_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("train", help="train a model (from a preset and/or flags)")
+    parser.add_argument("--preset", help="start from a named preset (see `meanteacher presets`)")
+    parser.add_argument("--data", dest="dataset", help="dataset: 'digits', a CIFAR/SVHN/idx folder, an image folder or archive")
+    parser.add_argument("--test-data", help="separate test folder (class sub-folders) for an image-folder dataset")
+    parser.add_argument("--labels", type=int, help="labeled examples, balanced over classes (0: all)")
+    parser.add_argument("--label-file", help="file of 'image-id label' lines naming the labeled examples")
+    parser.add_argument("--method", choices=["mean-teacher", "pi", "supervised", "temporal-ensembling"])
+    parser.add_argument("--arch", help="architecture name or package.module:factory")
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--labeled-per-batch", type=int, help="labeled examples per batch; -1 samples labeled and unlabeled alike")
+    parser.add_argument("--ema-decay", type=float)
+    parser.add_argument("--consistency", type=float, help="maximum consistency weight")
+    parser.add_argument("--consistency-type", help="mse, kl or tau:<value>")
+    parser.add_argument("--logit-distance", type=float, help="two-head logit distance weight")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--device", help="auto, cpu or cuda[:N]")
+    parser.add_argument("--precision", choices=["fp32", "bf16"])
+    parser.add_argument("--out", help="run directory (default runs/<dataset>-<method>-<labels>-s<seed>)")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR where it stopped")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any configuration key (repeatable), e.g. --set arch_options.width=0.25")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+FLAG_KEYS = ("dataset", "test_data", "labels", "label_file", "method", "arch", "steps", "batch_size", "labeled_per_batch",
+             "ema_decay", "consistency", "consistency_type", "logit_distance", "seed", "device", "precision")
+
+
+def resolve_config(args: argparse.Namespace) -> Config:
+    """Preset (or defaults), then the explicit flags, then ``--set`` overrides."""
+    config = load_preset(args.preset) if args.preset else Config()
+    flags = {key: getattr(args, key) for key in FLAG_KEYS if getattr(args, key, None) is not None}
+    config = apply_settings(config, flags, "command line")
+    config = apply_settings(config, parse_set_options(args.settings), "--set")
+    config.validate()
+    return config
+
+
+def command_train(args: argparse.Namespace) -> int:
+    from .train import default_run_name, resume_config, train
+
+    if args.resume:
+        config = resume_config(args.resume)
+        overrides = {key: getattr(args, key) for key in ("steps", "device", "precision") if getattr(args, key, None) is not None}
+        config = apply_settings(config, {**overrides, **parse_set_options(args.settings)}, "command line")
+        run_dir = Path(args.resume)
+    else:
+        config = resolve_config(args)
+        run_dir = Path(args.out) if args.out else Path("runs") / default_run_name(config)
+    summary = train(config, run_dir, resume=bool(args.resume), progress=not args.quiet)
+    _print_summary(summary, run_dir)
+    return 0
+
+
+def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
+    errors = [f"student error {summary['student_error']:.2%}"]
+    if summary.get("teacher_error") is not None:
+        errors.append(f"teacher error {summary['teacher_error']:.2%}")
+    print(f"{run_dir}: {summary['method']} on {summary['dataset']} ({summary['labels']} labels), "
+          f"{summary['steps']} steps: {', '.join(errors)} ({summary['seconds']:.0f} s)")
+
+
+def command_evaluate(args: argparse.Namespace) -> int:
+    from .inference import load_run
+
+    run = load_run(args.run_dir)
+    results = run.evaluate(args.data)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for name in ("student", "teacher"):
+            if f"{name}_error" in results:
+                print(f"{name} error: {results[f'{name}_error']:.2%}  (test classification cost {results[f'{name}_class_cost']:.4f})")
+    return 0
+
+
+def command_predict(args: argparse.Namespace) -> int:
+    from .files import atomic_write_text
+    from .inference import load_run
+
+    run = load_run(args.run_dir)
+    rows = run.predict_paths(args.images)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["image", "class", "confidence"])
+    for path, label, confidence in rows:
+        writer.writerow([path, label, f"{confidence:.4f}"])
+    if args.out:
+        atomic_write_text(args.out, buffer.getvalue())
+        print(f"wrote {len(rows)} predictions to {args.out}")
+    else:
+        sys.stdout.write(buffer.getvalue())
+    return 0
+
+
+def command_presets(args: argparse.Namespace) -> int:
+    presets = list_presets()
+    width = max(map(len, presets))
+    for name, description in presets.items():
+        print(f"{name:<{width}}  {description}")
+    return 0
+
+
+def _find_runs(paths: list[str]) -> list[Path]:
+    runs = []
+    for path in map(Path, paths):
+        if (path / "summary.json").is_file():
+            runs.append(path)
+        elif path.is_dir():
+            found = sorted(p.parent for p in path.rglob("summary.json"))
+            if not found:
+                raise MeanTeacherError(f"{path}: no finished runs (summary.json) found")
+            runs += found
+        else:
+            raise MeanTeacherError(f"{path}: no such run directory")
+    return runs
+
+
+def command_report(args: argparse.Namespace) -> int:
+    from .files import atomic_write_text
+    from .report import aggregate, read_summary
+
+    table = aggregate([read_summary(run) for run in _find_runs(args.run_dirs)])
+    if args.out:
+        atomic_write_text(args.out, table)
+    print(table, end="")
+    return 0
+
+
+def command_data(args: argparse.Namespace) -> int:
+    from .data.sources import load_dataset
+
+    summary = load_dataset(args.path, args.test_data, extra=args.extra).summary()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"{summary['name']}: {summary['train']} train, {summary['test']} test"
+          + (f", {summary['extra']} extra" if summary["extra"] else "")
+          + f" images of {'x'.join(map(str, summary['image_shape'][1:]))} pixels, {summary['channels']} channel(s), "
+          f"{len(summary['classes'])} classes")
+    width = max(len(c) for c in summary["classes"])
+    for name in summary["classes"]:
+        print(f"  {name:<{width}}  train {summary['train_per_class'][name]:>6}  test {summary['test_per_class'][name]:>6}")
+    return 0
+
+
+def command_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    out = Path(args.out) if args.out else Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")
+    run_demo(out, steps=args.steps, progress=not args.quiet)
+    return 0
+
+
+def command_bench(args: argparse.Namespace) -> int:
+    try:
+        from benchmarks.speed import main as speed_main
+    except ImportError:
+        raise MeanTeacherError("`meanteacher bench` runs from a source checkout (the benchmarks/ folder)") from None
+    return speed_main(args.bench_args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="meanteacher", description="Mean Teacher semi-supervised learning (Tarvainen & Valpola, 2017)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    _train_parser(commands)
+    evaluate = commands.add_parser("evaluate", help="student and teacher test error of a run")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--data", help="evaluate on this dataset's test split instead of the run's")
+    evaluate.add_argument("--json", action="store_true")
+    predict = commands.add_parser("predict", help="class and confidence per image, from a run's teacher")
+    predict.add_argument("run_dir")
+    predict.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
+    predict.add_argument("--out", help="CSV file to write (default: standard output)")
+    commands.add_parser("presets", help="list the presets")
+    report = commands.add_parser("report", help="mean ± std table (markdown) over finished runs")
+    report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    report.add_argument("--out", help="also write the table to this file")
+    demo = commands.add_parser("demo", help="supervised-only vs Mean Teacher on the built-in digits, side by side")
+    demo.add_argument("--out", help="folder for the demo's runs, table and plot")
+    demo.add_argument("--steps", type=int, help="training steps per method (default: the demo preset's)")
+    demo.add_argument("--quiet", action="store_true")
+    data = commands.add_parser("data", help="show what a dataset path holds")
+    data.add_argument("path")
+    data.add_argument("--test-data")
+    data.add_argument("--extra", action="store_true", help="also load SVHN's extra set")
+    data.add_argument("--json", action="store_true")
+    bench = commands.add_parser("bench", help="speed benchmark table (source checkout only)")
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    return parser
+
+
+COMMANDS = {
+    "train": command_train, "evaluate": command_evaluate, "predict": command_predict, "presets": command_presets,
+    "report": command_report, "data": command_data, "demo": command_demo, "bench": command_bench,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; problems with the user's input end in one line, exit 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except MeanTeacherError as error:
+        print(f"meanteacher: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as error:
+        if os.environ.get("MEANTEACHER_DEBUG"):
+            raise
+        print(f"meanteacher: error: {error.filename or ''}: {error.strerror or error}".replace(": : ", ": "), file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("meanteacher: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

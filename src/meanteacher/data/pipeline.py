@@ -1,0 +1,78 @@
+"""From a loaded dataset to device-resident training tensors and noised minibatches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import DataError
+from ..losses import NO_LABEL
+from .augment import Augmenter, Normalizer
+from .batches import IndexBatch, TwoStreamBatches
+from .sources import Dataset
+from .splits import LabelSplit, balanced_split, read_label_file, split_from_labels
+
+
+def make_split(dataset: Dataset, labels: int, seed: int, label_file: str = "", validation_per_class: int = 0) -> tuple[LabelSplit, torch.Tensor]:
+    """The label split and the training labels with ``NO_LABEL`` where a label is not kept.
+
+    ``label_file`` (``image-id label`` lines) overrides balanced selection; ``labels=0`` keeps all.
+    """
+    train_labels = dataset.train_labels
+    if label_file:
+        if validation_per_class:
+            raise DataError("a label file and a validation hold-out cannot be combined")
+        indices, file_labels = read_label_file(label_file, dataset.train_ids, dataset.classes)
+        split = split_from_labels(indices, len(train_labels))
+        train_labels = train_labels.clone()
+        train_labels[indices] = file_labels
+    else:
+        split = balanced_split(train_labels, labels or None, dataset.num_classes, seed, validation_per_class)
+    masked = torch.full_like(train_labels, NO_LABEL)
+    masked[split.labeled] = train_labels[split.labeled]
+    return split, masked
+
+
+@dataclass
+class DeviceData:
+    """Training images in their stored form (uint8, or whitened floats) and labels, on one device.
+
+    ``images`` may have extra unlabeled images appended after the training set; their labels are
+    ``NO_LABEL``.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    normalizer: Normalizer
+    augmenter: Augmenter
+
+    def views(self, batch: IndexBatch, count: int, generator: torch.Generator) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """``count`` independently noised views of the batch's images, and its labels."""
+        device = self.images.device
+        indices = batch.indices.to(device, non_blocking=True)
+        base = self.normalizer(self.images[indices])
+        labels = torch.where(batch.labeled.to(device), self.labels[indices], NO_LABEL)
+        return [self.augmenter(base, generator) for _ in range(count)], labels
+
+
+def device_data(
+    images: torch.Tensor, labels: torch.Tensor, normalizer: Normalizer, augmenter: Augmenter, device: torch.device
+) -> DeviceData:
+    """Move stored images and labels to ``device`` once, for the whole run."""
+    stored = normalizer.prepare(images)
+    return DeviceData(stored.to(device), labels.to(device), normalizer, augmenter)
+
+
+def batches_for(
+    split: LabelSplit, extra: int, num_train: int, batch_size: int, labeled_per_batch: int, seed: int, labeled_only: bool
+) -> TwoStreamBatches:
+    """The batch sampler of a run: labeled-only for supervised training, else two streams.
+
+    ``extra`` images stored after the ``num_train`` training images join the unlabeled pool.
+    """
+    unlabeled = torch.cat([split.unlabeled, torch.arange(num_train, num_train + extra)])
+    if labeled_only:
+        return TwoStreamBatches(split.labeled, unlabeled[:0], batch_size, batch_size, seed, num_train + extra)
+    per_batch = None if labeled_per_batch < 0 else labeled_per_batch
+    return TwoStreamBatches(split.labeled, unlabeled, batch_size, per_batch, seed, num_train + extra)

@@ -1,0 +1,59 @@
+"""The little the trainer needs of torch.distributed: set-up from torchrun's environment, rank, reductions."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the training processes (rank 0 of 1 when not distributed)."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+
+def init_world(device_type: str) -> World:
+    """Join the process group torchrun describes in the environment (NCCL on GPUs, gloo on CPU)."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return World()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
+    return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def average_(tensors: list[torch.Tensor], world: World) -> None:
+    """Replace each tensor by its mean over all processes (no-op when not distributed)."""
+    if not world.distributed or not tensors:
+        return
+    for tensor in tensors:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        tensor.div_(world.size)
+
+
+def any_true(flag: torch.Tensor, world: World) -> bool:
+    """Whether ``flag`` is set on any process."""
+    if world.distributed:
+        flag = flag.to(torch.int32)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
+
+
+def barrier(world: World) -> None:
+    """Wait for every process (no-op when not distributed)."""
+    if world.distributed:
+        dist.barrier()

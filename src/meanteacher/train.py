@@ -1,0 +1,504 @@
+"""The training loop: data on the device, one method, schedules, evaluation, checkpoints, logs.
+
+``train(config, run_dir)`` runs (or, with ``resume=True``, continues) one run and writes its run
+directory: ``config.toml``, ``metrics.jsonl``, ``checkpoint.pt``, ``labels.txt``, ``summary.json``
+and ``curves.png``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import schedules
+from .config import Config, load_config_file, to_toml
+from .data.augment import Augmenter, Normalizer
+from .data.batches import IndexBatch
+from .data.pipeline import DeviceData, batches_for, device_data, make_split
+from .data.sources import Dataset, load_dataset
+from .data.splits import write_label_file
+from .distributed import World, any_true, average_, barrier, init_world
+from .errors import MeanTeacherError
+from .files import atomic_torch_save, atomic_write_text
+from .losses import classification_cost
+from .methods import METHODS, Batch, MeanTeacher, Method, PiModel, Supervised, TemporalEnsembling
+from .models import create_model, split_heads
+from .teacher import unwrap
+
+CHECKPOINT_FORMAT = 1
+
+
+class TrainingError(MeanTeacherError):
+    """Training cannot go on (e.g. the loss became non-finite)."""
+
+
+def step_seed(seed: int, rank: int, step: int) -> int:
+    """The seed of all randomness (noise, dropout, shake-shake) of one step on one process.
+
+    Reseeding every step makes each step a pure function of (seed, rank, step): a resumed run
+    repeats exactly what an uninterrupted one would have drawn, without saving generator states.
+    """
+    return (seed * 1_000_003 + rank * 7_919 + step * 104_729 + 12_345) % (2**63 - 1)
+
+
+def resolve_device(name: str, world: World | None = None) -> torch.device:
+    """``auto`` picks CUDA when available; each distributed process takes its local GPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise MeanTeacherError("device 'cuda' requested but no CUDA device is available")
+        if world is not None and world.distributed and name == "cuda":
+            name = f"cuda:{world.local_rank}"
+    return torch.device(name)
+
+
+def hyperparameters_at(config: Config, step: int) -> dict[str, float]:
+    """Learning rate, Adam betas, EMA decay and consistency weight of step ``step``."""
+    rampup = schedules.sigmoid_rampup(step, config.rampup_steps)
+    beta1 = config.adam_beta1
+    if config.lr_schedule == "sigmoid":
+        rampdown = schedules.sigmoid_rampdown(step, config.steps, config.rampdown_steps)
+        lr = config.lr * rampup * rampdown
+        beta1 = schedules.interpolate(rampdown, config.adam_beta1, config.adam_beta1_rampdown)
+    else:
+        warmup = schedules.linear_rampup(step, config.lr_warmup_steps)
+        lr = config.lr_warmup_start + warmup * (config.lr - config.lr_warmup_start)
+        if config.lr_schedule == "cosine":
+            lr *= schedules.cosine_rampdown(step, config.cosine_steps or config.steps)
+    return {
+        "lr": lr,
+        "adam_beta1": beta1,
+        "adam_beta2": schedules.step_switch(step, config.rampup_steps, config.adam_beta2_rampup, config.adam_beta2),
+        "ema_decay": schedules.step_switch(step, config.rampup_steps, config.ema_decay_rampup, config.ema_decay),
+        "consistency_weight": config.consistency * rampup,
+    }
+
+
+def build_model(config: Config, num_classes: int, in_channels: int) -> nn.Module:
+    """The student network the configuration names."""
+    return create_model(config.arch, num_classes, in_channels, **config.arch_options)
+
+
+def build_method(config: Config, model: nn.Module, num_examples: int, num_classes: int) -> Method:
+    """The configured method around ``model``, its schedules tied to ``hyperparameters_at``."""
+    def consistency(step: int) -> float:
+        return hyperparameters_at(config, step)["consistency_weight"]
+
+    def ema_decay(step: int) -> float:
+        return hyperparameters_at(config, step)["ema_decay"]
+
+    cls = METHODS[config.method]
+    if cls is Supervised:
+        return Supervised(model, config.class_normalize)
+    if cls is PiModel:
+        return PiModel(model, consistency, config.consistency_type, config.class_normalize)
+    if cls is TemporalEnsembling:
+        return TemporalEnsembling(model, num_examples, num_classes, config.te_alpha, consistency, config.consistency_type, config.class_normalize)
+    return MeanTeacher(
+        model, consistency, config.consistency_type, ema_decay, config.logit_distance,
+        config.consistency_on_labeled, config.bn_buffers, config.class_normalize,
+    )
+
+
+def build_optimizer(config: Config, model: nn.Module) -> torch.optim.Optimizer:
+    """Adam or SGD (Nesterov) over the student's parameters."""
+    if config.optimizer == "adam":
+        return torch.optim.Adam(
+            model.parameters(), lr=config.lr, betas=(config.adam_beta1, config.adam_beta2),
+            eps=config.adam_epsilon, weight_decay=config.weight_decay,
+        )
+    return torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
+        weight_decay=config.weight_decay,
+    )
+
+
+def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def evaluate(
+    models: dict[str, nn.Module],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    normalizer: Normalizer,
+    batch_size: int = 500,
+    precision: str = "fp32",
+    channels_last: bool = False,
+) -> dict[str, float]:
+    """Error rate and mean classification cost of each model (in eval mode) on stored ``images``."""
+    results = {}
+    device = next(iter(models.values())).parameters().__next__().device
+    for name, model in models.items():
+        was_training = model.training
+        model.eval()
+        wrong, cost = 0, 0.0
+        for start in range(0, len(images), batch_size):
+            x = normalizer(images[start : start + batch_size].to(device))
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = labels[start : start + batch_size].to(device)
+            with _autocast(device, precision):
+                logits, _ = split_heads(model(x))
+            wrong += int((logits.argmax(1) != y).sum())
+            cost += float(classification_cost(logits.float(), y, "batch")) * len(y)
+        model.train(was_training)
+        results[f"{name}_error"] = wrong / max(len(images), 1)
+        results[f"{name}_class_cost"] = cost / max(len(images), 1)
+    return results
+
+
+@dataclass
+class Progress:
+    """Progress bar on a terminal, plain log lines otherwise (only on the main process)."""
+
+    total: int
+    start: int
+    enabled: bool
+
+    def __post_init__(self) -> None:
+        self.bar = None
+        self.started = time.perf_counter()
+        if self.enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, initial=self.start, unit="step", dynamic_ncols=True)
+
+    def step(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def report(self, step: int, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        shown = {k: record[k] for k in ("class_cost", "consistency_cost", "student_error", "teacher_error") if k in record}
+        text = "  ".join(f"{k} {v:.2%}" if k.endswith("error") else f"{k} {v:.4f}" for k, v in shown.items())
+        if self.bar is not None:
+            self.bar.set_postfix_str(text)
+            return
+        elapsed = time.perf_counter() - self.started
+        rate = (step - self.start) / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - step) / rate if rate > 0 else 0.0
+        print(f"step {step}/{self.total}  {text}  {rate:.2f} steps/s  ETA {eta / 60:.1f} min", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class Trainer:
+    """One run: builds data, model, method and optimizer from a config, trains, evaluates, saves."""
+
+    def __init__(self, config: Config, run_dir: str | Path, resume: bool = False, progress: bool = True, dataset: Dataset | None = None) -> None:
+        config.validate()
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.world = init_world("cuda" if config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available()) else "cpu")
+        self.device = resolve_device(config.device, self.world)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        self.show_progress = progress and self.world.is_main
+        torch.manual_seed(config.seed)
+        self.dataset = dataset if dataset is not None else load_dataset(config.dataset, config.test_data or None, extra=config.extra_unlabeled != 0)
+        self._build()
+        self.step = 0
+        self.log_sums: dict[str, float] = {}
+        self.log_count = 0
+        self.elapsed = 0.0
+        if resume:
+            self._load_checkpoint()
+
+    # ------------------------------------------------------------------ set-up
+
+    def _build(self) -> None:
+        config, data = self.config, self.dataset
+        self.split, masked_labels = make_split(data, config.labels, config.seed, config.label_file, config.validation_per_class)
+        normalizer = Normalizer(config.normalize).fit(data.train_images)
+        augmenter = Augmenter(config.translate, config.flip, 0.0, config.fill)
+        images, labels = data.train_images, masked_labels
+        extra = 0
+        if data.extra_images is not None and config.extra_unlabeled != 0:
+            extra_images = data.extra_images if config.extra_unlabeled < 0 else data.extra_images[: config.extra_unlabeled]
+            extra = len(extra_images)
+            images = torch.cat([images, extra_images])
+            labels = torch.cat([labels, torch.full((extra,), -1, dtype=labels.dtype)])
+        self.train_data: DeviceData = device_data(images, labels, normalizer, augmenter, self.device)
+        self.test_images = normalizer.prepare(data.test_images).to(self.device)
+        self.test_labels = data.test_labels.to(self.device)
+        self.validation_images = normalizer.prepare(data.train_images[self.split.validation]).to(self.device)
+        self.validation_labels = data.train_labels[self.split.validation].to(self.device)
+        self.method_cls = METHODS[config.method]
+        self.sampler = batches_for(
+            self.split, extra, len(data.train_labels), config.batch_size, config.labeled_per_batch, config.seed,
+            labeled_only=not self.method_cls.uses_unlabeled,
+        )
+        in_channels = data.image_shape[0]
+        model = build_model(config, data.num_classes, in_channels).to(self.device)
+        if config.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if config.sync_batchnorm and self.world.distributed:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        self.model = model
+        self.optimizer = build_optimizer(config, model)
+        trained = model
+        if self.world.distributed:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            trained = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+        if config.compile:
+            trained = torch.compile(trained)
+        self.method = build_method(config, trained, len(labels), data.num_classes)
+        if isinstance(self.method, TemporalEnsembling):
+            self.method.ensemble = self.method.ensemble.to(self.device)
+            self.method.latest = self.method.latest.to(self.device)
+        self.generator = torch.Generator(device=self.device)
+        self.nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
+
+    # ------------------------------------------------------------------ checkpoints
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / "checkpoint.pt"
+
+    def _checkpoint(self) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "arch": self.config.arch,
+            "classes": self.dataset.classes,
+            "image_shape": list(self.dataset.image_shape),
+            "step": self.step,
+            "model": unwrap(self.model).state_dict(),
+            "method": self.method.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "normalizer": self.train_data.normalizer.state_dict(),
+            "seed": self.config.seed,
+            "log_sums": dict(self.log_sums),
+            "log_count": self.log_count,
+            "elapsed": self.elapsed,
+        }
+
+    def save_checkpoint(self) -> None:
+        """Write ``checkpoint.pt`` atomically (main process only)."""
+        self._sync_teacher_buffers()
+        if self.world.is_main:
+            atomic_torch_save(self._checkpoint(), self.checkpoint_path)
+
+    def _load_checkpoint(self) -> None:
+        state = load_checkpoint(self.checkpoint_path)
+        check_architecture(state, self.config.arch, self.checkpoint_path)
+        try:
+            unwrap(self.model).load_state_dict(state["model"])
+            self.method.load_state_dict(state["method"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, KeyError, ValueError) as error:
+            raise MeanTeacherError(f"{self.checkpoint_path}: does not fit this run's model ({str(error).splitlines()[0]})") from None
+        self.step = int(state["step"])
+        self.log_sums = dict(state["log_sums"])
+        self.log_count = int(state["log_count"])
+        self.elapsed = float(state["elapsed"])
+        self._truncate_metrics()
+
+    def _truncate_metrics(self) -> None:
+        path = self.run_dir / "metrics.jsonl"
+        if not self.world.is_main or not path.is_file():
+            return
+        kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= self.step]
+        atomic_write_text(path, "".join(line + "\n" for line in kept))
+
+    def _sync_teacher_buffers(self) -> None:
+        """Average the teacher's own BatchNorm statistics over processes, so every rank holds one teacher."""
+        if isinstance(self.method, MeanTeacher) and self.world.distributed:
+            average_([b for b in self.method.teacher.module.buffers() if b.is_floating_point()], self.world)
+
+    # ------------------------------------------------------------------ the loop
+
+    def _set_hyperparameters(self, values: dict[str, float]) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = values["lr"]
+            if "betas" in group:
+                group["betas"] = (values["adam_beta1"], values["adam_beta2"])
+
+    def _batch(self, index_batch: IndexBatch) -> Batch:
+        if self.world.distributed:
+            index_batch = index_batch.shard(self.world.rank, self.world.size)
+        views, labels = self.train_data.views(index_batch, self.method_cls.views, self.generator)
+        if self.config.channels_last:
+            views = [v.contiguous(memory_format=torch.channels_last) for v in views]
+        return Batch(
+            student_input=views[0],
+            teacher_input=views[1] if len(views) > 1 else None,
+            labels=labels,
+            indices=index_batch.indices.to(self.device),
+        )
+
+    def train_step(self, step: int) -> dict[str, torch.Tensor]:
+        """One optimizer step at 0-based ``step``; returns the detached cost terms."""
+        seed = step_seed(self.config.seed, self.world.rank, step)
+        torch.manual_seed(seed)
+        self.generator.manual_seed(seed + 1)
+        index_batch = self.sampler.batch(step)
+        batch = self._batch(index_batch)
+        values = hyperparameters_at(self.config, step)
+        self._set_hyperparameters(values)
+        with _autocast(self.device, self.config.precision):
+            total, logs = self.method.loss(batch, step)
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        self.method.after_step(step + 1)
+        if index_batch.epoch_end:
+            self.method.end_epoch()
+        self.nonfinite |= ~torch.isfinite(total.detach())
+        logs["lr"] = torch.tensor(values["lr"])
+        return logs
+
+    def _check_finite(self) -> None:
+        if any_true(self.nonfinite, self.world):
+            last = "no checkpoint yet"
+            if self.checkpoint_path.is_file():
+                last = f"the last good checkpoint (step {load_checkpoint(self.checkpoint_path)['step']}) is intact"
+            raise TrainingError(f"loss became non-finite before step {self.step}; stopped, {last} in {self.run_dir}")
+
+    def _evaluate(self) -> dict[str, float]:
+        self._sync_teacher_buffers()
+        models = self.method.evaluation_models()
+        cfg = self.config
+        results = evaluate(models, self.test_images, self.test_labels, self.train_data.normalizer, cfg.eval_batch_size, cfg.precision, cfg.channels_last)
+        if len(self.validation_labels):
+            validation = evaluate(models, self.validation_images, self.validation_labels, self.train_data.normalizer, cfg.eval_batch_size, cfg.precision, cfg.channels_last)
+            results.update({f"validation_{k}": v for k, v in validation.items()})
+        return results
+
+    def _write_metrics(self, record: dict[str, Any]) -> None:
+        if self.world.is_main:
+            with open(self.run_dir / "metrics.jsonl", "a") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+    def run(self) -> dict[str, Any]:
+        """Train to ``config.steps``; returns the summary written to ``summary.json``."""
+        cfg = self.config
+        if self.world.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.run_dir / "config.toml", to_toml(cfg))
+            write_label_file(self.run_dir / "labels.txt", self.dataset.train_ids, self.dataset.classes,
+                             self.split.labeled, self.train_data.labels[self.split.labeled].cpu())
+        barrier(self.world)
+        self.method.model.train()
+        progress = Progress(cfg.steps, self.step, self.show_progress)
+        started = time.perf_counter() - self.elapsed
+        steps_started, session_start = self.step, time.perf_counter()
+        try:
+            while self.step < cfg.steps:
+                logs = self.train_step(self.step)
+                self.step += 1
+                for key, value in logs.items():
+                    self.log_sums[key] = self.log_sums.get(key, 0.0) + float(value)
+                self.log_count += 1
+                progress.step()
+                self.elapsed = time.perf_counter() - started
+                at_eval = self.step % cfg.eval_every == 0 or self.step == cfg.steps
+                at_checkpoint = self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps
+                if at_eval or at_checkpoint or self.step % 20 == 0:
+                    self._check_finite()
+                if at_eval:
+                    record = {"step": self.step, **{k: v / self.log_count for k, v in self.log_sums.items()}, **self._evaluate()}
+                    self.log_sums, self.log_count = {}, 0
+                    self._write_metrics(record)
+                    progress.report(self.step, record)
+                if at_checkpoint:
+                    self.save_checkpoint()
+        finally:
+            progress.close()
+        session_seconds = time.perf_counter() - session_start
+        summary = self._summary(session_seconds, self.step - steps_started)
+        if self.world.is_main:
+            atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+            from .report import plot_curves
+
+            plot_curves(self.run_dir / "metrics.jsonl", self.run_dir / "curves.png")
+        barrier(self.world)
+        return summary
+
+    def _summary(self, session_seconds: float, session_steps: int) -> dict[str, Any]:
+        metrics_path = self.run_dir / "metrics.jsonl"
+        last = {}
+        if metrics_path.is_file():
+            lines = [line for line in metrics_path.read_text().splitlines() if line.strip()]
+            last = json.loads(lines[-1]) if lines else {}
+        images_per_step = self.config.batch_size
+        return {
+            "method": self.config.method,
+            "dataset": self.dataset.name,
+            "labels": len(self.split.labeled),
+            "seed": self.config.seed,
+            "steps": self.step,
+            "arch": self.config.arch,
+            "student_error": last.get("student_error"),
+            "teacher_error": last.get("teacher_error"),
+            "seconds": round(self.elapsed, 2),
+            "images_per_second": round(session_steps * images_per_step / session_seconds, 1) if session_seconds > 0 else None,
+        }
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint with ``torch.load(weights_only=True)``; a clear error if it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise MeanTeacherError(f"{path}: no checkpoint found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any failure to unpickle means a bad file
+        raise MeanTeacherError(f"{path}: not a readable meanteacher checkpoint ({str(error).splitlines()[0][:120]})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise MeanTeacherError(f"{path}: not a meanteacher checkpoint (format {CHECKPOINT_FORMAT})")
+    return state
+
+
+def check_architecture(state: dict[str, Any], arch: str, path: Path) -> None:
+    """A clear error when a checkpoint was written for another architecture."""
+    if state.get("arch") != arch:
+        raise MeanTeacherError(f"{path}: checkpoint is for architecture {state.get('arch')!r}, not {arch!r}")
+
+
+def prepare_run_dir(run_dir: Path, resume: bool) -> None:
+    """Refuse to overwrite a finished or started run unless resuming, and to resume nothing."""
+    if resume:
+        if not (run_dir / "checkpoint.pt").is_file():
+            raise MeanTeacherError(f"{run_dir}: no checkpoint to resume from")
+    elif (run_dir / "checkpoint.pt").is_file() or (run_dir / "metrics.jsonl").is_file():
+        raise MeanTeacherError(f"{run_dir}: a run already exists there; use --resume {run_dir} or another --out")
+
+
+def train(config: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) training as configured and write the run directory; returns the summary."""
+    run_dir = Path(run_dir)
+    prepare_run_dir(run_dir, resume)
+    return Trainer(config, run_dir, resume=resume, progress=progress).run()
+
+
+def resume_config(run_dir: str | Path) -> Config:
+    """The resolved configuration a run directory was started with."""
+    path = Path(run_dir) / "config.toml"
+    if not path.is_file():
+        raise MeanTeacherError(f"{run_dir}: not a run directory (no config.toml)")
+    return load_config_file(path)
+
+
+def default_run_name(config: Config) -> str:
+    """``runs/<dataset>-<method>-<labels>-s<seed>`` style name for a run directory."""
+    dataset = Path(config.dataset).name
+    for suffix in (".tar.gz", ".tgz", ".tar", ".zip"):
+        dataset = dataset.removesuffix(suffix)
+    labels = config.labels or "all"
+    return f"{dataset}-{config.method}-{labels}-s{config.seed}"
