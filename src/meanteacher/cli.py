@@ -25,7 +25,7 @@ def _train_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--test-data", help="separate test folder (class sub-folders) for an image-folder dataset")
     parser.add_argument("--labels", type=int, help="labeled examples, balanced over classes (0: all)")
     parser.add_argument("--label-file", help="file of 'image-id label' lines naming the labeled examples")
-    parser.add_argument("--method", choices=["mean-teacher", "pi", "supervised", "temporal-ensembling"])
+    parser.add_argument("--method", help="mean-teacher, pi, supervised or temporal-ensembling")
     parser.add_argument("--arch", help="architecture name or package.module:factory")
     parser.add_argument("--steps", type=int)
     parser.add_argument("--batch-size", type=int)
@@ -36,7 +36,7 @@ def _train_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--logit-distance", type=float, help="two-head logit distance weight")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--device", help="auto, cpu or cuda[:N]")
-    parser.add_argument("--precision", choices=["fp32", "bf16"])
+    parser.add_argument("--precision", help="fp32 or bf16 (autocast)")
     parser.add_argument("--out", help="run directory (default runs/<dataset>-<method>-<labels>-s<seed>)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR where it stopped")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
@@ -59,9 +59,10 @@ def resolve_config(args: argparse.Namespace) -> Config:
 
 
 def command_train(args: argparse.Namespace) -> int:
-    from .train import default_run_name, resume_config, train
+    from .train import default_run_name, prepare_run_dir, resume_config, train
 
     if args.resume:
+        prepare_run_dir(Path(args.resume), resume=True)
         config = resume_config(args.resume)
         overrides = {key: getattr(args, key) for key in ("steps", "device", "precision") if getattr(args, key, None) is not None}
         config = apply_settings(config, {**overrides, **parse_set_options(args.settings)}, "command line")
@@ -223,7 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except MeanTeacherError as error:
+    except ValueError as error:  # MeanTeacherError and the library's argument checks
+        if os.environ.get("MEANTEACHER_DEBUG"):
+            raise
         print(f"meanteacher: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as error:

@@ -87,6 +87,9 @@ class Config:
     compile: bool = False
     sync_batchnorm: bool = False
     workers: int = 4
+    streaming: bool = False
+    """Decode and augment each image in DataLoader workers (Appendix B.2.2) instead of holding the set in memory."""
+    image_size: int = 224
 
     def validate(self) -> None:
         """Raise ``MeanTeacherError`` naming the first setting that cannot work."""

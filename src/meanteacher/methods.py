@@ -226,6 +226,7 @@ class TemporalEnsembling(_ConsistencyMethod):
         self.alpha = alpha
         self.ensemble = torch.zeros(num_examples, num_classes, device=device)
         self.latest = torch.zeros(num_examples, num_classes, device=device)
+        self.seen = torch.zeros(num_examples, dtype=torch.bool, device=device)
         self.epochs = 0
 
     def targets(self, indices: torch.Tensor) -> torch.Tensor:
@@ -240,6 +241,7 @@ class TemporalEnsembling(_ConsistencyMethod):
         class_logits, cons_logits = split_heads(self.model(batch.student_input))
         class_cost = classification_cost(class_logits, batch.labels, self.class_normalize)
         self.latest[batch.indices] = F.softmax(class_logits.detach().float(), dim=1)
+        self.seen[batch.indices] = True
         weight = _at(self.consistency, step) if self.epochs > 0 else 0.0
         if self.epochs > 0:
             target_logits = self.targets(batch.indices).clamp_min(1e-12).log()
@@ -254,15 +256,28 @@ class TemporalEnsembling(_ConsistencyMethod):
         }
 
     def end_epoch(self) -> None:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            self._gather_latest()
         self.ensemble.lerp_(self.latest, 1.0 - self.alpha)
+        self.seen.zero_()
         self.epochs += 1
 
+    def _gather_latest(self) -> None:
+        """Each process saw its own share of the examples this epoch: combine their predictions."""
+        seen = self.seen.float()
+        predictions = self.latest * seen[:, None]
+        torch.distributed.all_reduce(seen)
+        torch.distributed.all_reduce(predictions)
+        fresh = seen > 0
+        self.latest[fresh] = predictions[fresh] / seen[fresh, None]
+
     def state_dict(self) -> dict[str, Any]:
-        return {"ensemble": self.ensemble, "latest": self.latest, "epochs": self.epochs}
+        return {"ensemble": self.ensemble, "latest": self.latest, "seen": self.seen, "epochs": self.epochs}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.ensemble.copy_(state["ensemble"])
         self.latest.copy_(state["latest"])
+        self.seen.copy_(state["seen"])
         self.epochs = int(state["epochs"])
 
 

@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 from torch import nn
@@ -24,6 +24,7 @@ from .data.augment import Augmenter, Normalizer
 from .data.batches import IndexBatch
 from .data.pipeline import DeviceData, batches_for, device_data, make_split
 from .data.sources import Dataset, load_dataset
+from .data.streaming import FolderIndex, imagenet_normalizer, index_image_folder, test_loader, train_loader
 from .data.splits import write_label_file
 from .distributed import World, any_true, average_, barrier, init_world
 from .errors import MeanTeacherError
@@ -129,6 +130,33 @@ def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContex
 
 
 @torch.no_grad()
+def evaluate_batches(
+    models: dict[str, nn.Module], batches: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]],
+    precision: str = "fp32", channels_last: bool = False,
+) -> dict[str, float]:
+    """Error rate and mean classification cost of each model (in eval mode) over ``batches()``,
+    an iterable of (network input, labels) pairs."""
+    results = {}
+    device = next(next(iter(models.values())).parameters()).device
+    for name, model in models.items():
+        was_training = model.training
+        model.eval()
+        wrong, cost, count = 0, 0.0, 0
+        for x, y in batches():
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with _autocast(device, precision):
+                logits, _ = split_heads(model(x))
+            wrong += int((logits.argmax(1) != y).sum())
+            cost += float(classification_cost(logits.float(), y, "batch")) * len(y)
+            count += len(y)
+        model.train(was_training)
+        results[f"{name}_error"] = wrong / max(count, 1)
+        results[f"{name}_class_cost"] = cost / max(count, 1)
+    return results
+
+
 def evaluate(
     models: dict[str, nn.Module],
     images: torch.Tensor,
@@ -138,26 +166,12 @@ def evaluate(
     precision: str = "fp32",
     channels_last: bool = False,
 ) -> dict[str, float]:
-    """Error rate and mean classification cost of each model (in eval mode) on stored ``images``."""
-    results = {}
-    device = next(iter(models.values())).parameters().__next__().device
-    for name, model in models.items():
-        was_training = model.training
-        model.eval()
-        wrong, cost = 0, 0.0
+    """Error rate and mean classification cost of each model on stored (see ``Normalizer.prepare``) ``images``."""
+    def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for start in range(0, len(images), batch_size):
-            x = normalizer(images[start : start + batch_size].to(device))
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            y = labels[start : start + batch_size].to(device)
-            with _autocast(device, precision):
-                logits, _ = split_heads(model(x))
-            wrong += int((logits.argmax(1) != y).sum())
-            cost += float(classification_cost(logits.float(), y, "batch")) * len(y)
-        model.train(was_training)
-        results[f"{name}_error"] = wrong / max(len(images), 1)
-        results[f"{name}_class_cost"] = cost / max(len(images), 1)
-    return results
+            yield normalizer(images[start : start + batch_size]), labels[start : start + batch_size]
+
+    return evaluate_batches(models, batches, precision, channels_last)
 
 
 @dataclass
@@ -201,7 +215,7 @@ class Progress:
 class Trainer:
     """One run: builds data, model, method and optimizer from a config, trains, evaluates, saves."""
 
-    def __init__(self, config: Config, run_dir: str | Path, resume: bool = False, progress: bool = True, dataset: Dataset | None = None) -> None:
+    def __init__(self, config: Config, run_dir: str | Path, resume: bool = False, progress: bool = True, dataset: Dataset | FolderIndex | None = None) -> None:
         config.validate()
         self.config = config
         self.run_dir = Path(run_dir)
@@ -211,7 +225,14 @@ class Trainer:
             torch.cuda.set_device(self.device)
         self.show_progress = progress and self.world.is_main
         torch.manual_seed(config.seed)
-        self.dataset = dataset if dataset is not None else load_dataset(config.dataset, config.test_data or None, extra=config.extra_unlabeled != 0)
+        if resume:
+            check_architecture(load_checkpoint(self.checkpoint_path), config.arch, self.checkpoint_path)
+        if dataset is not None:
+            self.dataset = dataset
+        elif config.streaming:
+            self.dataset = index_image_folder(config.dataset, config.image_size)
+        else:
+            self.dataset = load_dataset(config.dataset, config.test_data or None, extra=config.extra_unlabeled != 0)
         self._build()
         self.step = 0
         self.log_sums: dict[str, float] = {}
@@ -222,9 +243,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ set-up
 
-    def _build(self) -> None:
+    def _build_in_memory(self, masked_labels: torch.Tensor) -> int:
+        """Training, test and validation tensors on the device; returns the number of extra images."""
         config, data = self.config, self.dataset
-        self.split, masked_labels = make_split(data, config.labels, config.seed, config.label_file, config.validation_per_class)
         normalizer = Normalizer(config.normalize).fit(data.train_images)
         augmenter = Augmenter(config.translate, config.flip, 0.0, config.fill)
         images, labels = data.train_images, masked_labels
@@ -234,16 +255,29 @@ class Trainer:
             extra = len(extra_images)
             images = torch.cat([images, extra_images])
             labels = torch.cat([labels, torch.full((extra,), -1, dtype=labels.dtype)])
-        self.train_data: DeviceData = device_data(images, labels, normalizer, augmenter, self.device)
+        self.train_data: DeviceData | None = device_data(images, labels, normalizer, augmenter, self.device)
+        self.normalizer = normalizer
         self.test_images = normalizer.prepare(data.test_images).to(self.device)
         self.test_labels = data.test_labels.to(self.device)
         self.validation_images = normalizer.prepare(data.train_images[self.split.validation]).to(self.device)
         self.validation_labels = data.train_labels[self.split.validation].to(self.device)
+        return extra
+
+    def _build(self) -> None:
+        config, data = self.config, self.dataset
+        self.split, masked_labels = make_split(data, config.labels, config.seed, config.label_file, config.validation_per_class)
         self.method_cls = METHODS[config.method]
+        if config.streaming:
+            self.masked_labels, self.train_data, extra = masked_labels, None, 0
+            self.normalizer = imagenet_normalizer()
+            self.validation_labels = masked_labels[:0]
+        else:
+            extra = self._build_in_memory(masked_labels)
         self.sampler = batches_for(
             self.split, extra, len(data.train_labels), config.batch_size, config.labeled_per_batch, config.seed,
             labeled_only=not self.method_cls.uses_unlabeled,
         )
+        self.loader_iterator: Iterator | None = None
         in_channels = data.image_shape[0]
         model = build_model(config, data.num_classes, in_channels).to(self.device)
         if config.channels_last:
@@ -258,10 +292,7 @@ class Trainer:
             trained = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
         if config.compile:
             trained = torch.compile(trained)
-        self.method = build_method(config, trained, len(labels), data.num_classes)
-        if isinstance(self.method, TemporalEnsembling):
-            self.method.ensemble = self.method.ensemble.to(self.device)
-            self.method.latest = self.method.latest.to(self.device)
+        self.method = build_method(config, trained, len(data.train_labels) + extra, data.num_classes)
         self.generator = torch.Generator(device=self.device)
         self.nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
 
@@ -281,7 +312,7 @@ class Trainer:
             "model": unwrap(self.model).state_dict(),
             "method": self.method.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "normalizer": self.train_data.normalizer.state_dict(),
+            "normalizer": self.normalizer.state_dict(),
             "seed": self.config.seed,
             "log_sums": dict(self.log_sums),
             "log_count": self.log_count,
@@ -296,7 +327,6 @@ class Trainer:
 
     def _load_checkpoint(self) -> None:
         state = load_checkpoint(self.checkpoint_path)
-        check_architecture(state, self.config.arch, self.checkpoint_path)
         try:
             unwrap(self.model).load_state_dict(state["model"])
             self.method.load_state_dict(state["method"])
@@ -313,7 +343,13 @@ class Trainer:
         path = self.run_dir / "metrics.jsonl"
         if not self.world.is_main or not path.is_file():
             return
-        kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= self.step]
+        kept = []
+        for line in path.read_text().splitlines():
+            try:
+                if json.loads(line)["step"] <= self.step:
+                    kept.append(line)
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue  # a line cut short when the run was killed
         atomic_write_text(path, "".join(line + "\n" for line in kept))
 
     def _sync_teacher_buffers(self) -> None:
@@ -329,17 +365,31 @@ class Trainer:
             if "betas" in group:
                 group["betas"] = (values["adam_beta1"], values["adam_beta2"])
 
+    def _streamed_batch(self) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        if self.loader_iterator is None:
+            cfg = self.config
+            self.loader_iterator = iter(train_loader(
+                self.dataset, self.masked_labels, self.sampler, self.method_cls.views, cfg.seed, self.step,
+                cfg.workers, self.world.rank, self.world.size,
+            ))
+        *views, labels, indices = next(self.loader_iterator)
+        return [v.to(self.device, non_blocking=True) for v in views], labels.to(self.device), indices
+
     def _batch(self, index_batch: IndexBatch) -> Batch:
-        if self.world.distributed:
-            index_batch = index_batch.shard(self.world.rank, self.world.size)
-        views, labels = self.train_data.views(index_batch, self.method_cls.views, self.generator)
+        if self.config.streaming:
+            views, labels, indices = self._streamed_batch()
+        else:
+            if self.world.distributed:
+                index_batch = index_batch.shard(self.world.rank, self.world.size)
+            views, labels = self.train_data.views(index_batch, self.method_cls.views, self.generator)
+            indices = index_batch.indices
         if self.config.channels_last:
             views = [v.contiguous(memory_format=torch.channels_last) for v in views]
         return Batch(
             student_input=views[0],
             teacher_input=views[1] if len(views) > 1 else None,
             labels=labels,
-            indices=index_batch.indices.to(self.device),
+            indices=indices.to(self.device),
         )
 
     def train_step(self, step: int) -> dict[str, torch.Tensor]:
@@ -347,7 +397,7 @@ class Trainer:
         seed = step_seed(self.config.seed, self.world.rank, step)
         torch.manual_seed(seed)
         self.generator.manual_seed(seed + 1)
-        index_batch = self.sampler.batch(step)
+        index_batch = self.sampler.batch(step)  # cheap: permutations are cached per pass
         batch = self._batch(index_batch)
         values = hyperparameters_at(self.config, step)
         self._set_hyperparameters(values)
@@ -370,13 +420,27 @@ class Trainer:
                 last = f"the last good checkpoint (step {load_checkpoint(self.checkpoint_path)['step']}) is intact"
             raise TrainingError(f"loss became non-finite before step {self.step}; stopped, {last} in {self.run_dir}")
 
+    def _teacher_rank_spread(self) -> float:
+        """Largest difference between processes of the teacher's parameter checksum (0 when identical)."""
+        checksum = torch.stack([p.double().sum() for p in self.method.teacher.module.parameters()]).sum().reshape(1)
+        gathered = [torch.zeros_like(checksum) for _ in range(self.world.size)]
+        torch.distributed.all_gather(gathered, checksum)
+        values = torch.cat(gathered)
+        return float(values.max() - values.min())
+
     def _evaluate(self) -> dict[str, float]:
         self._sync_teacher_buffers()
         models = self.method.evaluation_models()
         cfg = self.config
-        results = evaluate(models, self.test_images, self.test_labels, self.train_data.normalizer, cfg.eval_batch_size, cfg.precision, cfg.channels_last)
+        if cfg.streaming:
+            loader = test_loader(self.dataset, cfg.eval_batch_size, cfg.workers)
+            results = evaluate_batches(models, lambda: loader, cfg.precision, cfg.channels_last)
+        else:
+            results = evaluate(models, self.test_images, self.test_labels, self.normalizer, cfg.eval_batch_size, cfg.precision, cfg.channels_last)
+        if self.world.distributed and isinstance(self.method, MeanTeacher):
+            results["teacher_rank_spread"] = self._teacher_rank_spread()
         if len(self.validation_labels):
-            validation = evaluate(models, self.validation_images, self.validation_labels, self.train_data.normalizer, cfg.eval_batch_size, cfg.precision, cfg.channels_last)
+            validation = evaluate(models, self.validation_images, self.validation_labels, self.normalizer, cfg.eval_batch_size, cfg.precision, cfg.channels_last)
             results.update({f"validation_{k}": v for k, v in validation.items()})
         return results
 
@@ -392,7 +456,7 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.run_dir / "config.toml", to_toml(cfg))
             write_label_file(self.run_dir / "labels.txt", self.dataset.train_ids, self.dataset.classes,
-                             self.split.labeled, self.train_data.labels[self.split.labeled].cpu())
+                             self.split.labeled, self.dataset.train_labels[self.split.labeled])
         barrier(self.world)
         self.method.model.train()
         progress = Progress(cfg.steps, self.step, self.show_progress)

@@ -1,0 +1,133 @@
+"""Training-step speed of the four methods, the data side and the EMA update as fractions of a step,
+and our Mean Teacher step against a re-creation of the reference recipe, all in one process.
+
+    python -m benchmarks.speed [--data PATH] [--width 1.0] [--repeats 5] [--json FILE]
+
+The reference recipe (``reference_recipe.py``) is what the original code does per step: per-image
+augmentation in DataLoader worker processes, separate student and teacher forward calls, a Python
+loop of ``mul_().add_()`` for the EMA, fp32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from meanteacher.config import Config
+from meanteacher.data.sources import load_dataset
+from meanteacher.inference import LoadedRun
+from meanteacher.train import Trainer
+
+from .common import machine, markdown_table, median_seconds, today
+from .reference_recipe import ReferenceRecipe
+
+SHARED_CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
+METHODS = ("supervised", "pi", "mean-teacher", "temporal-ensembling")
+
+
+def bench_config(data: str, method: str, precision: str, width: float, batch_size: int) -> Config:
+    return Config(dataset=data, labels=4000, method=method, precision=precision, arch_options={"width": width},
+                  batch_size=batch_size, labeled_per_batch=-1, flip=True, steps=10**6, rampup_steps=0, device="cpu")
+
+
+def time_steps(trainer: Trainer, repeats: int, warmup: int = 2) -> float:
+    step = iter(range(10**6))
+    return median_seconds(lambda: trainer.train_step(next(step)), repeats, warmup)
+
+
+def time_data_side(trainer: Trainer, repeats: int) -> float:
+    step = iter(range(10**6))
+    return median_seconds(lambda: trainer._batch(trainer.sampler.batch(next(step))), max(repeats, 20), 2)
+
+
+def time_ema(trainer: Trainer, repeats: int) -> float:
+    return median_seconds(lambda: trainer.method.after_step(1000), max(repeats, 20), 2)
+
+
+def measure(data: str, width: float, repeats: int, batch_size: int, precisions: tuple[str, ...]) -> dict:
+    dataset = load_dataset(data)
+    results: dict = {"machine": machine(), "date": today(), "width": width, "batch_size": batch_size, "steps": {}}
+    with tempfile.TemporaryDirectory() as scratch:
+        for precision in precisions:
+            for method in METHODS:
+                trainer = Trainer(bench_config(data, method, precision, width, batch_size), Path(scratch) / f"{method}-{precision}", progress=False, dataset=dataset)
+                trainer.method.model.train()
+                seconds = time_steps(trainer, repeats)
+                entry = {"step_s": seconds, "images_per_s": batch_size / seconds}
+                if method == "mean-teacher":
+                    entry["data_s"] = time_data_side(trainer, repeats)
+                    entry["ema_s"] = time_ema(trainer, repeats)
+                    if precision == "fp32":
+                        entry["predict_images_per_s"] = predict_rate(trainer, dataset)
+                results["steps"][f"{method}/{precision}"] = entry
+                print(f"{method:>20} {precision}: {seconds * 1e3:8.1f} ms/step", flush=True)
+        ours = Trainer(bench_config(data, "mean-teacher", "fp32", width, batch_size), Path(scratch) / "ours", progress=False, dataset=dataset)
+        ours.method.model.train()
+        reference = ReferenceRecipe(dataset, width, batch_size, workers=2)
+        pairs = []
+        for _ in range(repeats):  # alternate, so both see the same machine noise
+            pairs.append((reference.time_steps(3), time_steps(ours, 3, warmup=0)))
+        reference.close()
+    results["reference_step_s"] = statistics.median(p[0] for p in pairs)
+    results["ours_vs_reference_step_s"] = statistics.median(p[1] for p in pairs)
+    results["speedup_vs_reference"] = statistics.median(p[0] / p[1] for p in pairs)
+    return results
+
+
+def predict_rate(trainer: Trainer, dataset) -> float:
+    run = LoadedRun(trainer.config, dataset.classes, dataset.image_shape, trainer.normalizer,
+                    {"student": trainer.model, "teacher": trainer.method.teacher.module})
+    images = dataset.test_images[:2000]
+    start = time.perf_counter()
+    run.predict(images)
+    rate = len(images) / (time.perf_counter() - start)
+    trainer.model.train()
+    return rate
+
+
+def table(results: dict) -> str:
+    steps = results["steps"]
+    rows = []
+    for key, entry in steps.items():
+        method, precision = key.split("/")
+        supervised = steps[f"supervised/{precision}"]["step_s"]
+        rows.append([method, precision, f"{1e3 * entry['step_s']:.0f}", f"{entry['images_per_s']:.0f}", f"{entry['step_s'] / supervised:.2f}"])
+    text = markdown_table(["method", "precision", "ms / step", "images / s", "step / supervised step"], rows)
+    mt = steps["mean-teacher/fp32"]
+    text += (f"\nMean Teacher, fp32: data side (sampling + two augmented views) {1e3 * mt['data_s']:.2f} ms = "
+             f"{100 * mt['data_s'] / mt['step_s']:.1f}% of the step; EMA update {1e3 * mt['ema_s']:.2f} ms = "
+             f"{100 * mt['ema_s'] / mt['step_s']:.2f}% of the step; predict {mt['predict_images_per_s']:.0f} images/s.\n")
+    text += (f"\nReference recipe (per-image augmentation in 2 DataLoader workers, separate forward calls, "
+             f"per-parameter EMA loop, fp32): {1e3 * results['reference_step_s']:.0f} ms/step vs ours "
+             f"{1e3 * results['ours_vs_reference_step_s']:.0f} ms/step, alternating in one process: "
+             f"ours is {results['speedup_vs_reference']:.2f}x faster (median of per-round ratios).\n")
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(SHARED_CIFAR) if SHARED_CIFAR.is_file() else "digits")
+    parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--precisions", default="fp32,bf16")
+    parser.add_argument("--json")
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    results = measure(args.data, args.width, args.repeats, args.batch_size, tuple(args.precisions.split(",")))
+    print()
+    print(f"{results['machine']}, {results['date']}, ConvNet-13 width {args.width}, batch {args.batch_size}")
+    print(table(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,56 @@
+"""Small models and configurations shared by the tests."""
+
+import torch
+from torch import nn
+
+from meanteacher.config import Config
+from meanteacher.models import ConvNet13
+
+TINY = {
+    "dataset": "digits",
+    "labels": 50,
+    "arch": "convnet13",
+    "arch_options": {"width": 0.125, "pools": 1},
+    "steps": 30,
+    "batch_size": 32,
+    "labeled_per_batch": 8,
+    "consistency": 1.0,
+    "rampup_steps": 10,
+    "rampdown_steps": 5,
+    "ema_decay": 0.9,
+    "ema_decay_rampup": 0.9,
+    "translate": 1,
+    "eval_every": 10,
+    "checkpoint_every": 10,
+}
+
+
+def tiny_config(**overrides) -> Config:
+    return Config(**{**TINY, **overrides})
+
+
+class NaNAfter(nn.Module):
+    """A ConvNet whose outputs turn into NaN after ``steps`` training forward passes."""
+
+    def __init__(self, num_classes, in_channels, steps=12, **options):
+        super().__init__()
+        self.net = ConvNet13(num_classes, in_channels, **options)
+        self.register_buffer("calls", torch.zeros((), dtype=torch.long))
+        self.steps = steps
+
+    def forward(self, x):
+        out = self.net(x)
+        if self.training:
+            self.calls += 1
+            if self.calls > self.steps:
+                out = out * float("nan")
+        return out
+
+
+def nan_after(num_classes, in_channels, **options):
+    return NaNAfter(num_classes, in_channels, **options)
+
+
+def mlp(num_classes, in_channels, hidden=32):
+    """A deterministic model without batch norm or dropout (for exact 1- vs 2-process comparisons)."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * 64, hidden), nn.Tanh(), nn.Linear(hidden, num_classes))

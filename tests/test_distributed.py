@@ -1,0 +1,39 @@
+"""Two gloo processes on CPU against one process with the same global batch and seed."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from meanteacher.train import load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+
+ARGS = ["train", "--data", "digits", "--labels", "50", "--arch", "tests.helpers:mlp", "--batch-size", "32",
+        "--labeled-per-batch", "8", "--steps", "30", "--consistency", "1", "--ema-decay", "0.9", "--device", "cpu",
+        "--set", "translate=0", "--set", "rampup_steps=10", "--set", "rampdown_steps=5", "--set", "eval_every=15",
+        "--set", "checkpoint_every=15", "--quiet"]
+
+
+def _run(prefix, out):
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([*prefix, *ARGS, "--out", str(out)], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_two_process_run_matches_one_process(tmp_path):
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517", "-m", "meanteacher"]
+    _run([sys.executable, "-m", "meanteacher"], tmp_path / "one")
+    _run(torchrun, tmp_path / "two")
+    one = load_checkpoint(tmp_path / "one" / "checkpoint.pt")
+    two = load_checkpoint(tmp_path / "two" / "checkpoint.pt")
+    assert one["step"] == two["step"] == 30
+    for key, value in one["method"]["teacher"]["module"].items():
+        assert torch.allclose(value, two["method"]["teacher"]["module"][key], atol=1e-5), key
+    records = [json.loads(line) for line in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["teacher_rank_spread"] for r in records] == [0.0, 0.0]
+    assert not (tmp_path / "two" / "rank1").exists()

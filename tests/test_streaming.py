@@ -1,0 +1,48 @@
+import random
+
+import torch
+from PIL import Image
+
+from meanteacher.data.batches import TwoStreamBatches
+from meanteacher.data.streaming import StepBatchSampler, eval_view, index_image_folder, train_view
+from meanteacher.train import train
+from tests.helpers import tiny_config
+
+
+def _folder(root, size=(40, 30)):
+    for split in ("train", "test"):
+        for c, name in enumerate(("cat", "dog")):
+            (root / split / name).mkdir(parents=True)
+            for i in range(6):
+                Image.new("RGB", size, (120 * c + 10 * i, 50, 200 - 30 * c)).save(root / split / name / f"{i}.jpg")
+    return root
+
+
+def test_appendix_b22_views():
+    image = Image.new("RGB", (64, 48), (200, 30, 60))
+    rng = random.Random(0)
+    first, second = train_view(image, 32, rng), train_view(image, 32, rng)
+    assert first.shape == second.shape == (3, 32, 32)
+    assert not torch.equal(first, second)  # colour jitter / crop differ between draws
+    assert eval_view(image, 32).shape == (3, 32, 32)
+    assert torch.equal(eval_view(image, 32), eval_view(image, 32))
+
+
+def test_index_and_sharded_step_batches(tmp_path):
+    index = index_image_folder(_folder(tmp_path / "pets"), image_size=32)
+    assert index.classes == ["cat", "dog"] and len(index.train_files) == 12 and len(index.test_files) == 12
+    batches = TwoStreamBatches(torch.tensor([0, 6]), torch.arange(12), 8, 2, seed=0, num_examples=12)
+    whole = next(iter(StepBatchSampler(batches, start=3)))
+    shards = [next(iter(StepBatchSampler(batches, start=3, rank=r, world_size=2))) for r in (0, 1)]
+    assert sorted(whole) == sorted(shards[0] + shards[1])
+    assert [sum(used for _, used, _ in s) for s in shards] == [1, 1]  # each shard keeps one labeled example
+
+
+def test_streaming_training_run(tmp_path):
+    data = _folder(tmp_path / "pets")
+    config = tiny_config(dataset=str(data), labels=4, streaming=True, image_size=32, workers=0, steps=4,
+                         batch_size=8, labeled_per_batch=2, eval_every=2, checkpoint_every=2,
+                         arch_options={"width": 0.125})
+    summary = train(config, tmp_path / "run", progress=False)
+    assert summary["steps"] == 4 and summary["dataset"] == "pets"
+    assert 0.0 <= summary["teacher_error"] <= 1.0
