@@ -58,18 +58,23 @@ class EMATeacher:
         for parameter in self.module.parameters():
             parameter.requires_grad_(False)
             parameter.grad = None
-        self._params = [p.detach() for p in self.module.parameters()]
+        self._params = list(self.module.parameters())
         self._float_buffers = [b for b in self.module.buffers() if b.is_floating_point()]
         self._other_buffers = [b for b in self.module.buffers() if not b.is_floating_point()]
+        self._student: tuple[nn.Module, tuple[list[torch.Tensor], ...]] | None = None
 
     def _student_tensors(self, student: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+        """The student's parameters and buffers, gathered once per student module (they are updated in place)."""
         student = unwrap(student)
-        params = [p.detach() for p in student.parameters()]
+        if self._student is not None and self._student[0] is student:
+            return self._student[1]
+        params = list(student.parameters())
         if len(params) != len(self._params) or any(s.shape != t.shape for s, t in zip(params, self._params)):
             raise ValueError("student does not have the teacher's architecture (parameter shapes differ)")
         buffers = list(student.buffers())
         floats = [b for b in buffers if b.is_floating_point()]
         others = [b for b in buffers if not b.is_floating_point()]
+        self._student = (student, (params, floats, others))
         return params, floats, others
 
     def alpha(self, step: int | torch.Tensor, decay: float | torch.Tensor | None = None) -> float | torch.Tensor:
