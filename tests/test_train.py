@@ -121,3 +121,15 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(MeanTeacherError, match="not a readable meanteacher checkpoint"):
         load_checkpoint(path)
+
+
+def test_speed_flags_on_cpu(tmp_path):
+    """bf16 autocast and channels_last are flags with safe defaults; the CPU path trains with them."""
+    summary = train(tiny_config(precision="bf16", channels_last=True, steps=60), tmp_path / "fast", progress=False)
+    assert summary["student_error"] < 0.8  # learning: chance is 0.9
+
+
+@pytest.mark.slow
+def test_compiled_step_on_cpu(tmp_path):
+    summary = train(tiny_config(compile=True, steps=60), tmp_path / "compiled", progress=False)
+    assert summary["student_error"] < 0.8
