@@ -8,11 +8,14 @@ so the script can be run again across sittings; ``meanteacher report`` then aggr
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from meanteacher.config import apply_settings, load_preset
 from meanteacher.report import aggregate, read_summary
 from meanteacher.train import train
+
+from .common import machine, today
 
 MATRIX = {
     "cifar10-cpu-4000": ("supervised", "pi", "temporal-ensembling", "mean-teacher"),
@@ -41,9 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="runs/accuracy")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--json", help="write the summaries and the table to this file")
     args = parser.parse_args(argv)
     runs = run_matrix(Path(args.out), args.seeds)
-    print(aggregate([read_summary(run) for run in runs if (run / "summary.json").is_file()]), end="")
+    summaries = [read_summary(run) for run in runs if (run / "summary.json").is_file()]
+    table = aggregate(summaries)
+    print(table, end="")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"table": table, "runs": summaries, "machine": machine(), "date": today()}, indent=2))
     return 0
 
 

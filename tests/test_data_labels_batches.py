@@ -149,3 +149,20 @@ def test_augmenting_a_batch_is_fast():
         augment(normalize(data[index]), generator)
         times.append(time.perf_counter() - start)
     assert sorted(times)[15] < 0.005
+
+
+def test_make_split_from_label_file(tmp_path):
+    from meanteacher.data.pipeline import make_split
+    from meanteacher.data.sources import load_digits
+    from meanteacher.losses import NO_LABEL
+
+    data = load_digits()
+    path = tmp_path / "mine.txt"
+    path.write_text("3 7\n10 2\n")
+    split, masked = make_split(data, 0, seed=0, label_file=str(path))
+    assert split.labeled.tolist() == [3, 10]
+    assert masked[3].item() == 7 and masked[10].item() == 2
+    assert (masked != NO_LABEL).sum().item() == 2
+    assert len(split.unlabeled) == len(data.train_labels)
+    with pytest.raises(DataError, match="cannot be combined"):
+        make_split(data, 0, 0, label_file=str(path), validation_per_class=2)

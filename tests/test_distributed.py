@@ -19,16 +19,22 @@ ARGS = ["train", "--data", "digits", "--labels", "50", "--arch", "tests.helpers:
         "--set", "checkpoint_every=15", "--quiet"]
 
 
-def _run(prefix, out):
+# the paper's ConvNet without its random parts, its mean-only batch norm synchronised across processes
+SYNCED_CONVNET = ["--arch", "convnet13", "--set", "arch_options.width=0.125", "--set", "arch_options.pools=1",
+                  "--set", "arch_options.dropout=0", "--set", "arch_options.input_noise=0", "--set", "sync_batchnorm=true"]
+
+
+def _run(prefix, out, extra):
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([*prefix, *ARGS, "--out", str(out)], capture_output=True, text=True, env=env, timeout=300)
+    result = subprocess.run([*prefix, *ARGS, *extra, "--out", str(out)], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-def test_two_process_run_matches_one_process(tmp_path):
+@pytest.mark.parametrize("extra", [[], SYNCED_CONVNET], ids=["mlp", "convnet-syncbn"])
+def test_two_process_run_matches_one_process(tmp_path, extra):
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517", "-m", "meanteacher"]
-    _run([sys.executable, "-m", "meanteacher"], tmp_path / "one")
-    _run(torchrun, tmp_path / "two")
+    _run([sys.executable, "-m", "meanteacher"], tmp_path / "one", extra)
+    _run(torchrun, tmp_path / "two", extra)
     one = load_checkpoint(tmp_path / "one" / "checkpoint.pt")
     two = load_checkpoint(tmp_path / "two" / "checkpoint.pt")
     assert one["step"] == two["step"] == 30

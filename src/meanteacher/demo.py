@@ -15,8 +15,10 @@ DEMO_PRESET = "demo-digits"
 def run_demo(out: Path, steps: int | None = None, progress: bool = True) -> str:
     """Train both methods with the demo preset, print and write a table and a plot; returns the table."""
     base = load_preset(DEMO_PRESET)
-    if steps is not None:
-        base = apply_settings(base, {"steps": steps}, "--steps")
+    if steps is not None:  # keep the schedule's shape: ramps and evaluations scale with the length
+        scale = steps / base.steps
+        scaled = {key: max(1, round(getattr(base, key) * scale)) for key in ("rampup_steps", "rampdown_steps", "eval_every", "checkpoint_every")}
+        base = apply_settings(base, {"steps": steps, **scaled}, "--steps")
     summaries = {}
     for method in ("supervised", "mean-teacher"):
         config = apply_settings(base, {"method": method}, "demo")

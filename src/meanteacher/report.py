@@ -71,10 +71,10 @@ def plot_curves(metrics_path: str | Path, out_path: str | Path) -> None:
     for name, style in (("student", "-"), ("teacher", "--")):
         if f"{name}_error" not in records[0]:
             continue
-        cost_axis.plot(steps, [r[f"{name}_class_cost"] for r in records], style, label=f"{name} (test)")
-        error_axis.plot(steps, [100 * r[f"{name}_error"] for r in records], style, label=name)
+        cost_axis.plot(steps, [r[f"{name}_class_cost"] for r in records], style, marker=".", label=f"{name} (test)")
+        error_axis.plot(steps, [100 * r[f"{name}_error"] for r in records], style, marker=".", label=name)
     if "class_cost" in records[0]:
-        cost_axis.plot(steps, [r["class_cost"] for r in records], ":", label="student (training)")
+        cost_axis.plot(steps, [r["class_cost"] for r in records], ":", marker=".", label="student (training batches)")
     cost_axis.set(xlabel="step", ylabel="classification cost", yscale="log", title="Classification cost")
     error_axis.set(xlabel="step", ylabel="error %", title="Test error")
     for axis in (cost_axis, error_axis):
@@ -98,7 +98,7 @@ def plot_comparison(runs: dict[str, str | Path], out_path: str | Path, title: st
         steps = [r["step"] for r in records]
         for name, style in (("student", "-"), ("teacher", "--")):
             if records and f"{name}_error" in records[0]:
-                axis.plot(steps, [100 * r[f"{name}_error"] for r in records], style, label=f"{label}: {name}")
+                axis.plot(steps, [100 * r[f"{name}_error"] for r in records], style, marker=".", label=f"{label}: {name}")
     axis.set(xlabel="step", ylabel="test error %", title=title)
     axis.grid(alpha=0.3)
     axis.legend()

@@ -32,6 +32,7 @@ from .files import atomic_torch_save, atomic_write_text
 from .losses import classification_cost
 from .methods import METHODS, Batch, MeanTeacher, Method, PiModel, Supervised, TemporalEnsembling
 from .models import create_model, split_heads
+from .models.layers import MeanOnlyBatchNorm
 from .teacher import unwrap
 
 CHECKPOINT_FORMAT = 1
@@ -284,6 +285,9 @@ class Trainer:
             model = model.to(memory_format=torch.channels_last)
         if config.sync_batchnorm and self.world.distributed:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            for module in model.modules():
+                if isinstance(module, MeanOnlyBatchNorm):
+                    module.sync = True
         self.model = model
         self.optimizer = build_optimizer(config, model)
         trained = model

@@ -28,9 +28,10 @@ class MeanOnlyBatchNorm(nn.Module):
     then an exponential moving average with weight ``momentum``, so short runs evaluate well too.
     """
 
-    def __init__(self, channels: int, momentum: float = 0.001) -> None:
+    def __init__(self, channels: int, momentum: float = 0.001, sync: bool = False) -> None:
         super().__init__()
         self.momentum = momentum
+        self.sync = sync  # average batch means over processes: SyncBatchNorm for mean-only batch norm
         self.bias = nn.Parameter(torch.zeros(channels))
         self.register_buffer("running_mean", torch.zeros(channels))
         self.register_buffer("num_batches_tracked", torch.zeros((), dtype=torch.long))
@@ -40,6 +41,10 @@ class MeanOnlyBatchNorm(nn.Module):
         shape = [1, -1] + [1] * (x.dim() - 2)
         if self.training:
             mean = x.mean(dim=reduce_dims)
+            if self.sync and torch.distributed.is_available() and torch.distributed.is_initialized():
+                from torch.distributed.nn.functional import all_reduce
+
+                mean = all_reduce(mean) / torch.distributed.get_world_size()
             with torch.no_grad():
                 self.num_batches_tracked += 1
                 weight = torch.clamp(1.0 / self.num_batches_tracked.float(), min=self.momentum)
