@@ -28,7 +28,7 @@ class MeanOnlyBatchNorm(nn.Module):
     then an exponential moving average with weight ``momentum``, so short runs evaluate well too.
     """
 
-    def __init__(self, channels: int, momentum: float = 0.001, sync: bool = False) -> None:
+    def __init__(self, channels: int, momentum: float = 0.01, sync: bool = False) -> None:
         super().__init__()
         self.momentum = momentum
         self.sync = sync  # average batch means over processes: SyncBatchNorm for mean-only batch norm
