@@ -268,8 +268,9 @@ class Trainer:
         config, data = self.config, self.dataset
         self.split, masked_labels = make_split(data, config.labels, config.seed, config.label_file, config.validation_per_class)
         self.method_cls = METHODS[config.method]
+        self.masked_labels = masked_labels
         if config.streaming:
-            self.masked_labels, self.train_data, extra = masked_labels, None, 0
+            self.train_data, extra = None, 0
             self.normalizer = imagenet_normalizer()
             self.validation_labels = masked_labels[:0]
         else:
@@ -460,7 +461,7 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.run_dir / "config.toml", to_toml(cfg))
             write_label_file(self.run_dir / "labels.txt", self.dataset.train_ids, self.dataset.classes,
-                             self.split.labeled, self.dataset.train_labels[self.split.labeled])
+                             self.split.labeled, self.masked_labels[self.split.labeled])
         barrier(self.world)
         self.method.model.train()
         progress = Progress(cfg.steps, self.step, self.show_progress)
