@@ -236,7 +236,7 @@ class Trainer:
             self.dataset = load_dataset(config.dataset, config.test_data or None, extra=config.extra_unlabeled != 0)
         self._build()
         self.step = 0
-        self.log_sums: dict[str, float] = {}
+        self.log_sums: dict[str, float | torch.Tensor] = {}  # summed on the device: no sync per step
         self.log_count = 0
         self.elapsed = 0.0
         if resume:
@@ -319,7 +319,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "normalizer": self.normalizer.state_dict(),
             "seed": self.config.seed,
-            "log_sums": dict(self.log_sums),
+            "log_sums": {key: float(value) for key, value in self.log_sums.items()},
             "log_count": self.log_count,
             "elapsed": self.elapsed,
         }
@@ -472,7 +472,7 @@ class Trainer:
                 logs = self.train_step(self.step)
                 self.step += 1
                 for key, value in logs.items():
-                    self.log_sums[key] = self.log_sums.get(key, 0.0) + float(value)
+                    self.log_sums[key] = self.log_sums.get(key, 0.0) + value.detach().float()
                 self.log_count += 1
                 progress.step()
                 self.elapsed = time.perf_counter() - started
@@ -481,7 +481,7 @@ class Trainer:
                 if at_eval or at_checkpoint or self.step % 20 == 0:
                     self._check_finite()
                 if at_eval:
-                    record = {"step": self.step, **{k: v / self.log_count for k, v in self.log_sums.items()}, **self._evaluate()}
+                    record = {"step": self.step, **{k: float(v) / self.log_count for k, v in self.log_sums.items()}, **self._evaluate()}
                     self.log_sums, self.log_count = {}, 0
                     self._write_metrics(record)
                     progress.report(self.step, record)
