@@ -13,7 +13,6 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from meanteacher.losses import NO_LABEL, classification_cost, softmax_mse

@@ -24,7 +24,7 @@ from .data.augment import Augmenter, Normalizer
 from .data.batches import IndexBatch
 from .data.pipeline import DeviceData, batches_for, device_data, make_split
 from .data.sources import Dataset, load_dataset
-from .data.streaming import FolderIndex, imagenet_normalizer, index_image_folder, test_loader, train_loader
+from .data.streaming import FolderIndex, imagenet_normalizer, index_image_folder, evaluation_loader, train_loader
 from .data.splits import write_label_file
 from .distributed import World, any_true, average_, barrier, init_world
 from .errors import MeanTeacherError
@@ -438,7 +438,7 @@ class Trainer:
         models = self.method.evaluation_models()
         cfg = self.config
         if cfg.streaming:
-            loader = test_loader(self.dataset, cfg.eval_batch_size, cfg.workers)
+            loader = evaluation_loader(self.dataset, cfg.eval_batch_size, cfg.workers)
             results = evaluate_batches(models, lambda: loader, cfg.precision, cfg.channels_last)
         else:
             results = evaluate(models, self.test_images, self.test_labels, self.normalizer, cfg.eval_batch_size, cfg.precision, cfg.channels_last)

@@ -206,6 +206,6 @@ def train_loader(index: FolderIndex, masked_labels: torch.Tensor, batches: TwoSt
     )
 
 
-def test_loader(index: FolderIndex, batch_size: int, workers: int) -> DataLoader:
+def evaluation_loader(index: FolderIndex, batch_size: int, workers: int) -> DataLoader:
     """The evaluation images in order, in batches."""
     return DataLoader(TestViews(index), batch_size=batch_size, num_workers=workers)
