@@ -105,3 +105,11 @@ def test_every_preset_is_valid():
         if not config.dataset:
             config.dataset = "placeholder"
         config.validate()
+
+
+def test_demo_writes_table_and_plot(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--steps", "30", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "| digits | 50 | supervised | 30 | 1 |" in out and "| digits | 50 | mean-teacher | 30 | 1 |" in out
+    assert (tmp_path / "demo" / "demo.png").stat().st_size > 10_000
+    assert (tmp_path / "demo" / "results.md").read_text() in out
