@@ -51,7 +51,7 @@ class MeanOnlyBatchNorm(nn.Module):
                 self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), weight)
         else:
             mean = self.running_mean.to(x.dtype)
-        return x - mean.view(shape) + self.bias.to(x.dtype).view(shape)
+        return x - (mean - self.bias.to(mean.dtype)).to(x.dtype).view(shape)  # one pass over x
 
 
 def _weight_norm(direction: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
@@ -94,7 +94,7 @@ class ConvUnit(nn.Sequential):
         super().__init__(
             WNConv2d(in_channels, out_channels, kernel_size, padding),
             MeanOnlyBatchNorm(out_channels),
-            nn.LeakyReLU(0.1),
+            nn.LeakyReLU(0.1, inplace=True),
         )
 
 
