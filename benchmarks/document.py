@@ -34,7 +34,8 @@ def accuracy_section(result: dict | None) -> str:
     text += _stamp(result, "python -m benchmarks.accuracy --json docs/bench/accuracy.json") + "\n"
     text += (
         "Presets `cifar10-cpu-4000` and `cifar10-cpu-1000`: ConvNet-13 at width 0.25, 1,200 steps of 100 images "
-        "for every method (bf16 autocast on the CPU), two seeds, so two different label sets, per row. "
+        "for every method (50 labeled + 50 unlabeled for the semi-supervised methods, 100 labeled for "
+        "supervised-only; bf16 autocast on the CPU), two seeds, so two different label sets, per row. "
         "Test error in %, mean ± standard deviation over the seeds; the teacher column exists only for Mean Teacher. "
         "The images are the shared JPEG copy of CIFAR-10 (quality 75), so absolute errors are not the "
         "paper's; compare the methods with each other. Each run took the time in `seconds` of its summary "
@@ -80,8 +81,8 @@ def data_section(result: dict | None) -> str:
 
 def gpu_section() -> str:
     return (
-        "## 3. GPU\n\nNo accelerator was available to the sessions that wrote this page (the device "
-        "tool reported that no machine is lent to this task), so the paper-scale run (CIFAR-10, 4000 labels, "
+        "## 3. GPU\n\nNo accelerator was available to the session that wrote this page (the device "
+        "tool's status: no machine lent to this task), so the paper-scale run (CIFAR-10, 4000 labels, "
         "ConvNet-13, 150,000 steps of 100 images) and the achieved TFLOP/s of the step have not been "
         "measured. The commands to measure them: `meanteacher train --preset cifar10-4000 --data CIFAR10 "
         "--precision bf16 --set channels_last=true --set compile=true` and "
