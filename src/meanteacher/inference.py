@@ -12,8 +12,9 @@ from torch import nn
 from .config import Config
 from .data.augment import Normalizer
 from .data.sources import IMAGE_SUFFIXES, load_dataset
+from .data.streaming import evaluation_loader, index_image_folder
 from .errors import DataError, MeanTeacherError
-from .train import build_model, check_architecture, evaluate, load_checkpoint, resume_config
+from .train import build_model, check_architecture, evaluate, evaluate_batches, load_checkpoint, resume_config
 
 
 @dataclass
@@ -33,6 +34,10 @@ class LoadedRun:
 
     def evaluate(self, data: str | None = None) -> dict[str, float]:
         """Error and classification cost of each network on the test split of the run's (or ``data``'s) dataset."""
+        if self.config.streaming:
+            index = index_image_folder(data or self.config.dataset, self.config.image_size)
+            loader = evaluation_loader(index, self.config.eval_batch_size, self.config.workers)
+            return evaluate_batches(self.models, lambda: loader)
         dataset = load_dataset(data or self.config.dataset, None if data else (self.config.test_data or None))
         if dataset.image_shape != self.image_shape or dataset.classes != self.classes:
             raise MeanTeacherError(
