@@ -12,8 +12,9 @@ from torch import nn
 from .config import Config
 from .data.augment import Normalizer
 from .data.sources import IMAGE_SUFFIXES, load_dataset
-from .data.streaming import evaluation_loader, index_image_folder
+from .data.streaming import eval_view, evaluation_loader, index_image_folder, open_rgb
 from .errors import DataError, MeanTeacherError
+from .models import split_heads
 from .train import build_model, check_architecture, evaluate, evaluate_batches, load_checkpoint, resume_config
 
 
@@ -48,25 +49,32 @@ class LoadedRun:
         return evaluate(self.models, stored, dataset.test_labels, self.normalizer, self.config.eval_batch_size)
 
     @torch.no_grad()
-    def predict(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Class indices and softmax confidences for uint8 images ``N x C x H x W``."""
+    def _classify(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Class indices and softmax confidences of the predictor for network inputs."""
         model = self.predictor.eval()
         labels, confidences = [], []
-        for start in range(0, len(images), self.config.eval_batch_size):
-            x = self.normalizer(self.normalizer.prepare(images[start : start + self.config.eval_batch_size]))
-            logits = model(x)
-            logits = logits[0] if isinstance(logits, tuple) else logits
-            probabilities = logits.float().softmax(1)
-            confidence, label = probabilities.max(1)
+        for start in range(0, len(inputs), self.config.eval_batch_size):
+            logits, _ = split_heads(model(inputs[start : start + self.config.eval_batch_size]))
+            confidence, label = logits.float().softmax(1).max(1)
             labels.append(label)
             confidences.append(confidence)
         return torch.cat(labels), torch.cat(confidences)
 
+    def predict(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Class indices and softmax confidences for uint8 images ``N x C x H x W`` of the run's shape."""
+        return self._classify(self.normalizer(self.normalizer.prepare(images)))
+
     def predict_paths(self, paths: list[str]) -> list[tuple[str, str, float]]:
-        """``(path, class name, confidence)`` for each image file, searching folders recursively."""
+        """``(path, class name, confidence)`` for each image file, searching folders recursively.
+
+        Images are converted and resized to the run's shape; for streamed runs they get the
+        evaluation view (resize and centre crop) instead.
+        """
         files = image_files(paths)
-        images = torch.stack([read_image(file, self.image_shape) for file in files])
-        labels, confidences = self.predict(images)
+        if self.config.streaming:
+            labels, confidences = self._classify(torch.stack([eval_view(open_rgb(f), self.image_shape[1]) for f in files]))
+        else:
+            labels, confidences = self.predict(torch.stack([read_image(file, self.image_shape) for file in files]))
         return [(str(f), self.classes[int(l)], float(c)) for f, l, c in zip(files, labels, confidences)]
 
 

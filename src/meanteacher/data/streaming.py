@@ -87,7 +87,8 @@ def imagenet_normalizer() -> Normalizer:
     return normalizer
 
 
-def _open_rgb(path: Path):
+def open_rgb(path: Path):
+    """The image at ``path`` as RGB; a ``DataError`` naming the file if it cannot be read."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -157,7 +158,7 @@ class TrainViews(Dataset):
     def __getitem__(self, item: tuple[int, bool, int]):
         position, use_label, step = item
         rng = random.Random(hash((self.seed, step, position)))
-        image = _open_rgb(self.index.train_files[position])
+        image = open_rgb(self.index.train_files[position])
         views = [train_view(image, self.index.image_size, rng) for _ in range(self.views)]
         label = int(self.labels[position]) if use_label else NO_LABEL
         return (*views, label, position)
@@ -173,7 +174,7 @@ class TestViews(Dataset):
         return len(self.index.test_files)
 
     def __getitem__(self, position: int):
-        image = _open_rgb(self.index.test_files[position])
+        image = open_rgb(self.index.test_files[position])
         return eval_view(image, self.index.image_size), int(self.index.test_labels[position])
 
 
