@@ -144,3 +144,16 @@ def test_temporal_ensembling_bias_correction():
     other = TemporalEnsembling(_model(), 8, 3)
     other.load_state_dict(state)
     assert other.epochs == 2 and torch.equal(other.ensemble, method.ensemble)
+
+
+def test_consistency_on_unlabeled_only():
+    method = MeanTeacher(_model(), consistency=1.0, consistency_on_labeled=False)
+    batch = _batch(labeled=3)
+    with torch.no_grad():
+        for p in method.teacher.module.parameters():
+            p.add_(0.5)
+    _, logs = method.loss(batch, 1)
+    assert logs["consistency_cost"].item() > 0
+    all_labeled = _batch(labeled=8)
+    total, logs = method.loss(all_labeled, 1)
+    assert logs["consistency_cost"].item() == 0.0 and torch.isfinite(total)

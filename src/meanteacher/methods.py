@@ -169,9 +169,11 @@ class MeanTeacher(_ConsistencyMethod):
         class_cost = classification_cost(class_logits, labels, self.class_normalize)
         if self.consistency_on_labeled:
             cons_cost = self.consistency_fn(cons_logits, teacher_logits)
-        else:
+        elif bool((labels == NO_LABEL).any()):
             unlabeled = labels == NO_LABEL
             cons_cost = self.consistency_fn(cons_logits[unlabeled], teacher_logits[unlabeled])
+        else:  # no unlabeled example in this batch: no consistency cost (rather than a NaN mean of nothing)
+            cons_cost = cons_logits.sum() * 0.0
         weight = _at(self.consistency, step)
         total = class_cost + weight * cons_cost
         logs = {
