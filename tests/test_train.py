@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from meanteacher.errors import MeanTeacherError
-from meanteacher.train import Trainer, hyperparameters_at, load_checkpoint, train
+from meanteacher.hyperparameters import hyperparameters_at
+from meanteacher.train import Trainer, load_checkpoint, train
 from tests.helpers import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -85,6 +85,8 @@ class Config:
     precision: str = "fp32"
     channels_last: bool = False
     compile: bool = False
+    cuda_graphs: bool = False
+    """Capture forward, backward, Adam step and EMA update in one CUDA graph (one GPU, Adam)."""
     sync_batchnorm: bool = False
     workers: int = 4
     streaming: bool = False
@@ -123,6 +125,8 @@ class Config:
             raise MeanTeacherError(f"labels must be >= 0 (0 keeps every label), got {self.labels}")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise MeanTeacherError(f"unknown device {self.device!r}; expected auto, cpu or cuda[:N]")
+        if self.cuda_graphs and (self.optimizer != "adam" or self.compile):
+            raise MeanTeacherError("cuda_graphs works with optimizer 'adam' (capturable) and without compile")
         from .losses import consistency_cost
 
         try:

@@ -19,11 +19,14 @@ from .losses import NO_LABEL, classification_cost, consistency_cost, logit_dista
 from .models import split_heads
 from .teacher import EMATeacher, unwrap
 
-Schedule = float | Callable[[int], float]
+Schedule = float | Callable[[int], "float | torch.Tensor"]
+"""A constant, or a function of the step. A function may return a 0-dim device tensor (updated in
+place each step): the loss then involves no host synchronisation and can be captured in a CUDA graph."""
 
 
-def _at(value: Schedule, step: int) -> float:
-    return float(value(step)) if callable(value) else float(value)
+def _at(value: Schedule, step: int | torch.Tensor) -> float | torch.Tensor:
+    result = value(step) if callable(value) else value
+    return result if isinstance(result, torch.Tensor) else float(result)
 
 
 @dataclass
@@ -34,6 +37,8 @@ class Batch:
     labels: torch.Tensor
     teacher_input: torch.Tensor | None = None
     indices: torch.Tensor | None = None
+    all_labeled: bool = False
+    """Set by a caller that knows every row is labeled: spares the supervised loss a device-to-host check."""
 
 
 class Method:
@@ -52,8 +57,8 @@ class Method:
         """The total cost to minimise and detached per-term values for logging."""
         raise NotImplementedError
 
-    def after_step(self, step: int) -> None:
-        """Called after each optimizer step (``step`` counts steps taken, from 1)."""
+    def after_step(self, step: int | torch.Tensor) -> None:
+        """Called after each optimizer step (``step`` counts steps taken, from 1; may be a 0-dim device tensor)."""
 
     def end_epoch(self) -> None:
         """Called after each complete pass over the unlabeled stream."""
@@ -89,7 +94,7 @@ class Supervised(Method):
     def loss(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         labeled = batch.labels != NO_LABEL
         inputs, labels = batch.student_input, batch.labels
-        if not bool(labeled.all()):
+        if not batch.all_labeled and not bool(labeled.all()):
             inputs, labels = inputs[labeled], labels[labeled]
         class_logits, _ = split_heads(self.model(inputs))
         cost = classification_cost(class_logits, labels, self.class_normalize)
@@ -126,7 +131,7 @@ class PiModel(_ConsistencyMethod):
         return total, {
             "class_cost": class_cost.detach(),
             "consistency_cost": cons_cost.detach(),
-            "consistency_weight": torch.tensor(weight),
+            "consistency_weight": torch.as_tensor(weight),
         }
 
 
@@ -169,18 +174,15 @@ class MeanTeacher(_ConsistencyMethod):
         class_cost = classification_cost(class_logits, labels, self.class_normalize)
         if self.consistency_on_labeled:
             cons_cost = self.consistency_fn(cons_logits, teacher_logits)
-        elif bool((labels == NO_LABEL).any()):
-            unlabeled = labels == NO_LABEL
-            cons_cost = self.consistency_fn(cons_logits[unlabeled], teacher_logits[unlabeled])
-        else:  # no unlabeled example in this batch: no consistency cost (rather than a NaN mean of nothing)
-            cons_cost = cons_logits.sum() * 0.0
+        else:
+            cons_cost = self._unlabeled_consistency(cons_logits, teacher_logits, labels == NO_LABEL)
         weight = _at(self.consistency, step)
         total = class_cost + weight * cons_cost
         logs = {
             "class_cost": class_cost.detach(),
             "teacher_class_cost": classification_cost(teacher_logits, labels, self.class_normalize).detach(),
             "consistency_cost": cons_cost.detach(),
-            "consistency_weight": torch.tensor(weight),
+            "consistency_weight": torch.as_tensor(weight),
         }
         if self.logit_distance > 0:
             distance = logit_distance(class_logits, cons_logits)
@@ -188,7 +190,17 @@ class MeanTeacher(_ConsistencyMethod):
             logs["logit_distance"] = distance.detach()
         return total, logs
 
-    def after_step(self, step: int) -> None:
+    def _unlabeled_consistency(self, cons_logits: torch.Tensor, teacher_logits: torch.Tensor, unlabeled: torch.Tensor) -> torch.Tensor:
+        """Mean consistency cost over the unlabeled rows, 0 when there are none, without a host-side count.
+
+        Labeled rows get the student's own detached logits as target (zero cost, zero gradient); the
+        batch mean is then rescaled by the share of unlabeled rows.
+        """
+        targets = torch.where(unlabeled[:, None], teacher_logits, cons_logits.detach().to(teacher_logits.dtype))
+        share = unlabeled.float().mean().clamp_min(1.0 / len(unlabeled))
+        return self.consistency_fn(cons_logits, targets) / share
+
+    def after_step(self, step: int | torch.Tensor) -> None:
         self.teacher.update(self.model, step, _at(self.ema_decay, step))
 
     def evaluation_models(self) -> dict[str, nn.Module]:
@@ -229,6 +241,9 @@ class TemporalEnsembling(_ConsistencyMethod):
         self.ensemble = torch.zeros(num_examples, num_classes, device=device)
         self.latest = torch.zeros(num_examples, num_classes, device=device)
         self.seen = torch.zeros(num_examples, dtype=torch.bool, device=device)
+        self.target_scale = torch.zeros((), device=device)
+        """``1 / (1 - alpha**epochs)``, or 0 before the first epoch has ended; on the device, so the loss
+        does not branch on the host (and can be captured in a CUDA graph)."""
         self.epochs = 0
 
     def targets(self, indices: torch.Tensor) -> torch.Tensor:
@@ -244,17 +259,17 @@ class TemporalEnsembling(_ConsistencyMethod):
         class_cost = classification_cost(class_logits, batch.labels, self.class_normalize)
         self.latest[batch.indices] = F.softmax(class_logits.detach().float(), dim=1)
         self.seen[batch.indices] = True
-        weight = _at(self.consistency, step) if self.epochs > 0 else 0.0
-        if self.epochs > 0:
-            target_logits = self.targets(batch.indices).clamp_min(1e-12).log()
-            cons_cost = self.consistency_fn(cons_logits, target_logits)
-        else:
-            cons_cost = torch.zeros((), device=class_cost.device)
+        # Before the first epoch ends there is no target: the cost is computed against a uniform
+        # placeholder and multiplied by 0, which keeps the step free of host-side branches.
+        active = (self.target_scale > 0).float()
+        target_logits = (self.ensemble[batch.indices] * self.target_scale).clamp_min(1e-12).log()
+        cons_cost = self.consistency_fn(cons_logits, target_logits) * active
+        weight = _at(self.consistency, step) * active
         total = class_cost + weight * cons_cost
         return total, {
             "class_cost": class_cost.detach(),
             "consistency_cost": cons_cost.detach(),
-            "consistency_weight": torch.tensor(weight),
+            "consistency_weight": weight.detach(),
         }
 
     def end_epoch(self) -> None:
@@ -263,6 +278,7 @@ class TemporalEnsembling(_ConsistencyMethod):
         self.ensemble.lerp_(self.latest, 1.0 - self.alpha)
         self.seen.zero_()
         self.epochs += 1
+        self.target_scale.fill_(1.0 / (1.0 - self.alpha**self.epochs))
 
     def _gather_latest(self) -> None:
         """Each process saw its own share of the examples this epoch: combine their predictions."""
@@ -281,6 +297,7 @@ class TemporalEnsembling(_ConsistencyMethod):
         self.latest.copy_(state["latest"])
         self.seen.copy_(state["seen"])
         self.epochs = int(state["epochs"])
+        self.target_scale.fill_(1.0 / (1.0 - self.alpha**self.epochs) if self.epochs else 0.0)
 
 
 METHODS: dict[str, type[Method]] = {

@@ -18,17 +18,18 @@ from typing import Any, Callable, Iterable, Iterator
 import torch
 from torch import nn
 
-from . import schedules
 from .config import Config, load_config_file, to_toml
 from .data.augment import Augmenter, Normalizer
 from .data.batches import IndexBatch
-from .data.pipeline import DeviceData, batches_for, device_data, make_split
+from .data.pipeline import DeviceData, batches_for, device_data, make_split, to_device
 from .data.sources import Dataset, load_dataset
 from .data.streaming import FolderIndex, imagenet_normalizer, index_image_folder, evaluation_loader, train_loader
 from .data.splits import write_label_file
 from .distributed import World, any_true, average_, barrier, init_world
 from .errors import MeanTeacherError
 from .files import atomic_torch_save, atomic_write_text
+from .graphs import GraphedStep
+from .hyperparameters import StepHyperparameters
 from .losses import classification_cost
 from .methods import METHODS, Batch, MeanTeacher, Method, PiModel, Supervised, TemporalEnsembling
 from .models import create_model, split_heads
@@ -63,40 +64,20 @@ def resolve_device(name: str, world: World | None = None) -> torch.device:
     return torch.device(name)
 
 
-def hyperparameters_at(config: Config, step: int) -> dict[str, float]:
-    """Learning rate, Adam betas, EMA decay and consistency weight of step ``step``."""
-    rampup = schedules.sigmoid_rampup(step, config.rampup_steps)
-    beta1 = config.adam_beta1
-    if config.lr_schedule == "sigmoid":
-        rampdown = schedules.sigmoid_rampdown(step, config.steps, config.rampdown_steps)
-        lr = config.lr * rampup * rampdown
-        beta1 = schedules.interpolate(rampdown, config.adam_beta1, config.adam_beta1_rampdown)
-    else:
-        warmup = schedules.linear_rampup(step, config.lr_warmup_steps)
-        lr = config.lr_warmup_start + warmup * (config.lr - config.lr_warmup_start)
-        if config.lr_schedule == "cosine":
-            lr *= schedules.cosine_rampdown(step, config.cosine_steps or config.steps)
-    return {
-        "lr": lr,
-        "adam_beta1": beta1,
-        "adam_beta2": schedules.step_switch(step, config.rampup_steps, config.adam_beta2_rampup, config.adam_beta2),
-        "ema_decay": schedules.step_switch(step, config.rampup_steps, config.ema_decay_rampup, config.ema_decay),
-        "consistency_weight": config.consistency * rampup,
-    }
-
-
 def build_model(config: Config, num_classes: int, in_channels: int) -> nn.Module:
     """The student network the configuration names."""
     return create_model(config.arch, num_classes, in_channels, **config.arch_options)
 
 
-def build_method(config: Config, model: nn.Module, num_examples: int, num_classes: int) -> Method:
-    """The configured method around ``model``, its schedules tied to ``hyperparameters_at``."""
-    def consistency(step: int) -> float:
-        return hyperparameters_at(config, step)["consistency_weight"]
+def build_method(
+    config: Config, model: nn.Module, num_examples: int, num_classes: int, hyperparameters: StepHyperparameters
+) -> Method:
+    """The configured method around ``model``; its schedules read the current step's ``hyperparameters``."""
+    def consistency(step: int) -> float | torch.Tensor:
+        return hyperparameters["consistency_weight"]
 
-    def ema_decay(step: int) -> float:
-        return hyperparameters_at(config, step)["ema_decay"]
+    def ema_decay(step: int) -> float | torch.Tensor:
+        return hyperparameters["ema_decay"]
 
     cls = METHODS[config.method]
     if cls is Supervised:
@@ -111,9 +92,20 @@ def build_method(config: Config, model: nn.Module, num_examples: int, num_classe
     )
 
 
-def build_optimizer(config: Config, model: nn.Module) -> torch.optim.Optimizer:
-    """Adam or SGD (Nesterov) over the student's parameters."""
+def build_optimizer(config: Config, model: nn.Module, hyperparameters: StepHyperparameters | None = None) -> torch.optim.Optimizer:
+    """Adam or SGD (Nesterov) over the student's parameters.
+
+    With ``hyperparameters`` kept on the device, Adam reads its learning rate and betas from those
+    0-dim tensors; on a GPU it is built ``capturable`` (safe to capture in a CUDA graph).
+    """
     if config.optimizer == "adam":
+        if hyperparameters is not None and hyperparameters.on_device:
+            tensors = hyperparameters.tensors
+            on_gpu = tensors["lr"].is_cuda
+            return torch.optim.Adam(
+                model.parameters(), lr=tensors["lr"], betas=(tensors["adam_beta1"], tensors["adam_beta2"]),
+                eps=config.adam_epsilon, weight_decay=config.weight_decay, capturable=on_gpu, foreach=on_gpu,
+            )
         return torch.optim.Adam(
             model.parameters(), lr=config.lr, betas=(config.adam_beta1, config.adam_beta2),
             eps=config.adam_epsilon, weight_decay=config.weight_decay,
@@ -124,9 +116,10 @@ def build_optimizer(config: Config, model: nn.Module) -> torch.optim.Optimizer:
     )
 
 
-def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+def _autocast(device: torch.device, precision: str, cache: bool = True) -> contextlib.AbstractContextManager:
+    """bf16 autocast or nothing; ``cache=False`` under CUDA-graph capture, which autocast's weight cache breaks."""
     if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
+        return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=cache)
     return contextlib.nullcontext()
 
 
@@ -225,6 +218,8 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         self.show_progress = progress and self.world.is_main
+        if config.cuda_graphs and (self.device.type != "cuda" or self.world.distributed):
+            raise MeanTeacherError("cuda_graphs needs one process on a CUDA device (not CPU, not torchrun)")
         torch.manual_seed(config.seed)
         if resume:
             check_architecture(load_checkpoint(self.checkpoint_path), config.arch, self.checkpoint_path)
@@ -290,16 +285,22 @@ class Trainer:
                 if isinstance(module, MeanOnlyBatchNorm):
                     module.sync = True
         self.model = model
-        self.optimizer = build_optimizer(config, model)
+        self.hyperparameters = StepHyperparameters(config, self.device, on_device=self._hyperparameters_on_device())
+        self.optimizer = build_optimizer(config, model, self.hyperparameters)
         trained = model
         if self.world.distributed:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             trained = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
         if config.compile:
             trained = torch.compile(trained)
-        self.method = build_method(config, trained, len(data.train_labels) + extra, data.num_classes)
+        self.method = build_method(config, trained, len(data.train_labels) + extra, data.num_classes, self.hyperparameters)
         self.generator = torch.Generator(device=self.device)
         self.nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
+        self.optimize: Callable[[Batch], dict[str, torch.Tensor]] = GraphedStep(self._optimize) if config.cuda_graphs else self._optimize
+
+    def _hyperparameters_on_device(self) -> bool:
+        """Whether schedules are served as 0-dim device tensors (needed by a captured CUDA graph)."""
+        return self.config.cuda_graphs
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -335,7 +336,7 @@ class Trainer:
         try:
             unwrap(self.model).load_state_dict(state["model"])
             self.method.load_state_dict(state["method"])
-            self.optimizer.load_state_dict(state["optimizer"])
+            self._load_optimizer_state(state["optimizer"])
         except (RuntimeError, KeyError, ValueError) as error:
             raise MeanTeacherError(f"{self.checkpoint_path}: does not fit this run's model ({str(error).splitlines()[0]})") from None
         self.step = int(state["step"])
@@ -343,6 +344,18 @@ class Trainer:
         self.log_count = int(state["log_count"])
         self.elapsed = float(state["elapsed"])
         self._truncate_metrics()
+
+    def _load_optimizer_state(self, state: dict[str, Any]) -> None:
+        """Restore moments and steps, keeping this run's own settings (a run resumed with or without
+        CUDA graphs keeps its learning-rate tensors, ``capturable`` and ``foreach``)."""
+        own = [{k: g[k] for k in ("lr", "betas", "capturable", "foreach") if k in g} for g in self.optimizer.param_groups]
+        self.optimizer.load_state_dict(state)
+        for group, settings in zip(self.optimizer.param_groups, own):
+            group.update(settings)
+            for parameter in group["params"]:
+                moments = self.optimizer.state.get(parameter, {})
+                if isinstance(moments.get("step"), torch.Tensor):  # capturable Adam counts on the device
+                    moments["step"] = moments["step"].to(parameter.device if group.get("capturable") else "cpu", torch.float32)
 
     def _truncate_metrics(self) -> None:
         path = self.run_dir / "metrics.jsonl"
@@ -364,11 +377,13 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
 
-    def _set_hyperparameters(self, values: dict[str, float]) -> None:
+    def _set_hyperparameters(self) -> None:
+        """Give the optimizer this step's learning rate and betas (device tensors are updated in place)."""
+        hp = self.hyperparameters
         for group in self.optimizer.param_groups:
-            group["lr"] = values["lr"]
+            group["lr"] = hp["lr"]
             if "betas" in group:
-                group["betas"] = (values["adam_beta1"], values["adam_beta2"])
+                group["betas"] = (hp["adam_beta1"], hp["adam_beta2"])
 
     def _streamed_batch(self) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
         if self.loader_iterator is None:
@@ -394,28 +409,39 @@ class Trainer:
             student_input=views[0],
             teacher_input=views[1] if len(views) > 1 else None,
             labels=labels,
-            indices=indices.to(self.device),
+            indices=to_device(indices, self.device),
+            all_labeled=not self.method_cls.uses_unlabeled,  # the sampler draws labeled rows only
         )
 
+    def _optimize(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Cost, backward pass, optimizer step and teacher update on one batch: the part a CUDA graph captures."""
+        hp = self.hyperparameters
+        with _autocast(self.device, self.config.precision, cache=not self.config.cuda_graphs):
+            total, logs = self.method.loss(batch, hp.step)
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        self.method.after_step(hp["steps_taken"])
+        self.nonfinite |= ~torch.isfinite(total.detach())
+        logs["lr"] = torch.as_tensor(hp["lr"])
+        return logs
+
     def train_step(self, step: int) -> dict[str, torch.Tensor]:
-        """One optimizer step at 0-based ``step``; returns the detached cost terms."""
+        """One optimizer step at 0-based ``step``; returns the detached cost terms.
+
+        With ``cuda_graphs`` the returned tensors are overwritten by the next step: read them first.
+        """
         seed = step_seed(self.config.seed, self.world.rank, step)
         torch.manual_seed(seed)
         self.generator.manual_seed(seed + 1)
         index_batch = self.sampler.batch(step)  # cheap: permutations are cached per pass
         batch = self._batch(index_batch)
-        values = hyperparameters_at(self.config, step)
-        self._set_hyperparameters(values)
-        with _autocast(self.device, self.config.precision):
-            total, logs = self.method.loss(batch, step)
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        self.optimizer.step()
-        self.method.after_step(step + 1)
+        self.hyperparameters.set_step(step)
+        if not self.hyperparameters.on_device:
+            self._set_hyperparameters()
+        logs = self.optimize(batch)
         if index_batch.epoch_end:
             self.method.end_epoch()
-        self.nonfinite |= ~torch.isfinite(total.detach())
-        logs["lr"] = torch.tensor(values["lr"])
         return logs
 
     def _check_finite(self) -> None:

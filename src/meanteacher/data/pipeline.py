@@ -34,6 +34,13 @@ def make_split(dataset: Dataset, labels: int, seed: int, label_file: str = "", v
     return split, masked
 
 
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Copy a host tensor to ``device`` without making the host wait for a GPU (pinned, asynchronous)."""
+    if device.type == "cuda" and not tensor.is_cuda:
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)
+
+
 @dataclass
 class DeviceData:
     """Training images in their stored form (uint8, or whitened floats) and labels, on one device.
@@ -50,9 +57,9 @@ class DeviceData:
     def views(self, batch: IndexBatch, count: int, generator: torch.Generator) -> tuple[list[torch.Tensor], torch.Tensor]:
         """``count`` independently noised views of the batch's images, and its labels."""
         device = self.images.device
-        indices = batch.indices.to(device, non_blocking=True)
+        indices = to_device(batch.indices, device)
         base = self.normalizer(self.images[indices])
-        labels = torch.where(batch.labeled.to(device), self.labels[indices], NO_LABEL)
+        labels = torch.where(to_device(batch.labeled, device), self.labels[indices], NO_LABEL)
         return [self.augmenter(base, generator) for _ in range(count)], labels
 
 

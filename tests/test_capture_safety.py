@@ -1,0 +1,176 @@
+"""The training step can be captured in a CUDA graph: schedules as device tensors, no host reads.
+
+CUDA-graph capture itself needs a GPU; what makes a step capturable can be checked on the CPU: the
+step reads no tensor value on the host (that would synchronise, and fail under capture), and serving
+the schedules as in-place-updated 0-dim tensors trains exactly like serving them as floats.
+"""
+
+import contextlib
+
+import pytest
+import torch
+
+from meanteacher.config import Config
+from meanteacher.errors import MeanTeacherError
+from meanteacher.hyperparameters import StepHyperparameters, hyperparameters_at
+from meanteacher.train import Trainer
+from tests.helpers import tiny_config
+
+HOST_READS = ("__bool__", "__float__", "__int__", "item", "tolist")
+
+
+class HostReadError(AssertionError):
+    pass
+
+
+@contextlib.contextmanager
+def no_host_reads():
+    """Make every read of a tensor's value by Python raise (what a CUDA graph cannot capture)."""
+    saved = {name: getattr(torch.Tensor, name) for name in HOST_READS}
+
+    def forbid(name):
+        def read(self, *args, **kwargs):
+            raise HostReadError(f"Tensor.{name} read a tensor value on the host")
+        return read
+
+    for name in HOST_READS:
+        setattr(torch.Tensor, name, forbid(name))
+    try:
+        yield saved
+    finally:
+        for name, original in saved.items():
+            setattr(torch.Tensor, name, original)
+
+
+class TensorScheduleTrainer(Trainer):
+    """The trainer as it runs under ``cuda_graphs``, minus the capture (which needs a GPU)."""
+
+    def _hyperparameters_on_device(self):
+        return True
+
+
+def _guarded_step(trainer, step):
+    """``trainer.train_step``'s optimisation part under ``no_host_reads``; the optimizer step runs
+    unguarded (on the CPU torch's Adam reads its step count; on a GPU it is built capturable)."""
+    trainer.hyperparameters.set_step(step)
+    batch = trainer._batch(trainer.sampler.batch(step))
+    optimizer_step = trainer.optimizer.step
+    with no_host_reads() as originals:
+        def unguarded_step():
+            forbidden = {name: getattr(torch.Tensor, name) for name in HOST_READS}
+            for name, original in originals.items():
+                setattr(torch.Tensor, name, original)
+            try:
+                optimizer_step()
+            finally:
+                for name, read in forbidden.items():
+                    setattr(torch.Tensor, name, read)
+
+        trainer.optimizer.step = unguarded_step
+        try:
+            return trainer._optimize(batch)
+        finally:
+            del trainer.optimizer.step
+
+
+CASES = {
+    "mean-teacher": {},
+    "mean-teacher-unlabeled-only-two-heads": {"consistency_on_labeled": False, "logit_distance": 0.01, "arch_options": {"width": 0.125, "pools": 1, "heads": 2}},
+    "pi": {"method": "pi"},
+    "temporal-ensembling": {"method": "temporal-ensembling"},
+    "supervised": {"method": "supervised"},
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_training_step_reads_no_tensor_on_the_host(tmp_path, case):
+    trainer = TensorScheduleTrainer(tiny_config(**CASES[case]), tmp_path, progress=False)
+    logs = _guarded_step(trainer, 0)
+    if case == "temporal-ensembling":
+        trainer.method.end_epoch()  # with targets now: the other branch-free path
+        logs = _guarded_step(trainer, 1)
+        assert float(logs["consistency_weight"]) > 0
+    assert torch.isfinite(torch.stack([v.float() for v in logs.values()])).all()
+
+
+def test_the_guard_catches_a_host_read(tmp_path):
+    """A supervised batch not known to be all labeled checks on the host: the guard must see it."""
+    trainer = TensorScheduleTrainer(tiny_config(method="supervised"), tmp_path, progress=False)
+    batch = trainer._batch(trainer.sampler.batch(0))
+    batch.all_labeled = False
+    with no_host_reads(), pytest.raises(HostReadError):
+        trainer.method.loss(batch, 0)
+
+
+@pytest.mark.parametrize("method", ["mean-teacher", "temporal-ensembling"])
+def test_device_schedules_train_like_float_schedules(tmp_path, method):
+    # 16 steps of 128 over 1347 images: temporal ensembling passes its first epoch end (step 11).
+    # Short on purpose: longer tiny runs turn float32-vs-float64 rounding of the betas chaotic.
+    # Agreement is ~1e-7; schedules frozen after step 5 (a stale-value bug) differ by ~3e-3.
+    config = tiny_config(method=method, steps=16, batch_size=128, labeled_per_batch=-1, eval_every=8, checkpoint_every=8)
+    floats = Trainer(config, tmp_path / "floats", progress=False)
+    tensors = TensorScheduleTrainer(config, tmp_path / "tensors", progress=False)
+    assert isinstance(tensors.optimizer.param_groups[0]["lr"], torch.Tensor)
+    floats.run()
+    tensors.run()
+    for a, b in zip(floats.model.parameters(), tensors.model.parameters()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    models = lambda t: t.method.evaluation_models().values()  # noqa: E731
+    for model_a, model_b in zip(models(floats), models(tensors)):
+        for a, b in zip(model_a.state_dict().values(), model_b.state_dict().values()):
+            torch.testing.assert_close(a.float(), b.float(), atol=1e-6, rtol=1e-5)
+    if method == "temporal-ensembling":
+        assert tensors.method.epochs == 1
+        torch.testing.assert_close(tensors.method.ensemble, floats.method.ensemble, atol=1e-6, rtol=1e-5)
+
+
+def _interrupted(trainer_cls, config, run_dir, steps):
+    """A run stopped after ``steps`` steps, with its checkpoint written."""
+    run_dir.mkdir()
+    trainer = trainer_cls(config, run_dir, progress=False)
+    for step in range(steps):
+        trainer.train_step(step)
+        trainer.step = step + 1
+    trainer.save_checkpoint()
+
+
+def test_resume_switches_between_float_and_device_schedules(tmp_path):
+    """A checkpoint written with device schedules (CUDA-graph runs) resumes without them, and back,
+    and both end where an uninterrupted run ends."""
+    config = tiny_config(steps=16, batch_size=128, labeled_per_batch=-1, eval_every=4, checkpoint_every=4)
+    _interrupted(TensorScheduleTrainer, config, tmp_path / "a", 8)
+    _interrupted(Trainer, config, tmp_path / "b", 8)
+    uninterrupted = Trainer(config, tmp_path / "c", progress=False)
+    uninterrupted.run()
+    resumed_plain = Trainer(config, tmp_path / "a", resume=True, progress=False)
+    assert isinstance(resumed_plain.optimizer.param_groups[0]["lr"], float)
+    assert all(state["step"].device.type == "cpu" for state in resumed_plain.optimizer.state.values())
+    resumed_plain.run()
+    resumed_tensors = TensorScheduleTrainer(config, tmp_path / "b", resume=True, progress=False)
+    assert resumed_tensors.optimizer.param_groups[0]["lr"] is resumed_tensors.hyperparameters.tensors["lr"]
+    resumed_tensors.run()
+    for trainer in (resumed_plain, resumed_tensors):
+        for a, b in zip(uninterrupted.model.parameters(), trainer.model.parameters()):
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+
+
+def test_device_hyperparameters_follow_the_step():
+    config = tiny_config(steps=100, rampup_steps=40, ema_decay=0.999, ema_decay_rampup=0.99)
+    values = StepHyperparameters(config, torch.device("cpu"), on_device=True)
+    lr = values.tensors["lr"]
+    for step in (0, 20, 39, 40, 99):
+        values.set_step(step)
+        expected = hyperparameters_at(config, step)
+        assert values.tensors["lr"] is lr  # updated in place: a captured graph keeps reading it
+        for name, value in expected.items():
+            assert float(values[name]) == pytest.approx(value, rel=1e-6, abs=1e-9), name
+        assert float(values["steps_taken"]) == step + 1
+
+
+def test_cuda_graph_settings_that_cannot_work_are_refused(tmp_path):
+    with pytest.raises(MeanTeacherError, match="cuda_graphs"):
+        Config(dataset="digits", cuda_graphs=True, optimizer="sgd").validate()
+    with pytest.raises(MeanTeacherError, match="cuda_graphs"):
+        Config(dataset="digits", cuda_graphs=True, compile=True).validate()
+    with pytest.raises(MeanTeacherError, match="cuda_graphs needs one process on a CUDA device"):
+        Trainer(tiny_config(cuda_graphs=True, device="cpu"), tmp_path, progress=False)
