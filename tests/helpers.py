@@ -2,6 +2,7 @@
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from meanteacher.config import Config
 from meanteacher.models import ConvNet13
@@ -54,3 +55,27 @@ def nan_after(num_classes, in_channels, **options):
 def mlp(num_classes, in_channels, hidden=32):
     """A deterministic model without batch norm or dropout (for exact 1- vs 2-process comparisons)."""
     return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * 64, hidden), nn.Tanh(), nn.Linear(hidden, num_classes))
+
+
+class HostReads(TorchDispatchMode):
+    """Records every operation that makes the host wait for a tensor's value: ``item()`` and every
+    implicit conversion to a Python number or bool (all are ``aten._local_scalar_dense``, also inside
+    C++), and operations whose output shape depends on tensor values (``nonzero``, boolean masks)."""
+
+    VALUE_DEPENDENT = {"aten.nonzero", "aten.masked_select", "aten._unique2", "aten.unique_consecutive", "aten.unique_dim"}
+
+    def __init__(self):
+        super().__init__()
+        self.reads: list[str] = []
+        self.paused = False
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = str(func.overloadpacket)
+        if not self.paused:
+            boolean_index = name in ("aten.index", "aten.index_put", "aten.index_put_") and any(
+                isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in (args[1] if len(args) > 1 else ()) if i is not None
+            )
+            if func is torch.ops.aten._local_scalar_dense.default or name in self.VALUE_DEPENDENT or boolean_index:
+                self.reads.append(name)
+        return func(*args, **kwargs)

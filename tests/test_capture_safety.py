@@ -5,8 +5,6 @@ step reads no tensor value on the host (that would synchronise, and fail under c
 the schedules as in-place-updated 0-dim tensors trains exactly like serving them as floats.
 """
 
-import contextlib
-
 import pytest
 import torch
 
@@ -14,32 +12,7 @@ from meanteacher.config import Config
 from meanteacher.errors import MeanTeacherError
 from meanteacher.hyperparameters import StepHyperparameters, hyperparameters_at
 from meanteacher.train import Trainer
-from tests.helpers import tiny_config
-
-HOST_READS = ("__bool__", "__float__", "__int__", "item", "tolist")
-
-
-class HostReadError(AssertionError):
-    pass
-
-
-@contextlib.contextmanager
-def no_host_reads():
-    """Make every read of a tensor's value by Python raise (what a CUDA graph cannot capture)."""
-    saved = {name: getattr(torch.Tensor, name) for name in HOST_READS}
-
-    def forbid(name):
-        def read(self, *args, **kwargs):
-            raise HostReadError(f"Tensor.{name} read a tensor value on the host")
-        return read
-
-    for name in HOST_READS:
-        setattr(torch.Tensor, name, forbid(name))
-    try:
-        yield saved
-    finally:
-        for name, original in saved.items():
-            setattr(torch.Tensor, name, original)
+from tests.helpers import HostReads, tiny_config
 
 
 class TensorScheduleTrainer(Trainer):
@@ -50,27 +23,24 @@ class TensorScheduleTrainer(Trainer):
 
 
 def _guarded_step(trainer, step):
-    """``trainer.train_step``'s optimisation part under ``no_host_reads``; the optimizer step runs
-    unguarded (on the CPU torch's Adam reads its step count; on a GPU it is built capturable)."""
+    """``trainer.train_step``'s optimisation part, recording host reads; the optimizer step is not
+    recorded (on the CPU torch's Adam reads its step count; on a GPU it is built capturable)."""
     trainer.hyperparameters.set_step(step)
     batch = trainer._batch(trainer.sampler.batch(step))
     optimizer_step = trainer.optimizer.step
-    with no_host_reads() as originals:
-        def unguarded_step():
-            forbidden = {name: getattr(torch.Tensor, name) for name in HOST_READS}
-            for name, original in originals.items():
-                setattr(torch.Tensor, name, original)
-            try:
-                optimizer_step()
-            finally:
-                for name, read in forbidden.items():
-                    setattr(torch.Tensor, name, read)
+    with HostReads() as guard:
+        def unrecorded_step():
+            guard.paused = True
+            optimizer_step()
+            guard.paused = False
 
-        trainer.optimizer.step = unguarded_step
+        trainer.optimizer.step = unrecorded_step
         try:
-            return trainer._optimize(batch)
+            logs = trainer._optimize(batch)
         finally:
             del trainer.optimizer.step
+    assert guard.reads == [], f"the step read tensors on the host: {guard.reads}"
+    return logs
 
 
 CASES = {
@@ -93,13 +63,21 @@ def test_training_step_reads_no_tensor_on_the_host(tmp_path, case):
     assert torch.isfinite(torch.stack([v.float() for v in logs.values()])).all()
 
 
-def test_the_guard_catches_a_host_read(tmp_path):
-    """A supervised batch not known to be all labeled checks on the host: the guard must see it."""
+def test_the_guard_catches_host_reads(tmp_path):
+    """The guard must see what would break capture: a supervised batch not known to be all labeled
+    (checked with ``bool``), a Python-scalar lerp weight given as a tensor (read in C++), a boolean mask."""
     trainer = TensorScheduleTrainer(tiny_config(method="supervised"), tmp_path, progress=False)
     batch = trainer._batch(trainer.sampler.batch(0))
     batch.all_labeled = False
-    with no_host_reads(), pytest.raises(HostReadError):
+    with HostReads() as guard:
         trainer.method.loss(batch, 0)
+    assert "aten._local_scalar_dense" in guard.reads
+    with HostReads() as guard:
+        torch._foreach_lerp_([torch.zeros(3)], [torch.ones(3)], torch.tensor(0.5))
+    assert guard.reads == ["aten._local_scalar_dense"]
+    with HostReads() as guard:
+        torch.arange(4.0)[torch.tensor([True, False, True, False])]
+    assert guard.reads
 
 
 @pytest.mark.parametrize("method", ["mean-teacher", "temporal-ensembling"])

@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 from meanteacher.teacher import EMATeacher
+from tests.helpers import HostReads
 
 
 def _net():
@@ -48,6 +49,23 @@ def test_decay_override_and_tensor_decay():
     teacher.update(student, torch.tensor(10), decay=torch.tensor(0.5))
     for b, s, t in zip(before, student.parameters(), teacher.module.parameters()):
         assert torch.allclose(t, 0.5 * b + 0.5 * s)
+
+
+@pytest.mark.parametrize("buffers", ["own", "copy", "average"])
+def test_tensor_step_and_decay_match_floats_without_host_reads(buffers):
+    """0-dim tensors for step and decay (what a CUDA graph needs) give the float update, and the
+    update never reads them on the host."""
+    student = _net()
+    with_floats, with_tensors = EMATeacher(student, 0.9, buffers), EMATeacher(student, 0.9, buffers)
+    student(torch.randn(16, 3))  # moves the student's BatchNorm statistics
+    for step in range(1, 4):
+        _perturb(student, 0.1 * step)
+        with_floats.update(student, step, 0.9)
+        with HostReads() as guard:
+            with_tensors.update(student, torch.tensor(float(step)), torch.tensor(0.9))
+        assert guard.reads == []
+    for a, b in zip(with_floats.module.state_dict().values(), with_tensors.module.state_dict().values()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
 
 
 def test_no_gradient_reaches_teacher():

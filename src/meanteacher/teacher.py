@@ -28,12 +28,26 @@ def unwrap(module: nn.Module) -> nn.Module:
             return module
 
 
+def _lerp_(targets: list[torch.Tensor], sources: list[torch.Tensor], weight: float | torch.Tensor) -> None:
+    """``targets += weight * (sources - targets)`` for every pair, fused over the lists.
+
+    ``torch._foreach_lerp_`` takes its weight as a Python scalar, and would read a tensor weight on
+    the host; a 0-dim tensor weight goes through the ``Tensor`` overloads of multiply and add instead.
+    """
+    if not isinstance(weight, torch.Tensor):
+        torch._foreach_lerp_(targets, sources, weight)
+        return
+    differences = torch._foreach_sub(sources, targets)
+    torch._foreach_mul_(differences, weight.to(device=targets[0].device, dtype=targets[0].dtype))
+    torch._foreach_add_(targets, differences)
+
+
 class EMATeacher:
     """A teacher whose weights are an exponential moving average of a student's.
 
     After each optimizer step, ``update`` sets ``theta' = alpha * theta' + (1 - alpha) * theta`` with
     ``alpha = min(1 - 1 / (step + 1), decay)``, so early steps are a true average of the student so far.
-    All tensors are updated by one fused ``torch._foreach_lerp_`` call.
+    All tensors are updated by fused ``torch._foreach_*`` calls.
 
     ``buffers`` chooses what happens to BatchNorm running statistics and other floating buffers:
     ``"own"`` keeps the teacher's own (it runs in train mode on its own input, as the reference code),
@@ -96,9 +110,9 @@ class EMATeacher:
             _check_decay(decay)
         weight = 1.0 - self.alpha(step, decay)
         params, floats, others = self._student_tensors(student)
-        torch._foreach_lerp_(self._params, params, weight)
+        _lerp_(self._params, params, weight)
         if self.buffers == "average" and floats:
-            torch._foreach_lerp_(self._float_buffers, floats, weight)
+            _lerp_(self._float_buffers, floats, weight)
         elif self.buffers == "copy" and floats:
             torch._foreach_copy_(self._float_buffers, floats)
         if self.buffers != "own" and others:
