@@ -163,13 +163,15 @@ class MeanTeacher(_ConsistencyMethod):
         self.logit_distance = logit_distance
         self.consistency_on_labeled = consistency_on_labeled
         self.teacher = EMATeacher(model, _at(ema_decay, 0), buffers)
+        self.teacher_forward: Callable[[torch.Tensor], Any] = self.teacher.module
+        """Calls the teacher network; the trainer swaps in a ``torch.compile``'d one with ``compile``."""
 
     def loss(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         teacher_input = self._second_view(batch)
         class_logits, cons_logits = split_heads(self.model(batch.student_input))
         self.teacher.module.train(self.model.training)
         with torch.no_grad():
-            teacher_logits, _ = split_heads(self.teacher.module(teacher_input))
+            teacher_logits, _ = split_heads(self.teacher_forward(teacher_input))
         labels = batch.labels
         class_cost = classification_cost(class_logits, labels, self.class_normalize)
         if self.consistency_on_labeled:

@@ -294,6 +294,8 @@ class Trainer:
         if config.compile:
             trained = torch.compile(trained)
         self.method = build_method(config, trained, len(data.train_labels) + extra, data.num_classes, self.hyperparameters)
+        if config.compile and isinstance(self.method, MeanTeacher):
+            self.method.teacher_forward = torch.compile(self.method.teacher.module)
         self.generator = torch.Generator(device=self.device)
         self.nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
         self.optimize: Callable[[Batch], dict[str, torch.Tensor]] = GraphedStep(self._optimize) if config.cuda_graphs else self._optimize
