@@ -10,7 +10,9 @@ import torch
 
 from meanteacher.config import Config
 from meanteacher.errors import MeanTeacherError
+from meanteacher.graphs import GraphedStep
 from meanteacher.hyperparameters import StepHyperparameters, hyperparameters_at
+from meanteacher.methods import Batch
 from meanteacher.train import Trainer
 from tests.helpers import HostReads, tiny_config
 
@@ -152,3 +154,18 @@ def test_cuda_graph_settings_that_cannot_work_are_refused(tmp_path):
         Config(dataset="digits", cuda_graphs=True, compile=True).validate()
     with pytest.raises(MeanTeacherError, match="cuda_graphs needs one process on a CUDA device"):
         Trainer(tiny_config(cuda_graphs=True, device="cpu"), tmp_path, progress=False)
+
+
+def test_graphed_step_reads_every_batch_through_the_same_static_buffers():
+    graphed = GraphedStep(lambda batch: {})
+    first = Batch(torch.zeros(4, 3), torch.tensor([0, 1, -1, -1]), torch.ones(4, 3), torch.arange(4), all_labeled=False)
+    static = graphed._load(first)
+    assert static.student_input is not first.student_input  # buffers of its own, filled by copying
+    second = Batch(torch.full((4, 3), 2.0), torch.tensor([1, -1, -1, 0]), torch.full((4, 3), 3.0), torch.arange(4, 8))
+    buffers = [static.student_input, static.labels, static.teacher_input, static.indices]
+    again = graphed._load(second)
+    assert all(a is b for a, b in zip([again.student_input, again.labels, again.teacher_input, again.indices], buffers))
+    for name in ("student_input", "labels", "teacher_input", "indices"):
+        assert torch.equal(getattr(again, name), getattr(second, name)), name
+    with pytest.raises(ValueError, match="student_input changed shape"):
+        graphed._load(Batch(torch.zeros(5, 3), torch.zeros(5, dtype=torch.long), torch.zeros(5, 3), torch.arange(5)))
