@@ -94,6 +94,10 @@ def throughput_section(result: dict | None) -> str:
     ) + flops_table(result) + "\n"
     text += f"Mean Teacher step, medians of {result['repeats']} blocks of {result['block']} step(s) on {result['device']}:\n\n"
     text += throughput_table(result) + "\n"
+    modes = result["modes"]
+    if "bf16+channels_last" in modes and "bf16+channels_last+compile" in modes:
+        ratio = modes["bf16+channels_last"]["step_ms"] / modes["bf16+channels_last+compile"]["step_ms"]
+        text += f"`compile` (student and teacher) makes the bf16 + channels_last step {ratio:.2f}x faster here.\n\n"
     budget_ms = flops / (0.30 * 989.4e12) * 1e3
     if result.get("peak_bf16_tflops") is None:
         text += (
@@ -101,7 +105,9 @@ def throughput_section(result: dict | None) -> str:
             "machine lent to this task), so the figures above are the CPU's, and the GPU target (at least 30 % of "
             "the bf16 peak) is not yet measured. What it takes: an H100 SXM or H200 peaks at 989.4 dense bf16 "
             f"TFLOP/s, so 30 % of it on a {flops / 1e9:.1f} GFLOP step means at most **{budget_ms:.2f} ms per Mean "
-            "Teacher step**. To measure on a GPU machine (no data files needed): "
+            "Teacher step**. CUDA-graph capture (`cuda_graphs`) is built and its capture-safety is tested on the "
+            "CPU, but it has not run on a GPU: `tests/test_gpu.py` (skipped without CUDA) checks it there. "
+            "To measure on a GPU machine (no data files needed): `make test`, "
             "`python -m benchmarks.throughput --json docs/bench/throughput.json`, then "
             "`python -m benchmarks.document`. The paper-scale run: `meanteacher train --preset cifar10-4000 --data "
             "CIFAR10 --precision bf16 --set channels_last=true --set cuda_graphs=true`.\n"
