@@ -380,12 +380,13 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
 
     def _set_hyperparameters(self) -> None:
-        """Give the optimizer this step's learning rate and betas (device tensors are updated in place)."""
-        hp = self.hyperparameters
+        """Give the optimizer this step's learning rate and betas as floats (with device
+        hyperparameters Adam holds the tensors themselves, which ``set_step`` updates in place)."""
+        values = self.hyperparameters.values
         for group in self.optimizer.param_groups:
-            group["lr"] = hp["lr"]
+            group["lr"] = values["lr"]
             if "betas" in group:
-                group["betas"] = (hp["adam_beta1"], hp["adam_beta2"])
+                group["betas"] = (values["adam_beta1"], values["adam_beta2"])
 
     def _streamed_batch(self) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
         if self.loader_iterator is None:
