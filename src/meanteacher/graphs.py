@@ -69,7 +69,8 @@ class GraphedStep:
             return logs
         if self.graph is None:
             self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):
+            # thread_local: DataLoader threads (streamed data) may keep using CUDA during the capture
+            with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
                 self.static_logs = self.step_fn(static)
         self.graph.replay()
         return self.static_logs
