@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
 from .speed import table as speed_table
 
@@ -28,11 +29,8 @@ def _stamp(result: dict, command: str) -> str:
     return f"Command: `{command}`. Machine: {result['machine']}. Date: {result['date']}.\n"
 
 
-def accuracy_section(result: dict | None) -> str:
-    text = "## 1. Accuracy: the paper's Table 2 at CPU scale, on real CIFAR-10\n\n"
-    if result is None:
-        return text + "Not measured yet.\n"
-    text += _stamp(result, "python -m benchmarks.accuracy --json docs/bench/accuracy.json") + "\n"
+def accuracy_section(result: dict) -> str:
+    text = _stamp(result, "python -m benchmarks.accuracy --json docs/bench/accuracy.json") + "\n"
     text += (
         "Presets `cifar10-cpu-4000` and `cifar10-cpu-1000`: ConvNet-13 at width 0.25, 1,200 steps of 100 images "
         "for every method (50 labeled + 50 unlabeled for the semi-supervised methods, 100 labeled for "
@@ -45,21 +43,15 @@ def accuracy_section(result: dict | None) -> str:
     return text + result["table"] + "\n" + result.get("notes", "") + "\n"
 
 
-def speed_section(result: dict | None) -> str:
-    text = "## 2. Speed: one table, one run, ratios\n\n"
-    if result is None:
-        return text + "Not measured yet.\n"
-    text += _stamp(result, "python -m benchmarks.speed --json docs/bench/speed.json")
+def speed_section(result: dict) -> str:
+    text = _stamp(result, "python -m benchmarks.speed --json docs/bench/speed.json")
     text += (f"\nFull-width ConvNet-13 (3.1 M parameters), batch {result['batch_size']}, CPU, medians of "
              f"{result.get('repeats', 5)} timed steps after 2 warm-up steps; all rows measured in one process.\n\n")
     return text + speed_table(result) + "\n" + result.get("notes", "") + "\n"
 
 
-def ema_section(result: dict | None) -> str:
-    text = "## EMA update cost\n\n"
-    if result is None:
-        return text + "Not measured yet.\n"
-    text += _stamp(result, "python -m benchmarks.ema --json docs/bench/ema.json") + "\n"
+def ema_section(result: dict) -> str:
+    text = _stamp(result, "python -m benchmarks.ema --json docs/bench/ema.json") + "\n"
     return text + (
         f"ConvNet-13 at full width ({result['parameters']:,} parameters in {result['tensors']} tensors), "
         f"{result['device']}: the reference code's per-parameter `mul_().add_()` loop takes "
@@ -69,25 +61,19 @@ def ema_section(result: dict | None) -> str:
     )
 
 
-def data_section(result: dict | None) -> str:
-    text = "## Loading the CIFAR-10 JPEG archive\n\n"
-    if result is None:
-        return text + "Not measured yet.\n"
-    return text + _stamp(result, "python -m benchmarks.data_load --json docs/bench/data_load.json") + (
+def data_section(result: dict) -> str:
+    return _stamp(result, "python -m benchmarks.data_load --json docs/bench/data_load.json") + (
         f"\nFirst load (reading the .tar.gz and decoding 60,000 JPEGs, then writing the cache): "
         f"{result['first_s']:.1f} s (target < 60 s). Cached load: {result['cached_s']:.2f} s, median of 3 "
         f"(target < 3 s). Each in a fresh process; interpreter start-up not counted.\n"
     )
 
 
-def throughput_section(result: dict | None) -> str:
-    text = "## 3. GPU: achieved TFLOP/s of the paper-scale step\n\n"
-    if result is None:
-        return text + "Not measured yet.\n"
+def throughput_section(result: dict) -> str:
     from .throughput import flops_table, table as throughput_table
 
     flops = result["flops"]["mean-teacher"]
-    text += _stamp(result, result["command"]) + (
+    text = _stamp(result, result["command"]) + (
         "\nFLOPs of one training step of the `cifar10-4000` preset's network (full-width ConvNet-13, batch 100), "
         "counted by `torch.utils.flop_counter` over a real step (convolutions and matrix products, forward and "
         "backward, student and teacher; the same on every device):\n\n"
@@ -115,17 +101,28 @@ def throughput_section(result: dict | None) -> str:
     return text
 
 
+SECTIONS = [
+    ("## 1. Accuracy: the paper's Table 2 at CPU scale, on real CIFAR-10", "accuracy", accuracy_section),
+    ("## 2. Speed: one table, one run, ratios", "speed", speed_section),
+    ("## EMA update cost", "ema", ema_section),
+    ("## Loading the CIFAR-10 JPEG archive", "data_load", data_section),
+    ("## 3. GPU: achieved TFLOP/s of the paper-scale step", "throughput", throughput_section),
+]
+"""Each section: its heading, the JSON file in docs/bench/ it is written from, and the function writing its body."""
+
+
+def section(heading: str, result: dict | None, body: Callable[[dict], str]) -> str:
+    """A section's heading and its body, or "Not measured yet." where the benchmark has not been run."""
+    return f"{heading}\n\n" + ("Not measured yet.\n" if result is None else body(result))
+
+
 def main() -> int:
     parts = [
         "# Benchmarks\n\nWritten by `python -m benchmarks.document` from the JSON files in `docs/bench/`; "
         "every figure names the command that measured it, the machine and the date. Timings on these "
         "machines are noisy, so speed is given as ratios measured side by side in one process, and as "
         "medians of several repeats.\n",
-        accuracy_section(_load("accuracy")),
-        speed_section(_load("speed")),
-        ema_section(_load("ema")),
-        data_section(_load("data_load")),
-        throughput_section(_load("throughput")),
+        *(section(heading, _load(name), body) for heading, name, body in SECTIONS),
     ]
     (DOCS / "benchmarks.md").write_text("\n".join(parts))
     print(f"wrote {DOCS / 'benchmarks.md'}")
