@@ -1,4 +1,5 @@
 import json
+import re
 import os
 import subprocess
 import sys
@@ -61,7 +62,7 @@ def test_evaluate_predict_report(finished_run, tmp_path, capsys):
     assert main(["evaluate", str(finished_run), "--json"]) == 0
     results = json.loads(capsys.readouterr().out)
     summary = json.loads((finished_run / "summary.json").read_text())
-    assert results["teacher_error"] == pytest.approx(summary["teacher_error"])
+    assert results["ema_error"] == pytest.approx(summary["ema_error"])
     assert results["student_error"] == pytest.approx(summary["student_error"])
 
     images = tmp_path / "images"
@@ -110,6 +111,9 @@ def test_every_preset_is_valid():
 def test_demo_writes_table_and_plot(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "demo"), "--steps", "30", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "| digits | 50 | supervised | 30 | 1 |" in out and "| digits | 50 | mean-teacher | 30 | 1 |" in out
+    assert "| digits | 50 | supervised | 30 | 3 |" in out and "| digits | 50 | mean-teacher | 30 | 3 |" in out
+    assert re.search(r"Mean Teacher's teacher: [\d.]+ ± [\d.]+ % test error vs supervised-only [\d.]+ ± [\d.]+ %", out), out
+    assert sorted(p.name for p in (tmp_path / "demo").iterdir() if p.is_dir()) == [
+        "mean-teacher-s0", "mean-teacher-s1", "mean-teacher-s2", "supervised-s0", "supervised-s1", "supervised-s2"]
     assert (tmp_path / "demo" / "demo.png").stat().st_size > 10_000
     assert (tmp_path / "demo" / "results.md").read_text() in out

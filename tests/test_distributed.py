@@ -38,8 +38,8 @@ def test_two_process_run_matches_one_process(tmp_path, extra):
     one = load_checkpoint(tmp_path / "one" / "checkpoint.pt")
     two = load_checkpoint(tmp_path / "two" / "checkpoint.pt")
     assert one["step"] == two["step"] == 30
-    for key, value in one["method"]["teacher"]["module"].items():
-        assert torch.allclose(value, two["method"]["teacher"]["module"][key], atol=1e-5), key
+    for key, value in one["method"]["ema"]["module"].items():
+        assert torch.allclose(value, two["method"]["ema"]["module"][key], atol=1e-5), key
     records = [json.loads(line) for line in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["teacher_rank_spread"] for r in records] == [0.0, 0.0]
+    assert [r["ema_rank_spread"] for r in records] == [0.0, 0.0]
     assert not (tmp_path / "two" / "rank1").exists()

@@ -53,5 +53,5 @@ def test_cuda_graph_run_resumes_to_the_uninterrupted_result(tmp_path):
     first.save_checkpoint()
     resumed = Trainer(config, tmp_path / "parts", resume=True, progress=False)
     resumed.run()
-    for a, b in zip(whole.method.teacher.module.parameters(), resumed.method.teacher.module.parameters()):
+    for a, b in zip(whole.method.ema.module.parameters(), resumed.method.ema.module.parameters()):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)

@@ -106,7 +106,28 @@ def test_mean_teacher_after_step_updates_teacher_with_schedule():
     method.after_step(1)
     for s, t in zip(model.parameters(), method.teacher.module.parameters()):
         assert torch.equal(s, t)
-    assert set(method.evaluation_models()) == {"student", "teacher"}
+    assert set(method.evaluation_models()) == {"student", "ema"}
+
+
+@pytest.mark.parametrize("cls", [Supervised, PiModel, MeanTeacher])
+def test_every_method_keeps_an_evaluation_ema(cls):
+    """The paper evaluates every model on EMA weights: each method's ``after_step`` moves its EMA,
+    which is what ``evaluation_models()["ema"]`` returns and what its state dict saves."""
+    model = _model()
+    method = cls(model, ema_decay=0.5)
+    before = [p.clone() for p in method.ema.module.parameters()]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    method.after_step(10)  # alpha = min(1 - 1/11, 0.5) = 0.5: half way to the student
+    for old, new, student in zip(before, method.ema.module.parameters(), model.parameters()):
+        torch.testing.assert_close(new, 0.5 * old + 0.5 * student)
+    assert method.evaluation_models()["ema"] is method.ema.module
+    assert method.evaluation_models()["student"] is model
+    restored = cls(_model(), ema_decay=0.5)
+    restored.load_state_dict(method.state_dict())
+    for a, b in zip(method.ema.module.parameters(), restored.ema.module.parameters()):
+        assert torch.equal(a, b)
 
 
 def test_mean_teacher_two_heads_uses_logit_distance_and_second_head():

@@ -45,10 +45,10 @@ def test_streaming_training_run(tmp_path):
                          arch_options={"width": 0.125})
     summary = train(config, tmp_path / "run", progress=False)
     assert summary["steps"] == 4 and summary["dataset"] == "pets"
-    assert 0.0 <= summary["teacher_error"] <= 1.0
+    assert 0.0 <= summary["ema_error"] <= 1.0
     from meanteacher.inference import load_run
 
     run = load_run(tmp_path / "run")
-    assert run.evaluate()["teacher_error"] == summary["teacher_error"]
+    assert run.evaluate()["ema_error"] == summary["ema_error"]
     rows = run.predict_paths([str(data / "test" / "dog")])
     assert len(rows) == 6 and all(label in ("cat", "dog") for _, label, _ in rows)

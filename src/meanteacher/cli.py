@@ -14,6 +14,7 @@ from typing import Any
 
 from .config import Config, apply_settings, list_presets, load_preset, parse_set_options
 from .errors import MeanTeacherError
+from .report import ema_name
 
 EXIT_USAGE = 2
 
@@ -76,11 +77,9 @@ def command_train(args: argparse.Namespace) -> int:
 
 
 def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
-    errors = [f"student error {summary['student_error']:.2%}"]
-    if summary.get("teacher_error") is not None:
-        errors.append(f"teacher error {summary['teacher_error']:.2%}")
-    print(f"{run_dir}: {summary['method']} on {summary['dataset']} ({summary['labels']} labels), "
-          f"{summary['steps']} steps: {', '.join(errors)} ({summary['seconds']:.0f} s)")
+    print(f"{run_dir}: {summary['method']} on {summary['dataset']} ({summary['labels']} labels), {summary['steps']} steps: "
+          f"{ema_name(summary['method'])} error {summary['ema_error']:.2%}, student error {summary['student_error']:.2%} "
+          f"({summary['seconds']:.0f} s)")
 
 
 def command_evaluate(args: argparse.Namespace) -> int:
@@ -91,9 +90,8 @@ def command_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(results, indent=2))
     else:
-        for name in ("student", "teacher"):
-            if f"{name}_error" in results:
-                print(f"{name} error: {results[f'{name}_error']:.2%}  (test classification cost {results[f'{name}_class_cost']:.4f})")
+        for name, label in (("ema", ema_name(run.config.method)), ("student", "student")):
+            print(f"{label} error: {results[f'{name}_error']:.2%}  (test classification cost {results[f'{name}_class_cost']:.4f})")
     return 0
 
 
@@ -187,11 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="meanteacher", description="Mean Teacher semi-supervised learning (Tarvainen & Valpola, 2017)")
     commands = parser.add_subparsers(dest="command", required=True)
     _train_parser(commands)
-    evaluate = commands.add_parser("evaluate", help="student and teacher test error of a run")
+    evaluate = commands.add_parser("evaluate", help="test error of a run's EMA (teacher) and student")
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--data", help="evaluate on this dataset's test split instead of the run's")
     evaluate.add_argument("--json", action="store_true")
-    predict = commands.add_parser("predict", help="class and confidence per image, from a run's teacher")
+    predict = commands.add_parser("predict", help="class and confidence per image, from a run's EMA (Mean Teacher's teacher)")
     predict.add_argument("run_dir")
     predict.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
     predict.add_argument("--out", help="CSV file to write (default: standard output)")

@@ -20,7 +20,7 @@ from .train import build_model, check_architecture, evaluate, evaluate_batches, 
 
 @dataclass
 class LoadedRun:
-    """A run's configuration, classes, normalizer and networks (student, and teacher if any), on CPU."""
+    """A run's configuration, classes, normalizer and networks (``student`` and ``ema``), on CPU."""
 
     config: Config
     classes: list[str]
@@ -30,8 +30,8 @@ class LoadedRun:
 
     @property
     def predictor(self) -> nn.Module:
-        """The network used for predictions: the teacher where there is one."""
-        return self.models.get("teacher", self.models["student"])
+        """The network used for predictions: the EMA (Mean Teacher's teacher), usually the better one."""
+        return self.models["ema"]
 
     def evaluate(self, data: str | None = None) -> dict[str, float]:
         """Error and classification cost of each network on the test split of the run's (or ``data``'s) dataset."""
@@ -118,15 +118,11 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     check_architecture(state, config.arch, run_dir / "checkpoint.pt")
     classes = list(state["classes"])
     shape = tuple(state["image_shape"])
-    models = {"student": build_model(config, len(classes), shape[0])}
-    teacher_state = state["method"].get("teacher")
-    if teacher_state is not None:
-        models["teacher"] = build_model(config, len(classes), shape[0])
+    models = {name: build_model(config, len(classes), shape[0]) for name in ("student", "ema")}
     try:
         models["student"].load_state_dict(state["model"])
-        if teacher_state is not None:
-            models["teacher"].load_state_dict(teacher_state["module"])
-    except RuntimeError as error:
+        models["ema"].load_state_dict(state["method"]["ema"]["module"])
+    except (RuntimeError, KeyError) as error:
         raise MeanTeacherError(f"{run_dir}: checkpoint does not fit the configured model ({str(error).splitlines()[0]})") from None
     for model in models.values():
         model.eval()

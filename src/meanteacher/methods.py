@@ -42,37 +42,53 @@ class Batch:
 
 
 class Method:
-    """Base of the four methods: holds the student and the classification-cost settings."""
+    """Base of the four methods: holds the student, the classification-cost settings and an EMA of
+    the student's weights.
+
+    Every method keeps an :class:`EMATeacher` (``self.ema``) updated after each optimizer step: the
+    paper evaluates all its models on exponential-moving-average weights (Section 3). Mean Teacher's
+    EMA is its teacher; for the other methods it has no role in training. ``ema_buffers`` says what
+    the EMA does with BatchNorm statistics (see :class:`EMATeacher`): an EMA that never runs a
+    forward pass of its own averages the student's.
+    """
 
     name = "method"
     views = 1
     """How many independently noised views of each example ``loss`` needs (``teacher_input`` is the 2nd)."""
     uses_unlabeled = True
 
-    def __init__(self, model: nn.Module, class_normalize: str = "batch") -> None:
+    def __init__(
+        self, model: nn.Module, class_normalize: str = "batch", ema_decay: Schedule = 0.999, ema_buffers: str = "average"
+    ) -> None:
         self.model = model
         self.class_normalize = class_normalize
+        self.ema_decay = ema_decay
+        self.ema = EMATeacher(model, _at(ema_decay, 0), ema_buffers)
 
     def loss(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The total cost to minimise and detached per-term values for logging."""
         raise NotImplementedError
 
     def after_step(self, step: int | torch.Tensor) -> None:
-        """Called after each optimizer step (``step`` counts steps taken, from 1; may be a 0-dim device tensor)."""
+        """Called after each optimizer step (``step`` counts steps taken, from 1; may be a 0-dim device
+        tensor): moves the EMA towards the student."""
+        self.ema.update(self.model, step, _at(self.ema_decay, step))
 
     def end_epoch(self) -> None:
         """Called after each complete pass over the unlabeled stream."""
 
     def evaluation_models(self) -> dict[str, nn.Module]:
-        """The networks to evaluate by name: ``student`` always, ``teacher`` where there is one."""
-        return {"student": unwrap(self.model)}
+        """The networks to evaluate by name: ``student`` (raw weights) and ``ema`` (averaged weights;
+        Mean Teacher's teacher)."""
+        return {"student": unwrap(self.model), "ema": self.ema.module}
 
     def state_dict(self) -> dict[str, Any]:
-        """Method state beyond the student's weights (the teacher, prediction ensembles)."""
-        return {}
+        """Method state beyond the student's weights (the EMA, prediction ensembles)."""
+        return {"ema": self.ema.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what ``state_dict`` returned."""
+        self.ema.load_state_dict(state["ema"])
 
     def _second_view(self, batch: Batch) -> torch.Tensor:
         if batch.teacher_input is None:
@@ -108,8 +124,10 @@ class _ConsistencyMethod(Method):
         consistency: Schedule = 1.0,
         consistency_type: str = "mse",
         class_normalize: str = "batch",
+        ema_decay: Schedule = 0.999,
+        ema_buffers: str = "average",
     ) -> None:
-        super().__init__(model, class_normalize)
+        super().__init__(model, class_normalize, ema_decay, ema_buffers)
         self.consistency = consistency
         self.consistency_type = consistency_type
         self.consistency_fn = consistency_cost(consistency_type)
@@ -141,7 +159,8 @@ class MeanTeacher(_ConsistencyMethod):
     ``ema_decay`` may be a schedule (e.g. 0.99 during ramp-up, 0.999 after). With a two-head model,
     the consistency cost is applied to the second head and ``logit_distance`` weights the squared
     distance between the two heads' logits. ``consistency_on_labeled=False`` restricts consistency
-    to the unlabeled examples (the paper applies it to all).
+    to the unlabeled examples (the paper applies it to all). The teacher is the method's EMA
+    (``self.teacher is self.ema``); ``buffers`` is its BatchNorm policy.
     """
 
     name = "mean-teacher"
@@ -158,11 +177,10 @@ class MeanTeacher(_ConsistencyMethod):
         buffers: str = "own",
         class_normalize: str = "batch",
     ) -> None:
-        super().__init__(model, consistency, consistency_type, class_normalize)
-        self.ema_decay = ema_decay
+        super().__init__(model, consistency, consistency_type, class_normalize, ema_decay, buffers)
         self.logit_distance = logit_distance
         self.consistency_on_labeled = consistency_on_labeled
-        self.teacher = EMATeacher(model, _at(ema_decay, 0), buffers)
+        self.teacher = self.ema
         self.teacher_forward: Callable[[torch.Tensor], Any] = self.teacher.module
         """Calls the teacher network; the trainer swaps in a ``torch.compile``'d one with ``compile``."""
 
@@ -202,18 +220,6 @@ class MeanTeacher(_ConsistencyMethod):
         share = unlabeled.float().mean().clamp_min(1.0 / len(unlabeled))
         return self.consistency_fn(cons_logits, targets) / share
 
-    def after_step(self, step: int | torch.Tensor) -> None:
-        self.teacher.update(self.model, step, _at(self.ema_decay, step))
-
-    def evaluation_models(self) -> dict[str, nn.Module]:
-        return {"student": unwrap(self.model), "teacher": self.teacher.module}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"teacher": self.teacher.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.teacher.load_state_dict(state["teacher"])
-
 
 class TemporalEnsembling(_ConsistencyMethod):
     """Temporal Ensembling (Laine & Aila): consistency with a per-example EMA of past predictions.
@@ -234,8 +240,9 @@ class TemporalEnsembling(_ConsistencyMethod):
         consistency: Schedule = 1.0,
         consistency_type: str = "mse",
         class_normalize: str = "batch",
+        ema_decay: Schedule = 0.999,
     ) -> None:
-        super().__init__(model, consistency, consistency_type, class_normalize)
+        super().__init__(model, consistency, consistency_type, class_normalize, ema_decay)
         if not 0.0 <= alpha < 1.0:
             raise ValueError(f"alpha must be in [0, 1), got {alpha}")
         device = next(unwrap(model).parameters()).device
@@ -292,9 +299,10 @@ class TemporalEnsembling(_ConsistencyMethod):
         self.latest[fresh] = predictions[fresh] / seen[fresh, None]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"ensemble": self.ensemble, "latest": self.latest, "seen": self.seen, "epochs": self.epochs}
+        return {**super().state_dict(), "ensemble": self.ensemble, "latest": self.latest, "seen": self.seen, "epochs": self.epochs}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
         self.ensemble.copy_(state["ensemble"])
         self.latest.copy_(state["latest"])
         self.seen.copy_(state["seen"])

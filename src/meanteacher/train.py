@@ -36,7 +36,8 @@ from .models import create_model, split_heads
 from .models.layers import MeanOnlyBatchNorm
 from .teacher import unwrap
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
+"""2: every method keeps an EMA of the student (``method.ema``); 1 had a teacher for Mean Teacher only."""
 
 
 class TrainingError(MeanTeacherError):
@@ -81,11 +82,13 @@ def build_method(
 
     cls = METHODS[config.method]
     if cls is Supervised:
-        return Supervised(model, config.class_normalize)
+        return Supervised(model, config.class_normalize, ema_decay)
     if cls is PiModel:
-        return PiModel(model, consistency, config.consistency_type, config.class_normalize)
+        return PiModel(model, consistency, config.consistency_type, config.class_normalize, ema_decay)
     if cls is TemporalEnsembling:
-        return TemporalEnsembling(model, num_examples, num_classes, config.te_alpha, consistency, config.consistency_type, config.class_normalize)
+        return TemporalEnsembling(
+            model, num_examples, num_classes, config.te_alpha, consistency, config.consistency_type, config.class_normalize, ema_decay,
+        )
     return MeanTeacher(
         model, consistency, config.consistency_type, ema_decay, config.logit_distance,
         config.consistency_on_labeled, config.bn_buffers, config.class_normalize,
@@ -191,7 +194,7 @@ class Progress:
     def report(self, step: int, record: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        shown = {k: record[k] for k in ("class_cost", "consistency_cost", "student_error", "teacher_error") if k in record}
+        shown = {k: record[k] for k in ("class_cost", "consistency_cost", "student_error", "ema_error") if k in record}
         text = "  ".join(f"{k} {v:.2%}" if k.endswith("error") else f"{k} {v:.4f}" for k, v in shown.items())
         if self.bar is not None:
             self.bar.set_postfix_str(text)
@@ -329,7 +332,7 @@ class Trainer:
 
     def save_checkpoint(self) -> None:
         """Write ``checkpoint.pt`` atomically (main process only)."""
-        self._sync_teacher_buffers()
+        self._sync_ema_buffers()
         if self.world.is_main:
             atomic_torch_save(self._checkpoint(), self.checkpoint_path)
 
@@ -372,10 +375,10 @@ class Trainer:
                 continue  # a line cut short when the run was killed
         atomic_write_text(path, "".join(line + "\n" for line in kept))
 
-    def _sync_teacher_buffers(self) -> None:
-        """Average the teacher's own BatchNorm statistics over processes, so every rank holds one teacher."""
-        if isinstance(self.method, MeanTeacher) and self.world.distributed:
-            average_([b for b in self.method.teacher.module.buffers() if b.is_floating_point()], self.world)
+    def _sync_ema_buffers(self) -> None:
+        """Average the EMA's BatchNorm statistics over processes, so every rank holds one EMA (teacher)."""
+        if self.world.distributed:
+            average_([b for b in self.method.ema.module.buffers() if b.is_floating_point()], self.world)
 
     # ------------------------------------------------------------------ the loop
 
@@ -454,16 +457,16 @@ class Trainer:
                 last = f"the last good checkpoint (step {load_checkpoint(self.checkpoint_path)['step']}) is intact"
             raise TrainingError(f"loss became non-finite before step {self.step}; stopped, {last} in {self.run_dir}")
 
-    def _teacher_rank_spread(self) -> float:
-        """Largest difference between processes of the teacher's parameter checksum (0 when identical)."""
-        checksum = torch.stack([p.double().sum() for p in self.method.teacher.module.parameters()]).sum().reshape(1)
+    def _ema_rank_spread(self) -> float:
+        """Largest difference between processes of the EMA's parameter checksum (0 when identical)."""
+        checksum = torch.stack([p.double().sum() for p in self.method.ema.module.parameters()]).sum().reshape(1)
         gathered = [torch.zeros_like(checksum) for _ in range(self.world.size)]
         torch.distributed.all_gather(gathered, checksum)
         values = torch.cat(gathered)
         return float(values.max() - values.min())
 
     def _evaluate(self) -> dict[str, float]:
-        self._sync_teacher_buffers()
+        self._sync_ema_buffers()
         models = self.method.evaluation_models()
         cfg = self.config
         if cfg.streaming:
@@ -471,8 +474,8 @@ class Trainer:
             results = evaluate_batches(models, lambda: loader, cfg.precision, cfg.channels_last)
         else:
             results = evaluate(models, self.test_images, self.test_labels, self.normalizer, cfg.eval_batch_size, cfg.precision, cfg.channels_last)
-        if self.world.distributed and isinstance(self.method, MeanTeacher):
-            results["teacher_rank_spread"] = self._teacher_rank_spread()
+        if self.world.distributed:
+            results["ema_rank_spread"] = self._ema_rank_spread()
         if len(self.validation_labels):
             validation = evaluate(models, self.validation_images, self.validation_labels, self.normalizer, cfg.eval_batch_size, cfg.precision, cfg.channels_last)
             results.update({f"validation_{k}": v for k, v in validation.items()})
@@ -543,7 +546,7 @@ class Trainer:
             "steps": self.step,
             "arch": self.config.arch,
             "student_error": last.get("student_error"),
-            "teacher_error": last.get("teacher_error"),
+            "ema_error": last.get("ema_error"),
             "seconds": round(self.elapsed, 2),
             "images_per_second": round(session_steps * images_per_step / session_seconds, 1) if session_seconds > 0 else None,
         }
@@ -558,8 +561,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any failure to unpickle means a bad file
         raise MeanTeacherError(f"{path}: not a readable meanteacher checkpoint ({str(error).splitlines()[0][:120]})") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+    if not isinstance(state, dict) or not isinstance(state.get("format"), int):
         raise MeanTeacherError(f"{path}: not a meanteacher checkpoint (format {CHECKPOINT_FORMAT})")
+    if state["format"] != CHECKPOINT_FORMAT:
+        raise MeanTeacherError(f"{path}: checkpoint format {state['format']} was written by another meanteacher version; this one reads format {CHECKPOINT_FORMAT}")
     return state
 
 
