@@ -52,6 +52,28 @@ def nan_after(num_classes, in_channels, **options):
     return NaNAfter(num_classes, in_channels, **options)
 
 
+class Float64(nn.Module):
+    """A network computing in float64: for tests of claims that are exact in real arithmetic.
+
+    In float32, a tiny ConvNet trained with Adam is chaotic: a rounding difference of 1e-7 (another
+    CPU kernel, a scalar given as a tensor) turns a near-zero gradient's sign, Adam turns that into a
+    step of the full learning rate, and after 16 steps two runs that should agree differ by ~2e-3
+    (measured under ATEN_CPU_CAPABILITY=avx2), as much as a real bug makes them differ. In float64
+    the same rounding is 1e-16 and stays far below any bug.
+    """
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net.double()
+
+    def forward(self, x):
+        return self.net(x.double())
+
+
+def convnet64(num_classes, in_channels, **options):
+    return Float64(ConvNet13(num_classes, in_channels, **options))
+
+
 def mlp(num_classes, in_channels, hidden=32):
     """A deterministic model without batch norm or dropout (for exact 1- vs 2-process comparisons)."""
     return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * 64, hidden), nn.Tanh(), nn.Linear(hidden, num_classes))

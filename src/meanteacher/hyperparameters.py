@@ -49,7 +49,10 @@ class StepHyperparameters:
         self._packed: torch.Tensor | None = None
         self.step = 0
         if on_device:
-            self._packed = torch.zeros(len(NAMES), dtype=torch.float32, device=device)
+            # float32 on a GPU (what capturable Adam and the CUDA graph work in); float64 on the CPU,
+            # so the device values equal the float path's exactly (tests compare the two paths).
+            dtype = torch.float64 if device.type == "cpu" else torch.float32
+            self._packed = torch.zeros(len(NAMES), dtype=dtype, device=device)
             self.tensors = {name: self._packed[i] for i, name in enumerate(NAMES)}
         self.set_step(0)
 
@@ -62,7 +65,7 @@ class StepHyperparameters:
         self.step = step
         self.values = {**hyperparameters_at(self.config, step), "steps_taken": float(step + 1)}
         if self._packed is not None:
-            host = torch.tensor([self.values[name] for name in NAMES], dtype=torch.float32)
+            host = torch.tensor([self.values[name] for name in NAMES], dtype=self._packed.dtype)
             if self._packed.is_cuda:
                 host = host.pin_memory()  # an asynchronous copy: the host does not wait for the GPU
             self._packed.copy_(host, non_blocking=True)

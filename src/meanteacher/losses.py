@@ -32,19 +32,24 @@ def _target(logits: torch.Tensor, detach: bool) -> torch.Tensor:
     return logits.detach() if detach else logits
 
 
+def _full(logits: torch.Tensor) -> torch.Tensor:
+    """Costs are computed in float32 at least: half-precision logits are promoted, float64 kept."""
+    return logits if logits.dtype == torch.float64 else logits.float()
+
+
 def softmax_mse(student_logits: torch.Tensor, teacher_logits: torch.Tensor, detach_teacher: bool = True) -> torch.Tensor:
     """Mean over batch and classes of ``(softmax(student) - softmax(teacher))**2``."""
     _check_logit_pair(student_logits, teacher_logits, "student_logits", "teacher_logits")
-    student = F.softmax(student_logits.float(), dim=1)
-    teacher = F.softmax(_target(teacher_logits, detach_teacher).float(), dim=1)
+    student = F.softmax(_full(student_logits), dim=1)
+    teacher = F.softmax(_full(_target(teacher_logits, detach_teacher)), dim=1)
     return F.mse_loss(student, teacher, reduction="mean")
 
 
 def softmax_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, detach_teacher: bool = True) -> torch.Tensor:
     """KL(teacher || student), summed over classes and averaged over the batch."""
     _check_logit_pair(student_logits, teacher_logits, "student_logits", "teacher_logits")
-    student_log = F.log_softmax(student_logits.float(), dim=1)
-    teacher_log = F.log_softmax(_target(teacher_logits, detach_teacher).float(), dim=1)
+    student_log = F.log_softmax(_full(student_logits), dim=1)
+    teacher_log = F.log_softmax(_full(_target(teacher_logits, detach_teacher)), dim=1)
     return F.kl_div(student_log, teacher_log, reduction="batchmean", log_target=True)
 
 
@@ -71,7 +76,7 @@ def tau_consistency(
 def logit_distance(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
     """Mean squared distance between two heads' logits; gradients reach both (the two-head trick)."""
     _check_logit_pair(logits_a, logits_b, "logits_a", "logits_b")
-    return F.mse_loss(logits_a.float(), logits_b.float(), reduction="mean")
+    return F.mse_loss(_full(logits_a), _full(logits_b), reduction="mean")
 
 
 def classification_cost(logits: torch.Tensor, labels: torch.Tensor, normalize: str = "batch") -> torch.Tensor:
@@ -89,7 +94,7 @@ def classification_cost(logits: torch.Tensor, labels: torch.Tensor, normalize: s
         )
     if normalize not in ("batch", "labeled"):
         raise ValueError(f"normalize must be 'batch' or 'labeled', got {normalize!r}")
-    total = F.cross_entropy(logits.float(), labels, ignore_index=NO_LABEL, reduction="sum")
+    total = F.cross_entropy(_full(logits), labels, ignore_index=NO_LABEL, reduction="sum")
     if normalize == "batch":
         return total / logits.shape[0]
     labeled = (labels != NO_LABEL).sum().clamp(min=1)

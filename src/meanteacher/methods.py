@@ -245,10 +245,11 @@ class TemporalEnsembling(_ConsistencyMethod):
         super().__init__(model, consistency, consistency_type, class_normalize, ema_decay)
         if not 0.0 <= alpha < 1.0:
             raise ValueError(f"alpha must be in [0, 1), got {alpha}")
-        device = next(unwrap(model).parameters()).device
+        parameter = next(unwrap(model).parameters())
+        device, dtype = parameter.device, parameter.dtype
         self.alpha = alpha
-        self.ensemble = torch.zeros(num_examples, num_classes, device=device)
-        self.latest = torch.zeros(num_examples, num_classes, device=device)
+        self.ensemble = torch.zeros(num_examples, num_classes, device=device, dtype=dtype)
+        self.latest = torch.zeros(num_examples, num_classes, device=device, dtype=dtype)
         self.seen = torch.zeros(num_examples, dtype=torch.bool, device=device)
         self.target_scale = torch.zeros((), device=device)
         """``1 / (1 - alpha**epochs)``, or 0 before the first epoch has ended; on the device, so the loss
@@ -266,7 +267,7 @@ class TemporalEnsembling(_ConsistencyMethod):
             raise ValueError("temporal-ensembling needs batch.indices, the examples' dataset indices")
         class_logits, cons_logits = split_heads(self.model(batch.student_input))
         class_cost = classification_cost(class_logits, batch.labels, self.class_normalize)
-        self.latest[batch.indices] = F.softmax(class_logits.detach().float(), dim=1)
+        self.latest[batch.indices] = F.softmax(class_logits.detach().to(self.latest.dtype), dim=1)
         self.seen[batch.indices] = True
         # Before the first epoch ends there is no target: the cost is computed against a uniform
         # placeholder and multiplied by 0, which keeps the step free of host-side branches.

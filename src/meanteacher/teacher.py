@@ -95,8 +95,11 @@ class EMATeacher:
         """The averaging weight ``min(1 - 1 / (step + 1), decay)`` used by ``update``."""
         decay = self.decay if decay is None else decay
         if isinstance(step, torch.Tensor) or isinstance(decay, torch.Tensor):
-            warmup = 1.0 - 1.0 / (torch.as_tensor(step, dtype=torch.float32) + 1.0)
-            return torch.minimum(warmup.to(torch.as_tensor(decay).device), torch.as_tensor(decay, dtype=torch.float32))
+            reference = decay if isinstance(decay, torch.Tensor) else step
+            dtype = reference.dtype if reference.is_floating_point() else torch.float32
+            decay = torch.as_tensor(decay, dtype=dtype, device=reference.device)
+            warmup = 1.0 - 1.0 / (torch.as_tensor(step, dtype=dtype, device=reference.device) + 1.0)
+            return torch.minimum(warmup, decay)
         return min(1.0 - 1.0 / (step + 1.0), float(decay))
 
     @torch.no_grad()
