@@ -79,6 +79,10 @@ def mlp(num_classes, in_channels, hidden=32):
     return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * 64, hidden), nn.Tanh(), nn.Linear(hidden, num_classes))
 
 
+def mlp64(num_classes, in_channels, hidden=32):
+    return Float64(mlp(num_classes, in_channels, hidden))
+
+
 class HostReads(TorchDispatchMode):
     """Records every operation that makes the host wait for a tensor's value: ``item()`` and every
     implicit conversion to a Python number or bool (all are ``aten._local_scalar_dense``, also inside

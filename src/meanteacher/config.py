@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
+import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -18,10 +20,42 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 
+AUTO = -2
+"""Value of a setting derived from the run: its length, batch, classes and labels (see ``resolve_auto``)."""
+
+AUTO_FIELDS = ("rampup_steps", "rampdown_steps", "ema_decay", "ema_decay_rampup", "consistency", "labeled_per_batch")
+
+RAMPUP_SHARE = 40_000 / 150_000
+"""Ramp-up length as a share of the run: the paper's 40k of 150k steps."""
+RAMPDOWN_SHARE = 25_000 / 150_000
+"""Ramp-down length as a share of the run: the paper's 25k of 150k steps."""
+EMA_WINDOW_SHARE = 1 / 50
+"""The EMA averages over about ``1 / (1 - decay)`` steps: a 50th of the run, 10 to 1,000 steps."""
+LABELED_SHARE = 0.5
+"""Share of every batch given to labeled images when only some images are labeled."""
+CONSISTENCY_PER_CLASS = 3.0
+"""MSE consistency weight per class (the authors' rule of thumb: between C and C**2 for C classes)."""
+
+PAPER_SCHEDULE = {
+    "rampup_steps": 40_000, "rampdown_steps": 25_000, "ema_decay": 0.999, "ema_decay_rampup": 0.99,
+    "consistency": 100.0, "labeled_per_batch": -1, "class_normalize": "batch",
+}
+"""The paper's TensorFlow ConvNet runs: what a preset starts from before its own values."""
+
+
+class ScheduleWarning(UserWarning):
+    """A setting that cannot do what it is for in this run (e.g. a ramp longer than the run)."""
+
+
 @dataclass
 class Config:
-    """Everything that defines a run. Step counts are optimizer steps; defaults follow the paper's
-    TensorFlow ConvNet runs (Adam 0.003, 40k-step ramp-up, 25k-step ramp-down)."""
+    """Everything that defines a run. Step counts are optimizer steps.
+
+    Settings left at ``AUTO`` are derived from the run by ``resolve_auto`` before it starts (the run's
+    ``config.toml`` records the numbers): ramp-up and ramp-down are the paper's shares of its 150k-step
+    run (27 % and 17 %), the EMA averages over a 50th of the run, half of every batch is labeled and the
+    consistency weight is 3 per class. A preset starts from the paper's exact values instead.
+    """
 
     description: str = ""
     # data
@@ -42,28 +76,31 @@ class Config:
     arch_options: dict[str, Any] = field(default_factory=dict)
     # method
     method: str = "mean-teacher"
-    consistency: float = 100.0
+    consistency: float = AUTO
     consistency_type: str = "mse"
     consistency_on_labeled: bool = True
-    rampup_steps: int = 40_000
+    rampup_steps: int = AUTO
     """Sigmoid ramp-up of consistency weight (and of the learning rate with ``lr_schedule="sigmoid"``);
     Adam's beta2 and the EMA decay switch from their ramp-up values at this step."""
-    ema_decay: float = 0.999
-    ema_decay_rampup: float = 0.99
+    ema_decay: float = AUTO
+    ema_decay_rampup: float = AUTO
     logit_distance: float = 0.0
+    logit_distance_classes: str = "mean"
+    """"mean" averages the two-head distance over classes (PyTorch reference code); "sum" sums (TF code, Figure 4(e))."""
     te_alpha: float = 0.6
     bn_buffers: str = "own"
-    class_normalize: str = "batch"
+    class_normalize: str = "labeled"
+    """Classification cost divided by the "labeled" examples of the batch, or by the whole "batch" (the paper's code)."""
     # optimization
     steps: int = 150_000
     batch_size: int = 100
-    labeled_per_batch: int = -1
+    labeled_per_batch: int = AUTO
     """Labeled examples in each batch; -1 draws labeled and unlabeled alike ("varying")."""
     optimizer: str = "adam"
     lr: float = 0.003
     lr_schedule: str = "sigmoid"
     """"sigmoid": TF runs' ramp-up and ramp-down; "cosine": linear warm-up then cosine; "constant"."""
-    rampdown_steps: int = 25_000
+    rampdown_steps: int = AUTO
     lr_warmup_steps: int = 0
     lr_warmup_start: float = 0.0
     cosine_steps: int = 0
@@ -102,10 +139,11 @@ class Config:
             "optimizer": ("adam", "sgd"),
             "lr_schedule": ("sigmoid", "cosine", "constant"),
             "precision": ("fp32", "bf16"),
-            "normalize": ("standardize", "zca", "none"),
+            "normalize": ("standardize", "per_image", "zca", "none"),
             "fill": ("reflect", "zero"),
             "bn_buffers": ("own", "copy", "average"),
             "class_normalize": ("batch", "labeled"),
+            "logit_distance_classes": ("mean", "sum"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -117,10 +155,13 @@ class Config:
             if getattr(self, name) <= 0:
                 raise MeanTeacherError(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("ema_decay", "ema_decay_rampup", "te_alpha"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise MeanTeacherError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if not -1 <= self.labeled_per_batch <= self.batch_size:
-            raise MeanTeacherError(f"labeled_per_batch must be -1 or in [0, batch_size={self.batch_size}]")
+            if not 0.0 <= getattr(self, name) < 1.0 and not (name in AUTO_FIELDS and getattr(self, name) == AUTO):
+                raise MeanTeacherError(f"{name} must be in [0, 1) or auto, got {getattr(self, name)}")
+        if not -1 <= self.labeled_per_batch <= self.batch_size and self.labeled_per_batch != AUTO:
+            raise MeanTeacherError(f"labeled_per_batch must be auto, -1 or in [0, batch_size={self.batch_size}]")
+        for name in ("rampup_steps", "rampdown_steps", "consistency"):
+            if getattr(self, name) < 0 and getattr(self, name) != AUTO:
+                raise MeanTeacherError(f"{name} must be >= 0 or auto, got {getattr(self, name)}")
         if self.labels < 0:
             raise MeanTeacherError(f"labels must be >= 0 (0 keeps every label), got {self.labels}")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
@@ -143,6 +184,8 @@ FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
 def _coerce(name: str, value: Any, current: Any) -> Any:
     kind = type(current)
+    if name in AUTO_FIELDS and str(value).lower() == "auto":
+        return kind(AUTO)
     if isinstance(current, dict):
         if not isinstance(value, dict):
             raise MeanTeacherError(f"setting {name!r} must be a table of options")
@@ -212,11 +255,46 @@ def list_presets() -> dict[str, str]:
 
 
 def load_preset(name: str) -> Config:
-    """The configuration of a named preset (a TOML file in ``meanteacher/presets``)."""
+    """The configuration of a named preset (a TOML file in ``meanteacher/presets``), on top of the
+    paper's schedule (``PAPER_SCHEDULE``) rather than the run-derived defaults."""
     files = _preset_files()
     if name not in files:
         raise MeanTeacherError(f"unknown preset {name!r}; `meanteacher presets` lists them")
-    return apply_settings(Config(), tomllib.loads(files[name].read_text()), f"preset {name}")
+    return apply_settings(Config(**PAPER_SCHEDULE), tomllib.loads(files[name].read_text()), f"preset {name}")
+
+
+def auto_values(config: Config, num_classes: int, all_labeled: bool) -> dict[str, Any]:
+    """What each ``AUTO`` setting stands for in a run of ``config.steps`` steps with ``num_classes``
+    classes (``all_labeled``: every training image keeps its label)."""
+    steps = config.steps
+    decay = 1.0 - 1.0 / min(max(steps * EMA_WINDOW_SHARE, 10.0), 1000.0)
+    ema_decay = decay if config.ema_decay == AUTO else config.ema_decay
+    return {
+        "rampup_steps": round(steps * RAMPUP_SHARE),
+        "rampdown_steps": round(steps * RAMPDOWN_SHARE),
+        "ema_decay": round(ema_decay, 6),
+        "ema_decay_rampup": round(min(0.99, ema_decay), 6),
+        "consistency": CONSISTENCY_PER_CLASS * num_classes,
+        "labeled_per_batch": -1 if all_labeled else max(1, math.floor(config.batch_size * LABELED_SHARE)),
+    }
+
+
+def resolve_auto(config: Config, num_classes: int, all_labeled: bool) -> Config:
+    """A copy of ``config`` with every ``AUTO`` setting replaced by its number (see ``auto_values``);
+    warns (``ScheduleWarning``) about a ramp set longer than the run."""
+    derived = auto_values(config, num_classes, all_labeled)
+    resolved = apply_settings(config, {k: v for k, v in derived.items() if getattr(config, k) == AUTO}, "auto")
+    for name, what in (("rampup_steps", "the consistency weight and learning rate never reach their full values"),
+                       ("rampdown_steps", "the learning rate starts falling before the run begins")):
+        length = getattr(resolved, name)
+        if length > resolved.steps and not (name == "rampdown_steps" and resolved.lr_schedule != "sigmoid"):
+            warnings.warn(f"{name}={length} is longer than the run ({resolved.steps} steps): {what}", ScheduleWarning, stacklevel=2)
+    return resolved
+
+
+def has_auto(config: Config) -> bool:
+    """Whether some setting is still ``AUTO`` (not yet resolved for a run)."""
+    return any(getattr(config, name) == AUTO for name in AUTO_FIELDS)
 
 
 def load_config_file(path: str | Path) -> Config:

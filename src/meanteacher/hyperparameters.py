@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from . import schedules
-from .config import Config
+from .config import Config, has_auto
 
 NAMES = ("lr", "adam_beta1", "adam_beta2", "ema_decay", "consistency_weight", "steps_taken")
 
@@ -43,6 +43,8 @@ class StepHyperparameters:
     """
 
     def __init__(self, config: Config, device: torch.device, on_device: bool = False) -> None:
+        if has_auto(config):
+            raise ValueError("the configuration has settings left at AUTO: resolve them first (config.resolve_auto)")
         self.config = config
         self.values: dict[str, float] = {}
         self.tensors: dict[str, torch.Tensor] = {}

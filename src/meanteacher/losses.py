@@ -73,10 +73,16 @@ def tau_consistency(
     return (2.0 / (classes**2 * tau**2) * kl).float()
 
 
-def logit_distance(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
-    """Mean squared distance between two heads' logits; gradients reach both (the two-head trick)."""
+def logit_distance(logits_a: torch.Tensor, logits_b: torch.Tensor, classes: str = "mean") -> torch.Tensor:
+    """Squared distance between two heads' logits, averaged over the batch; gradients reach both (the
+    two-head trick). ``classes="mean"`` averages over the classes (the reference PyTorch code, the
+    paper's ResNet runs); ``"sum"`` sums over them (the TensorFlow code behind Figure 4(e)), which is
+    ``C`` times larger for ``C`` classes."""
     _check_logit_pair(logits_a, logits_b, "logits_a", "logits_b")
-    return F.mse_loss(_full(logits_a), _full(logits_b), reduction="mean")
+    if classes not in ("mean", "sum"):
+        raise ValueError(f"classes must be 'mean' or 'sum', got {classes!r}")
+    distance = F.mse_loss(_full(logits_a), _full(logits_b), reduction="mean")
+    return distance * logits_a.shape[1] if classes == "sum" else distance
 
 
 def classification_cost(logits: torch.Tensor, labels: torch.Tensor, normalize: str = "batch") -> torch.Tensor:

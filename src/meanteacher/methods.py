@@ -158,7 +158,8 @@ class MeanTeacher(_ConsistencyMethod):
 
     ``ema_decay`` may be a schedule (e.g. 0.99 during ramp-up, 0.999 after). With a two-head model,
     the consistency cost is applied to the second head and ``logit_distance`` weights the squared
-    distance between the two heads' logits. ``consistency_on_labeled=False`` restricts consistency
+    distance between the two heads' logits (averaged or, with ``logit_distance_classes="sum"``, summed
+    over classes). ``consistency_on_labeled=False`` restricts consistency
     to the unlabeled examples (the paper applies it to all). The teacher is the method's EMA
     (``self.teacher is self.ema``); ``buffers`` is its BatchNorm policy.
     """
@@ -176,9 +177,11 @@ class MeanTeacher(_ConsistencyMethod):
         consistency_on_labeled: bool = True,
         buffers: str = "own",
         class_normalize: str = "batch",
+        logit_distance_classes: str = "mean",
     ) -> None:
         super().__init__(model, consistency, consistency_type, class_normalize, ema_decay, buffers)
         self.logit_distance = logit_distance
+        self.logit_distance_classes = logit_distance_classes
         self.consistency_on_labeled = consistency_on_labeled
         self.teacher = self.ema
         self.teacher_forward: Callable[[torch.Tensor], Any] = self.teacher.module
@@ -205,7 +208,7 @@ class MeanTeacher(_ConsistencyMethod):
             "consistency_weight": torch.as_tensor(weight),
         }
         if self.logit_distance > 0:
-            distance = logit_distance(class_logits, cons_logits)
+            distance = logit_distance(class_logits, cons_logits, self.logit_distance_classes)
             total = total + self.logit_distance * distance
             logs["logit_distance"] = distance.detach()
         return total, logs

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Iterator
 import torch
 from torch import nn
 
-from .config import Config, load_config_file, to_toml
+from .config import Config, load_config_file, resolve_auto, to_toml
 from .data.augment import Augmenter, Normalizer
 from .data.batches import IndexBatch
 from .data.pipeline import DeviceData, batches_for, device_data, make_split, to_device
@@ -51,6 +51,14 @@ def step_seed(seed: int, rank: int, step: int) -> int:
     repeats exactly what an uninterrupted one would have drawn, without saving generator states.
     """
     return (seed * 1_000_003 + rank * 7_919 + step * 104_729 + 12_345) % (2**63 - 1)
+
+
+def extra_subset(available: int, count: int, seed: int) -> torch.Tensor:
+    """Indices of ``count`` extra images drawn at random (by ``seed``) from ``available``, in order."""
+    if count > available:
+        raise MeanTeacherError(f"extra_unlabeled={count} but the dataset has {available} extra images")
+    generator = torch.Generator().manual_seed(seed * 7_919 + 4_242)
+    return torch.randperm(available, generator=generator)[:count].sort().values
 
 
 def resolve_device(name: str, world: World | None = None) -> torch.device:
@@ -91,7 +99,7 @@ def build_method(
         )
     return MeanTeacher(
         model, consistency, config.consistency_type, ema_decay, config.logit_distance,
-        config.consistency_on_labeled, config.bn_buffers, config.class_normalize,
+        config.consistency_on_labeled, config.bn_buffers, config.class_normalize, config.logit_distance_classes,
     )
 
 
@@ -250,7 +258,7 @@ class Trainer:
         images, labels = data.train_images, masked_labels
         extra = 0
         if data.extra_images is not None and config.extra_unlabeled != 0:
-            extra_images = data.extra_images if config.extra_unlabeled < 0 else data.extra_images[: config.extra_unlabeled]
+            extra_images = data.extra_images if config.extra_unlabeled < 0 else data.extra_images[extra_subset(len(data.extra_images), config.extra_unlabeled, config.seed)]
             extra = len(extra_images)
             images = torch.cat([images, extra_images])
             labels = torch.cat([labels, torch.full((extra,), -1, dtype=labels.dtype)])
@@ -263,8 +271,9 @@ class Trainer:
         return extra
 
     def _build(self) -> None:
-        config, data = self.config, self.dataset
-        self.split, masked_labels = make_split(data, config.labels, config.seed, config.label_file, config.validation_per_class)
+        data = self.dataset
+        self.split, masked_labels = make_split(data, self.config.labels, self.config.seed, self.config.label_file, self.config.validation_per_class)
+        self.config = config = resolve_auto(self.config, data.num_classes, all_labeled=len(self.split.unlabeled) == 0 and self.config.extra_unlabeled == 0)
         self.method_cls = METHODS[config.method]
         self.masked_labels = masked_labels
         if config.streaming:

@@ -79,10 +79,12 @@ class Normalizer:
     ``"standardize"``: per-channel zero mean and unit variance, applied per batch on uint8 storage.
     ``"zca"``: ZCA whitening (after global contrast normalization when ``gcn``), applied once by
     ``prepare`` to the whole stored set, since a whitening matrix per batch would cost more than the step.
+    ``"per_image"``: each image to zero mean and unit variance over its pixels and channels (the
+    reference TensorFlow code's ``normalize_input``, used for SVHN).
     ``"none"``: pixels scaled to [0, 1].
     """
 
-    MODES = ("standardize", "zca", "none")
+    MODES = ("standardize", "per_image", "zca", "none")
 
     def __init__(self, mode: str = "standardize", epsilon: float = 1e-2, gcn: bool = True) -> None:
         if mode not in self.MODES:
@@ -139,6 +141,9 @@ class Normalizer:
         if self.mode == "standardize":
             view = (1, -1, 1, 1)
             x = (x - self.stats["mean"].to(x.device).view(view)) / self.stats["std"].to(x.device).view(view)
+        elif self.mode == "per_image":
+            dims = tuple(range(1, x.dim()))
+            x = (x - x.mean(dim=dims, keepdim=True)) / x.std(dim=dims, keepdim=True, unbiased=False).clamp_min(1e-6)
         return x
 
     def state_dict(self) -> dict[str, Any]:

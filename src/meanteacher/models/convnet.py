@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 
@@ -15,7 +17,9 @@ class ConvNet13(nn.Module):
     Every convolution is weight-normalized, followed by mean-only batch norm and LeakyReLU(0.1).
     ``width`` scales every channel count (0.25 gives a quick CPU model); ``heads=2`` adds the second
     output used by the two-head (logit distance) variant; ``pools=1`` drops the second max-pool for
-    small images (8x8 digits). Translation and flips belong to the data side.
+    small images (8x8 digits). The softmax layer is weight-normalized with mean-only batch norm as
+    in Appendix B.1; ``output_batchnorm=False`` gives it a plain bias instead. Translation and flips
+    belong to the data side.
     """
 
     def __init__(
@@ -27,6 +31,7 @@ class ConvNet13(nn.Module):
         input_noise: float = 0.15,
         dropout: float = 0.5,
         pools: int = 2,
+        output_batchnorm: bool = True,
     ) -> None:
         super().__init__()
         if width <= 0:
@@ -52,7 +57,7 @@ class ConvNet13(nn.Module):
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
         )
-        self.head = Heads(c128, num_classes, heads, WNLinear)
+        self.head = Heads(c128, num_classes, heads, partial(WNLinear, mean_only_batchnorm=output_batchnorm))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         return self.head(self.features(x))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -74,16 +76,22 @@ class WNConv2d(nn.Module):
 
 
 class WNLinear(nn.Module):
-    """Fully connected layer with weight normalization and a bias."""
+    """Fully connected layer with weight normalization and a bias; with ``mean_only_batchnorm`` the
+    bias is that of a mean-only batch norm on the outputs (the paper's softmax layer, Appendix B.1)."""
 
-    def __init__(self, in_features: int, out_features: int) -> None:
+    def __init__(self, in_features: int, out_features: int, mean_only_batchnorm: bool = False) -> None:
         super().__init__()
         self.direction = nn.Parameter(torch.empty(out_features, in_features))
         nn.init.normal_(self.direction, std=0.05)
         self.gain = nn.Parameter(torch.ones(out_features))
-        self.bias = nn.Parameter(torch.zeros(out_features))
+        if mean_only_batchnorm:
+            self.norm = MeanOnlyBatchNorm(out_features)
+        else:
+            self.bias = nn.Parameter(torch.zeros(out_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if hasattr(self, "norm"):
+            return self.norm(F.linear(x, _weight_norm(self.direction, self.gain)))
         return F.linear(x, _weight_norm(self.direction, self.gain), self.bias)
 
 
@@ -101,7 +109,7 @@ class ConvUnit(nn.Sequential):
 class Heads(nn.Module):
     """One or two linear classifiers on shared features; two give ``(class_logits, consistency_logits)``."""
 
-    def __init__(self, in_features: int, num_classes: int, count: int = 1, linear: type[nn.Module] = nn.Linear) -> None:
+    def __init__(self, in_features: int, num_classes: int, count: int = 1, linear: Callable[[int, int], nn.Module] = nn.Linear) -> None:
         super().__init__()
         if count not in (1, 2):
             raise ValueError(f"heads must be 1 or 2, got {count}")
