@@ -76,14 +76,14 @@ class Config:
     arch_options: dict[str, Any] = field(default_factory=dict)
     # method
     method: str = "mean-teacher"
-    consistency: float = AUTO
+    consistency: float = float(AUTO)
     consistency_type: str = "mse"
     consistency_on_labeled: bool = True
     rampup_steps: int = AUTO
     """Sigmoid ramp-up of consistency weight (and of the learning rate with ``lr_schedule="sigmoid"``);
     Adam's beta2 and the EMA decay switch from their ramp-up values at this step."""
-    ema_decay: float = AUTO
-    ema_decay_rampup: float = AUTO
+    ema_decay: float = float(AUTO)
+    ema_decay_rampup: float = float(AUTO)
     logit_distance: float = 0.0
     logit_distance_classes: str = "mean"
     """"mean" averages the two-head distance over classes (PyTorch reference code); "sum" sums (TF code, Figure 4(e))."""

@@ -179,23 +179,48 @@ def evaluate(
     return evaluate_batches(models, batches, precision, channels_last)
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
 @dataclass
 class Progress:
-    """Progress bar on a terminal, plain log lines otherwise (only on the main process)."""
+    """Progress bar on a terminal, plain log lines otherwise (only on the main process).
+
+    After the first ``TIMED_STEPS`` steps it prints ``plan`` (what the run will do) with the time the
+    whole run will take at the speed of those steps.
+    """
 
     total: int
     start: int
     enabled: bool
+    plan: str = ""
+
+    TIMED_STEPS = 5
 
     def __post_init__(self) -> None:
         self.bar = None
         self.started = time.perf_counter()
+        self.first_step_done: float | None = None
+        self.steps_done = 0
         if self.enabled and sys.stderr.isatty():
             from tqdm import tqdm
 
             self.bar = tqdm(total=self.total, initial=self.start, unit="step", dynamic_ncols=True)
 
     def step(self) -> None:
+        self.steps_done += 1
+        if self.steps_done == 1:
+            self.first_step_done = time.perf_counter()  # the first step warms up: time from its end
+        elif self.enabled and self.plan and (self.steps_done == self.TIMED_STEPS + 1 or self.start + self.steps_done == self.total):
+            self.plan, plan = "", self.plan  # printed once
+            per_step = (time.perf_counter() - self.first_step_done) / (self.steps_done - 1)
+            left = self.total - self.start - self.steps_done
+            text = f"{plan}; about {_duration(left * per_step)} to go ({per_step:.3f} s/step over the first steps)"
+            if self.bar is not None:
+                self.bar.write(text, file=sys.stderr)
+            else:
+                print(text, file=sys.stderr, flush=True)
         if self.bar is not None:
             self.bar.update(1)
 
@@ -245,6 +270,8 @@ class Trainer:
         self.log_sums: dict[str, float | torch.Tensor] = {}  # summed on the device: no sync per step
         self.log_count = 0
         self.elapsed = 0.0
+        self.eval_seconds = 0.0
+        self.checkpoint_seconds = 0.0
         if resume:
             self._load_checkpoint()
 
@@ -337,6 +364,8 @@ class Trainer:
             "log_sums": {key: float(value) for key, value in self.log_sums.items()},
             "log_count": self.log_count,
             "elapsed": self.elapsed,
+            "eval_seconds": self.eval_seconds,
+            "checkpoint_seconds": self.checkpoint_seconds,
         }
 
     def save_checkpoint(self) -> None:
@@ -357,6 +386,8 @@ class Trainer:
         self.log_sums = dict(state["log_sums"])
         self.log_count = int(state["log_count"])
         self.elapsed = float(state["elapsed"])
+        self.eval_seconds = float(state["eval_seconds"])
+        self.checkpoint_seconds = float(state["checkpoint_seconds"])
         self._truncate_metrics()
 
     def _load_optimizer_state(self, state: dict[str, Any]) -> None:
@@ -505,9 +536,9 @@ class Trainer:
                              self.split.labeled, self.masked_labels[self.split.labeled])
         barrier(self.world)
         self.method.model.train()
-        progress = Progress(cfg.steps, self.step, self.show_progress)
+        progress = Progress(cfg.steps, self.step, self.show_progress, self._plan())
         started = time.perf_counter() - self.elapsed
-        steps_started, session_start = self.step, time.perf_counter()
+        steps_started, session_start, session_side = self.step, time.perf_counter(), self.eval_seconds + self.checkpoint_seconds
         try:
             while self.step < cfg.steps:
                 logs = self.train_step(self.step)
@@ -516,22 +547,27 @@ class Trainer:
                     self.log_sums[key] = self.log_sums.get(key, 0.0) + value.detach().float()
                 self.log_count += 1
                 progress.step()
-                self.elapsed = time.perf_counter() - started
                 at_eval = self.step % cfg.eval_every == 0 or self.step == cfg.steps
                 at_checkpoint = self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps
                 if at_eval or at_checkpoint or self.step % 20 == 0:
                     self._check_finite()
                 if at_eval:
+                    evaluation_start = time.perf_counter()
                     record = {"step": self.step, **{k: float(v) / self.log_count for k, v in self.log_sums.items()}, **self._evaluate()}
                     self.log_sums, self.log_count = {}, 0
                     self._write_metrics(record)
                     progress.report(self.step, record)
+                    self.eval_seconds += time.perf_counter() - evaluation_start
                 if at_checkpoint:
+                    checkpoint_start = time.perf_counter()
+                    self.elapsed = time.perf_counter() - started  # the checkpoint records the time so far
                     self.save_checkpoint()
+                    self.checkpoint_seconds += time.perf_counter() - checkpoint_start
+                self.elapsed = time.perf_counter() - started
         finally:
             progress.close()
-        session_seconds = time.perf_counter() - session_start
-        summary = self._summary(session_seconds, self.step - steps_started)
+        session_train = time.perf_counter() - session_start - (self.eval_seconds + self.checkpoint_seconds - session_side)
+        summary = self._summary(session_train, self.step - steps_started)
         if self.world.is_main:
             atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
             from .report import plot_curves
@@ -540,7 +576,15 @@ class Trainer:
         barrier(self.world)
         return summary
 
-    def _summary(self, session_seconds: float, session_steps: int) -> dict[str, Any]:
+    def _plan(self) -> str:
+        """One line on what the run will do: data, labels, steps, batch composition, run directory."""
+        cfg, labeled = self.config, self.sampler.labeled_per_batch
+        batch = f"{cfg.batch_size} images" + (" (labeled and unlabeled alike)" if labeled is None else f" ({labeled} labeled)")
+        return (f"{cfg.method} on {self.dataset.name}: {len(self.dataset.train_labels):,} training images, "
+                f"{len(self.split.labeled):,} labeled, {self.dataset.num_classes} classes; {cfg.steps - self.step:,} steps of {batch}; "
+                f"run directory {self.run_dir}")
+
+    def _summary(self, session_train_seconds: float, session_steps: int) -> dict[str, Any]:
         metrics_path = self.run_dir / "metrics.jsonl"
         last = {}
         if metrics_path.is_file():
@@ -556,8 +600,13 @@ class Trainer:
             "arch": self.config.arch,
             "student_error": last.get("student_error"),
             "ema_error": last.get("ema_error"),
+            **{key: last[key] for key in ("validation_ema_error", "validation_student_error") if key in last},
+            "precision": self.config.precision,
             "seconds": round(self.elapsed, 2),
-            "images_per_second": round(session_steps * images_per_step / session_seconds, 1) if session_seconds > 0 else None,
+            "train_seconds": round(self.elapsed - self.eval_seconds - self.checkpoint_seconds, 2),
+            "eval_seconds": round(self.eval_seconds, 2),
+            "checkpoint_seconds": round(self.checkpoint_seconds, 2),
+            "images_per_second": round(session_steps * images_per_step / session_train_seconds, 1) if session_train_seconds > 0 else None,
         }
 
 

@@ -1,0 +1,66 @@
+"""The defaults of a run on a user's own data, on the shared CIFAR-10 JPEGs, as a user runs it:
+``meanteacher train --data DIR --labels N --steps S`` with a narrow ConvNet and bf16 to fit a CPU,
+and nothing else set. 100 images per class are held out of training as a validation split.
+
+``choose``: Mean Teacher at 1000 labels and 1000 steps with consistency weight 1, 3 or 10 per class
+and a quarter or half of every batch labeled; the defaults are picked on validation error.
+``verify``: supervised-only and Mean Teacher with the defaults alone at 250, 1000 and 4000 labels and
+two budgets. Finished runs are skipped and killed ones resumed (see ``runner``).
+
+    python -m benchmarks.defaults [--phase choose|verify|all] [--seeds 0] [--workers 2] [--json docs/bench/defaults.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from meanteacher.config import Config, apply_settings
+
+from .common import machine, today
+from .runner import Job, run_jobs
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+USER_RECIPE = {"arch_options": {"width": 0.25}, "precision": "bf16", "channels_last": True, "validation_per_class": 100}
+"""What the user of the issue set: a narrow net and bf16 to fit a CPU (channels_last for speed)."""
+CHOICES = {"consistency": (10.0, 30.0, 100.0), "labeled_per_batch": (25, 50)}
+BUDGETS = (600, 2000)
+LABELS = (250, 1000, 4000)
+
+
+def _config(**settings) -> Config:
+    return apply_settings(Config(dataset=str(DATA)), {**USER_RECIPE, **settings}, "defaults benchmark")
+
+
+def choose_jobs(seeds: list[int]) -> list[Job]:
+    return [
+        Job(f"choose-c{int(c)}-l{k}-s{seed}", _config(labels=1000, steps=1000, seed=seed, consistency=c, labeled_per_batch=k))
+        for seed in seeds for c in CHOICES["consistency"] for k in CHOICES["labeled_per_batch"]
+    ]
+
+
+def verify_jobs(seeds: list[int]) -> list[Job]:
+    return [
+        Job(f"verify-{labels}-{steps}-{method}-s{seed}", _config(labels=labels, steps=steps, seed=seed, method=method))
+        for seed in seeds for steps in BUDGETS for labels in LABELS for method in ("supervised", "mean-teacher")
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="runs/defaults")
+    parser.add_argument("--phase", choices=("choose", "verify", "all"), default="all")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--json", help="write every finished run's summary here")
+    args = parser.parse_args(argv)
+    jobs = (choose_jobs(args.seeds) if args.phase in ("choose", "all") else []) + (verify_jobs(args.seeds) if args.phase in ("verify", "all") else [])
+    summaries = run_jobs(jobs, Path(args.out), args.workers)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"runs": summaries, "machine": machine(), "date": today()}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

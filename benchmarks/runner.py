@@ -1,0 +1,77 @@
+"""Run many training runs to completion across sittings: finished runs are skipped, killed ones
+resumed from their checkpoint, several run side by side (one process and thread each), and progress
+with an ETA is printed as runs finish. Safe to start again at any time, also while another copy runs
+(a run being trained is locked by a ``.lock`` folder in its directory)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from meanteacher.config import Config
+from meanteacher.report import read_summary
+
+
+@dataclass
+class Job:
+    """One run: its directory name under the output folder and its configuration."""
+
+    name: str
+    config: Config
+
+
+def _train_one(config: dict[str, Any], run_dir: str, threads: int) -> dict[str, Any]:
+    import torch
+
+    from meanteacher.train import train
+
+    torch.set_num_threads(threads)
+    run = Path(run_dir)
+    return train(Config(**config), run, resume=(run / "checkpoint.pt").is_file(), progress=False)
+
+
+def _claim(run_dir: Path) -> bool:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        (run_dir / ".lock").mkdir()
+    except FileExistsError:
+        return False
+    return True
+
+
+def run_jobs(jobs: list[Job], out: Path, workers: int = 2, threads: int = 1) -> dict[str, dict[str, Any]]:
+    """Train every job not yet finished; returns the summaries of all finished jobs by name."""
+    pending = [job for job in jobs if not (out / job.name / "summary.json").is_file()]
+    total_steps = sum(job.config.steps for job in pending)
+    print(f"{len(jobs) - len(pending)} of {len(jobs)} runs already finished; {len(pending)} to train "
+          f"({total_steps} steps) with {workers} workers", flush=True)
+    started, done_steps = time.perf_counter(), 0
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {}
+        for job in pending:
+            run_dir = out / job.name
+            if not _claim(run_dir):
+                print(f"skipping {job.name}: locked by another runner (remove {run_dir / '.lock'} if none runs)", flush=True)
+                continue
+            futures[pool.submit(_train_one, job.config.to_dict(), str(run_dir), threads)] = job
+        for count, future in enumerate(concurrent.futures.as_completed(futures), start=1):
+            job = futures[future]
+            shutil.rmtree(out / job.name / ".lock", ignore_errors=True)
+            try:
+                summary = future.result()
+            except Exception as error:  # noqa: BLE001 - report and go on with the other runs
+                print(f"FAILED {job.name}: {error}", file=sys.stderr, flush=True)
+                continue
+            done_steps += job.config.steps
+            elapsed = time.perf_counter() - started
+            eta = elapsed / done_steps * (total_steps - done_steps)
+            print(f"[{count}/{len(futures)}] {job.name}: EMA error {summary['ema_error']:.2%}, student {summary['student_error']:.2%} "
+                  f"({summary['seconds']:.0f} s); elapsed {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min", flush=True)
+    return {job.name: read_summary(out / job.name) for job in jobs if (out / job.name / "summary.json").is_file()}
