@@ -15,7 +15,7 @@ from meanteacher.config import apply_settings, load_preset
 from meanteacher.report import aggregate, read_summary
 from meanteacher.train import train
 
-from .common import machine, today
+from .common import SHARED_CIFAR, machine, today
 
 MATRIX = {
     "cifar10-cpu-4000": ("supervised", "pi", "temporal-ensembling", "mean-teacher"),
@@ -33,7 +33,7 @@ def run_matrix(out: Path, seeds: list[int]) -> list[Path]:
                 runs.append(run_dir)
                 if (run_dir / "summary.json").is_file():
                     continue
-                config = apply_settings(load_preset(preset), {"method": method, "seed": seed}, "benchmark")
+                config = apply_settings(load_preset(preset), {"method": method, "seed": seed, "dataset": str(SHARED_CIFAR)}, "benchmark")
                 resume = (run_dir / "checkpoint.pt").is_file()
                 print(f"{'resuming' if resume else 'training'} {run_dir.name}", flush=True)
                 train(config, run_dir, resume=resume, progress=True)

@@ -7,9 +7,13 @@ import platform
 import statistics
 import time
 from datetime import date
+from pathlib import Path
 from typing import Callable
 
 import torch
+
+SHARED_CIFAR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+"""The CIFAR-10 JPEG copy every developer and CI have beside the checkout."""
 
 
 def median_seconds(run: Callable[[], object], repeats: int, warmup: int = 1) -> float:

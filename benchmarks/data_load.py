@@ -15,9 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .common import machine, today
+from .common import SHARED_CIFAR, machine, today
 
-SHARED_CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
 LOAD = "import sys, time; from meanteacher.data.sources import load_dataset; t = time.perf_counter(); load_dataset(sys.argv[1]); print(time.perf_counter() - t)"
 
 

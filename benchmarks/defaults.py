@@ -18,10 +18,9 @@ from pathlib import Path
 
 from meanteacher.config import Config, apply_settings
 
-from .common import machine, today
+from .common import SHARED_CIFAR, machine, today
 from .runner import Job, run_jobs
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 USER_RECIPE = {"arch_options": {"width": 0.25}, "precision": "bf16", "channels_last": True, "validation_per_class": 100}
 """What the user of the issue set: a narrow net and bf16 to fit a CPU (channels_last for speed)."""
 CHOICES = {"consistency": (10.0, 30.0, 100.0), "labeled_per_batch": (25, 50)}
@@ -30,7 +29,7 @@ LABELS = (250, 1000, 4000)
 
 
 def _config(**settings) -> Config:
-    return apply_settings(Config(dataset=str(DATA)), {**USER_RECIPE, **settings}, "defaults benchmark")
+    return apply_settings(Config(dataset=str(SHARED_CIFAR)), {**USER_RECIPE, **settings}, "defaults benchmark")
 
 
 def choose_jobs(seeds: list[int]) -> list[Job]:

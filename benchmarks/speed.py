@@ -24,10 +24,9 @@ from meanteacher.data.sources import load_dataset
 from meanteacher.inference import LoadedRun
 from meanteacher.train import Trainer
 
-from .common import machine, markdown_table, median_seconds, today
+from .common import SHARED_CIFAR, machine, markdown_table, median_seconds, today
 from .reference_recipe import ReferenceRecipe
 
-SHARED_CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
 METHODS = ("supervised", "pi", "mean-teacher", "temporal-ensembling")
 
 

@@ -33,7 +33,9 @@ def finished_run(tmp_path_factory):
         (["train", "--preset", "nope"], "unknown preset 'nope'"),
         (["train", "--data", "digits", "--method", "ladder"], "unknown method 'ladder'"),
         (["train", "--data", "digits", "--labels", "5000", "--steps", "1"], r"more labels requested \(5000\) than training images \(1347\)"),
-        (["train", "--preset", "svhn-250"], "no dataset: pass --data"),
+        (["train", "--preset", "svhn-250"], "no dataset: preset svhn-250 expects --data SVHN_DIR"),
+        (["train", "--preset", "cifar10-cpu-1000"], "no dataset: preset cifar10-cpu-1000 expects --data CIFAR10"),
+        (["data", "fake.tar.gz"], r"fake.tar.gz: not a readable archive \(neither a tar file nor one compressed"),
         (["train", "--data", "digits", "--set", "bogus=1"], "unknown setting 'bogus'"),
         (["train", "--data", "digits", "--consistency-type", "l1"], "unknown consistency type"),
         (["train", "--data", "/nonexistent/data"], "no such file or folder"),
@@ -41,6 +43,7 @@ def finished_run(tmp_path_factory):
     ],
 )
 def test_bad_command_lines_give_one_line(tmp_path, args, message):
+    (tmp_path / "fake.tar.gz").write_bytes(b"this is not an archive")
     result = _cli(*args, cwd=tmp_path)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr

@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,13 @@ EXIT_USAGE = 2
 
 
 def _train_parser(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("train", help="train a model (from a preset and/or flags)")
+    parser = commands.add_parser(
+        "train", help="train a model (from a preset and/or flags)",
+        description="Train a model. Without a preset, schedules follow --steps: the consistency weight and learning "
+        "rate ramp up over the first 27%% of the run (Adam's beta2 and the EMA decay switch there) and the learning "
+        "rate ramps down over the last 17%% (the paper's 40k and 25k of 150k steps); set any of them with --set, "
+        "e.g. --set rampup_steps=5000. A preset keeps the paper's exact values. The run's config.toml records the "
+        "numbers used.")
     parser.add_argument("--preset", help="start from a named preset (see `meanteacher presets`)")
     parser.add_argument("--data", dest="dataset", help="dataset: 'digits', a CIFAR/SVHN/idx folder, an image folder or archive")
     parser.add_argument("--test-data", help="separate test folder (class sub-folders) for an image-folder dataset")
@@ -30,9 +37,11 @@ def _train_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--arch", help="architecture name or package.module:factory")
     parser.add_argument("--steps", type=int)
     parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--labeled-per-batch", type=int, help="labeled examples per batch; -1 samples labeled and unlabeled alike")
-    parser.add_argument("--ema-decay", type=float)
-    parser.add_argument("--consistency", type=float, help="maximum consistency weight")
+    parser.add_argument("--labeled-per-batch", type=int, help="labeled examples per batch; -1 samples labeled and unlabeled alike "
+                        "(default without a preset: half the batch, or -1 when every image is labeled)")
+    parser.add_argument("--ema-decay", type=float, help="EMA decay after the ramp-up (default without a preset: the EMA "
+                        "averages over a 50th of the run, 10 to 1000 steps)")
+    parser.add_argument("--consistency", type=float, help="maximum consistency weight (default without a preset: 3 per class)")
     parser.add_argument("--consistency-type", help="mse, kl or tau:<value>")
     parser.add_argument("--logit-distance", type=float, help="two-head logit distance weight")
     parser.add_argument("--seed", type=int)
@@ -55,6 +64,9 @@ def resolve_config(args: argparse.Namespace) -> Config:
     flags = {key: getattr(args, key) for key in FLAG_KEYS if getattr(args, key, None) is not None}
     config = apply_settings(config, flags, "command line")
     config = apply_settings(config, parse_set_options(args.settings), "--set")
+    if args.preset and not config.dataset:
+        expected = config.description.rsplit(";", 1)[-1].strip()
+        raise MeanTeacherError(f"no dataset: preset {args.preset} expects {expected if expected.startswith('--data') else '--data PATH'}")
     config.validate()
     return config
 
@@ -86,12 +98,13 @@ def command_evaluate(args: argparse.Namespace) -> int:
     from .inference import load_run
 
     run = load_run(args.run_dir)
-    results = run.evaluate(args.data)
+    precision = args.precision or run.config.precision
+    results = run.evaluate(args.data, precision)
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps({**results, "precision": precision}, indent=2))
     else:
         for name, label in (("ema", ema_name(run.config.method)), ("student", "student")):
-            print(f"{label} error: {results[f'{name}_error']:.2%}  (test classification cost {results[f'{name}_class_cost']:.4f})")
+            print(f"{label} error: {results[f'{name}_error']:.2%}  (test classification cost {results[f'{name}_class_cost']:.4f}, {precision})")
     return 0
 
 
@@ -188,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="test error of a run's EMA (teacher) and student")
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--data", help="evaluate on this dataset's test split instead of the run's")
+    evaluate.add_argument("--precision", choices=("fp32", "bf16"), help="default: the run's own, as in its training-time evaluations")
     evaluate.add_argument("--json", action="store_true")
     predict = commands.add_parser("predict", help="class and confidence per image, from a run's EMA (Mean Teacher's teacher)")
     predict.add_argument("run_dir")
@@ -217,15 +231,20 @@ COMMANDS = {
 }
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"meanteacher: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; problems with the user's input end in one line, exit 2."""
     args = build_parser().parse_args(argv)
+    warnings.showwarning = _one_line_warning
     try:
         return COMMANDS[args.command](args)
     except ValueError as error:  # MeanTeacherError and the library's argument checks
         if os.environ.get("MEANTEACHER_DEBUG"):
             raise
-        print(f"meanteacher: error: {error}", file=sys.stderr)
+        print(f"meanteacher: error: {' '.join(str(error).split())}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as error:
         if os.environ.get("MEANTEACHER_DEBUG"):

@@ -33,12 +33,14 @@ class LoadedRun:
         """The network used for predictions: the EMA (Mean Teacher's teacher), usually the better one."""
         return self.models["ema"]
 
-    def evaluate(self, data: str | None = None) -> dict[str, float]:
-        """Error and classification cost of each network on the test split of the run's (or ``data``'s) dataset."""
+    def evaluate(self, data: str | None = None, precision: str | None = None) -> dict[str, float]:
+        """Error and classification cost of each network on the test split of the run's (or ``data``'s)
+        dataset, in the run's precision (as during training) unless ``precision`` says otherwise."""
+        precision = precision or self.config.precision
         if self.config.streaming:
             index = index_image_folder(data or self.config.dataset, self.config.image_size)
             loader = evaluation_loader(index, self.config.eval_batch_size, self.config.workers)
-            return evaluate_batches(self.models, lambda: loader)
+            return evaluate_batches(self.models, lambda: loader, precision)
         dataset = load_dataset(data or self.config.dataset, None if data else (self.config.test_data or None))
         if dataset.image_shape != self.image_shape or dataset.classes != self.classes:
             raise MeanTeacherError(
@@ -46,7 +48,7 @@ class LoadedRun:
                 f"match the run's {self.image_shape} / {len(self.classes)} classes"
             )
         stored = self.normalizer.prepare(dataset.test_images)
-        return evaluate(self.models, stored, dataset.test_labels, self.normalizer, self.config.eval_batch_size)
+        return evaluate(self.models, stored, dataset.test_labels, self.normalizer, self.config.eval_batch_size, precision)
 
     @torch.no_grad()
     def _classify(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

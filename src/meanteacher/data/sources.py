@@ -263,7 +263,10 @@ def _iter_archive(path: Path) -> Iterator[tuple[str, bytes | None]]:
                     elif member.isdir():
                         yield member.name, None
     except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as error:
-        raise DataError(f"{path}: not a readable archive ({error})") from None
+        detail = " ".join(str(error).split())
+        if isinstance(error, tarfile.ReadError) and "could not be opened" in detail:
+            detail = "neither a tar file nor one compressed with gzip, bzip2 or xz"
+        raise DataError(f"{path}: not a readable archive ({detail})") from None
 
 
 def _decode(name: str, data: bytes) -> np.ndarray:

@@ -1,0 +1,104 @@
+"""A user's own folder of images, trained the way the README says: ``--data DIR --labels N --steps S``.
+
+Without a preset, the schedules follow the run's length and the batch composition follows the label
+count, so a short run learns (the paper's 150k-step schedule would keep a 300-step run at chance).
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from meanteacher.config import AUTO, Config, load_config_file, resolve_auto
+from meanteacher.data.sources import load_digits
+from meanteacher.hyperparameters import hyperparameters_at
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    """The built-in digits as a folder of 16x16 PNGs: train/<class>/*.png and test/<class>/*.png."""
+    root = tmp_path_factory.mktemp("my_images")
+    digits = load_digits()
+    for split, images, labels in (("train", digits.train_images, digits.train_labels), ("test", digits.test_images, digits.test_labels)):
+        for index, (image, label) in enumerate(zip(images, labels)):
+            folder = root / split / f"digit{int(label)}"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image[0].numpy()).resize((16, 16), Image.NEAREST).save(folder / f"{index}.png")
+    return root
+
+
+def _cli(*args, cwd):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.run([sys.executable, "-m", "meanteacher", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
+
+
+def test_a_run_without_preset_learns_and_its_schedules_complete(image_folder, tmp_path):
+    run = tmp_path / "run"
+    result = _cli("train", "--data", str(image_folder), "--labels", "100", "--steps", "300",
+                  "--set", "arch_options.width=0.125", "--out", str(run), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    plan = [line for line in result.stderr.splitlines() if "run directory" in line]
+    assert len(plan) == 1, result.stderr
+    assert "1,347 training images, 100 labeled, 10 classes; 300 steps of 100 images (50 labeled)" in plan[0]
+    assert "to go" in plan[0] and str(run) in plan[0]
+    assert "warning" not in result.stderr
+
+    config = load_config_file(run / "config.toml")  # the resolved numbers, not AUTO
+    assert (config.rampup_steps, config.rampdown_steps, config.labeled_per_batch) == (80, 50, 50)
+    assert config.consistency == 30.0 and config.ema_decay == pytest.approx(0.9)
+    at_full = hyperparameters_at(config, config.rampup_steps)
+    assert at_full["consistency_weight"] == config.consistency and at_full["lr"] == pytest.approx(config.lr)
+    assert at_full["ema_decay"] == config.ema_decay
+    before_rampdown = hyperparameters_at(config, config.steps - config.rampdown_steps - 1)
+    assert before_rampdown["lr"] == pytest.approx(config.lr)  # the full rate is held between the ramps
+    assert hyperparameters_at(config, config.steps - 1)["lr"] < 0.01 * config.lr
+
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["ema_error"] < 0.5, summary  # chance is 0.9; the paper's schedule leaves it there
+    assert summary["images_per_second"] > 0 and summary["eval_seconds"] >= 0
+    assert summary["train_seconds"] + summary["eval_seconds"] + summary["checkpoint_seconds"] == pytest.approx(summary["seconds"], abs=0.05)
+
+
+@pytest.mark.parametrize("steps, labels, expected", [
+    (300, False, {"rampup_steps": 80, "rampdown_steps": 50, "ema_decay": 0.9, "labeled_per_batch": 50}),
+    (150_000, False, {"rampup_steps": 40_000, "rampdown_steps": 25_000, "ema_decay": 0.999, "ema_decay_rampup": 0.99}),
+    (5_000, True, {"rampup_steps": 1333, "ema_decay": 0.99, "labeled_per_batch": -1}),
+])
+def test_auto_settings_follow_the_run(steps, labels, expected):
+    """At 150k steps the derived schedule is the paper's; with every image labeled, batches are too."""
+    config = resolve_auto(Config(dataset="digits", steps=steps), num_classes=10, all_labeled=labels)
+    for name, value in expected.items():
+        assert getattr(config, name) == pytest.approx(value), name
+    assert config.consistency == 30.0
+
+
+def test_settings_chosen_by_hand_are_kept_and_long_ramps_warned_once(image_folder, tmp_path):
+    config = resolve_auto(Config(dataset="digits", steps=1000, rampup_steps=200, consistency=5.0), 10, False)
+    assert config.rampup_steps == 200 and config.consistency == 5.0 and config.rampdown_steps == 167
+    assert Config(dataset="digits", rampup_steps=AUTO).rampup_steps == AUTO
+    result = _cli("train", "--data", str(image_folder), "--labels", "100", "--steps", "4", "--set", "rampup_steps=40000",
+                  "--set", "arch_options.width=0.125", "--set", "eval_every=4", "--quiet", "--out", str(tmp_path / "run"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert warnings == ["meanteacher: warning: rampup_steps=40000 is longer than the run (4 steps): "
+                        "the consistency weight and learning rate never reach their full values"], result.stderr
+
+
+def test_evaluate_uses_the_runs_precision(image_folder, tmp_path):
+    """``evaluate`` gives the error the run's own evaluation gave (bf16 here), and says its precision."""
+    run = tmp_path / "run"
+    result = _cli("train", "--data", str(image_folder), "--labels", "100", "--steps", "20", "--precision", "bf16",
+                  "--set", "arch_options.width=0.125", "--quiet", "--out", str(run), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((run / "summary.json").read_text())
+    evaluated = _cli("evaluate", str(run), "--json", cwd=tmp_path)
+    results = json.loads(evaluated.stdout)
+    assert results["precision"] == "bf16"
+    assert results["ema_error"] == summary["ema_error"] and results["student_error"] == summary["student_error"]
+    assert "bf16" in _cli("evaluate", str(run), cwd=tmp_path).stdout
