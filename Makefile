@@ -6,7 +6,11 @@ TORCH_VERSION ?= 2.13.0
 # Extra pip flags for the torch install, e.g. a CPU-only package index on machines without a GPU.
 TORCH_PIP_FLAGS ?=
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install demo test test-kernels test-slow bench clean
+
+# Tests whose numbers depend on which CPU kernels PyTorch picks: run again under other kernel sets.
+SENSITIVE_TESTS = tests/test_capture_safety.py tests/test_regression.py tests/test_distributed.py tests/test_train.py
+KERNEL_SETS = ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +25,9 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q
+
+test-kernels: install
+	set -e; for setting in $(KERNEL_SETS); do echo "== $$setting"; env $$setting $(PY) -m pytest -q $(SENSITIVE_TESTS); done
 
 test-slow: install
 	$(PY) -m pytest -q -m slow
