@@ -1,13 +1,13 @@
 """Run many training runs to completion across sittings: finished runs are skipped, killed ones
 resumed from their checkpoint, several run side by side (one process and thread each), and progress
 with an ETA is printed as runs finish. Safe to start again at any time, also while another copy runs
-(a run being trained is locked by a ``.lock`` folder in its directory)."""
+(a run being trained is locked by a ``.lock`` file in its directory, holding its process id)."""
 
 from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
-import shutil
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -26,23 +26,41 @@ class Job:
     config: Config
 
 
-def _train_one(config: dict[str, Any], run_dir: str, threads: int) -> dict[str, Any]:
+def _claim(run_dir: Path) -> bool:
+    """Take the run's lock (a ``.lock`` file holding this process's id); a lock whose process has
+    ended (a runner that was killed) is taken over."""
+    lock = run_dir / ".lock"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            with open(lock, "x") as handle:
+                handle.write(str(os.getpid()))
+            return True
+        except FileExistsError:
+            try:
+                os.kill(int(lock.read_text() or 0), 0)
+                return False  # its process is alive: another runner trains this run
+            except (ProcessLookupError, ValueError):
+                lock.unlink(missing_ok=True)
+            except PermissionError:
+                return False
+    return False
+
+
+def _train_one(config: dict[str, Any], run_dir: str, threads: int) -> dict[str, Any] | None:
+    """Train (or resume) one run in this worker process; None if another runner holds it."""
     import torch
 
     from meanteacher.train import train
 
-    torch.set_num_threads(threads)
     run = Path(run_dir)
-    return train(Config(**config), run, resume=(run / "checkpoint.pt").is_file(), progress=False)
-
-
-def _claim(run_dir: Path) -> bool:
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if not _claim(run):
+        return None
     try:
-        (run_dir / ".lock").mkdir()
-    except FileExistsError:
-        return False
-    return True
+        torch.set_num_threads(threads)
+        return train(Config(**config), run, resume=(run / "checkpoint.pt").is_file(), progress=False)
+    finally:
+        (run / ".lock").unlink(missing_ok=True)
 
 
 def run_jobs(jobs: list[Job], out: Path, workers: int = 2, threads: int = 1) -> dict[str, dict[str, Any]]:
@@ -54,20 +72,16 @@ def run_jobs(jobs: list[Job], out: Path, workers: int = 2, threads: int = 1) -> 
     started, done_steps = time.perf_counter(), 0
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = {}
-        for job in pending:
-            run_dir = out / job.name
-            if not _claim(run_dir):
-                print(f"skipping {job.name}: locked by another runner (remove {run_dir / '.lock'} if none runs)", flush=True)
-                continue
-            futures[pool.submit(_train_one, job.config.to_dict(), str(run_dir), threads)] = job
+        futures = {pool.submit(_train_one, job.config.to_dict(), str(out / job.name), threads): job for job in pending}
         for count, future in enumerate(concurrent.futures.as_completed(futures), start=1):
             job = futures[future]
-            shutil.rmtree(out / job.name / ".lock", ignore_errors=True)
             try:
                 summary = future.result()
             except Exception as error:  # noqa: BLE001 - report and go on with the other runs
                 print(f"FAILED {job.name}: {error}", file=sys.stderr, flush=True)
+                continue
+            if summary is None:
+                print(f"skipped {job.name}: another runner is training it", flush=True)
                 continue
             done_steps += job.config.steps
             elapsed = time.perf_counter() - started
