@@ -5,8 +5,9 @@ The parts a user takes into their own loop are re-exported here: :class:`EMATeac
 model registry.
 """
 
-from . import losses, schedules
-from .losses import NO_LABEL, classification_cost, logit_distance, softmax_kl, softmax_mse, tau_consistency
+from . import losses, masks, schedules
+from .losses import NO_LABEL, classification_cost, logit_distance, reduce_cost, softmax_kl, softmax_mse, tau_consistency
+from .masks import confidence_mask, prediction_entropy, uncertainty_mask, uncertainty_threshold
 from .methods import METHODS, Batch, MeanTeacher, Method, PiModel, Supervised, TemporalEnsembling
 from .models import create_model, list_models, register_model
 from .schedules import cosine_rampdown, linear_rampup, sigmoid_rampdown, sigmoid_rampup
@@ -25,12 +26,16 @@ __all__ = [
     "Supervised",
     "TemporalEnsembling",
     "classification_cost",
+    "confidence_mask",
     "cosine_rampdown",
     "create_model",
     "linear_rampup",
     "list_models",
     "logit_distance",
     "losses",
+    "masks",
+    "prediction_entropy",
+    "reduce_cost",
     "register_model",
     "schedules",
     "sigmoid_rampdown",
@@ -38,4 +43,6 @@ __all__ = [
     "softmax_kl",
     "softmax_mse",
     "tau_consistency",
+    "uncertainty_mask",
+    "uncertainty_threshold",
 ]

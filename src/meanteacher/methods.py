@@ -31,7 +31,11 @@ def _at(value: Schedule, step: int | torch.Tensor) -> float | torch.Tensor:
 
 @dataclass
 class Batch:
-    """One minibatch: noised inputs for the student (and teacher), labels, dataset indices."""
+    """One minibatch: noised inputs for the student (and teacher), labels, dataset indices.
+
+    ``labels`` is ``(N,)`` for classification or ``(N, *)`` for dense outputs (one label per pixel),
+    with ``NO_LABEL`` where there is none; Supervised, Pi and Mean Teacher take either.
+    """
 
     student_input: torch.Tensor
     labels: torch.Tensor
@@ -108,7 +112,7 @@ class Supervised(Method):
     uses_unlabeled = False
 
     def loss(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        labeled = batch.labels != NO_LABEL
+        labeled = (batch.labels != NO_LABEL).reshape(len(batch.labels), -1).any(dim=1)  # an example with any labeled position
         inputs, labels = batch.student_input, batch.labels
         if not batch.all_labeled and not bool(labeled.all()):
             inputs, labels = inputs[labeled], labels[labeled]
@@ -214,14 +218,9 @@ class MeanTeacher(_ConsistencyMethod):
         return total, logs
 
     def _unlabeled_consistency(self, cons_logits: torch.Tensor, teacher_logits: torch.Tensor, unlabeled: torch.Tensor) -> torch.Tensor:
-        """Mean consistency cost over the unlabeled rows, 0 when there are none, without a host-side count.
-
-        Labeled rows get the student's own detached logits as target (zero cost, zero gradient); the
-        batch mean is then rescaled by the share of unlabeled rows.
-        """
-        targets = torch.where(unlabeled[:, None], teacher_logits, cons_logits.detach().to(teacher_logits.dtype))
-        share = unlabeled.float().mean().clamp_min(1.0 / len(unlabeled))
-        return self.consistency_fn(cons_logits, targets) / share
+        """Mean consistency cost over the unlabeled rows (positions, for dense labels): a masked mean,
+        0 when there are none, without a host-side count."""
+        return self.consistency_fn(cons_logits, teacher_logits, mask=unlabeled)
 
 
 class TemporalEnsembling(_ConsistencyMethod):
