@@ -121,3 +121,103 @@ def test_bad_buffers_and_architecture():
     teacher = EMATeacher(_net())
     with pytest.raises(ValueError, match="architecture"):
         teacher.update(nn.Linear(3, 2), 1)
+
+
+def test_burn_in_copies_the_student_then_averages():
+    student = _net()
+    teacher = EMATeacher(student, decay=0.9, update_after_step=3)
+    for step in (1, 2, 3):
+        _perturb(student, 0.5)
+        teacher.update(student, step)
+        assert all(torch.equal(s, t) for s, t in zip(student.parameters(), teacher.module.parameters()))
+    before = [p.clone() for p in teacher.module.parameters()]
+    _perturb(student, 0.5)
+    teacher.update(student, 4)  # alpha = min(1 - 1/5, 0.9) = 0.8
+    for b, s, t in zip(before, student.parameters(), teacher.module.parameters()):
+        torch.testing.assert_close(t, 0.8 * b + 0.2 * s)
+    assert int(teacher.num_updates) == 4
+
+
+@pytest.mark.parametrize("as_tensor", [False, True], ids=["int-step", "tensor-step"])
+def test_update_every_skips_steps_and_counts_updates(as_tensor):
+    student = _net()
+    teacher = EMATeacher(student, decay=0.5, buffers="average", update_every=3)
+    for step in range(1, 7):
+        before = [p.clone() for p in teacher.module.parameters()]
+        _perturb(student, 1.0)
+        with HostReads() as guard:
+            teacher.update(student, torch.tensor(step) if as_tensor else step)
+        assert guard.reads == [] or not as_tensor
+        moved = any(not torch.equal(b, t) for b, t in zip(before, teacher.module.parameters()))
+        assert moved == (step % 3 == 0), step
+    assert int(teacher.num_updates) == 2
+    assert teacher.state_dict()["updates"] == 2
+    restored = EMATeacher(_net(), update_every=3)
+    restored.load_state_dict(teacher.state_dict())
+    assert int(restored.num_updates) == 2 and restored.update_every == 3
+
+
+def test_integer_buffers_are_copied_never_averaged():
+    student = _net()
+    teacher = EMATeacher(student, decay=0.9, buffers="average")
+    student.train()
+    for _ in range(7):
+        student(torch.randn(8, 3))  # num_batches_tracked -> 7, running stats move
+    teacher.update(student, 100)
+    bn_student, bn_teacher = student[1], teacher.module[1]
+    assert bn_teacher.num_batches_tracked.dtype == torch.long and int(bn_teacher.num_batches_tracked) == 7
+    torch.testing.assert_close(bn_teacher.running_mean, 0.1 * bn_student.running_mean)  # averaged from 0
+
+
+def test_device_argument_places_teacher_and_counter():
+    student = _net()  # on a CPU-only machine the CPU is the only device; the GPU case is the next test
+    teacher = EMATeacher(student, decay=0.0, device="cpu")
+    assert teacher.device.type == "cpu" and teacher.num_updates.device.type == "cpu"
+    _perturb(student, 1.0)
+    teacher.update(student, 5)
+    assert all(torch.equal(s, t) for s, t in zip(student.parameters(), teacher.module.parameters()))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU to hold the student")
+def test_teacher_on_cpu_for_a_gpu_student():
+    student = _net().cuda()
+    teacher = EMATeacher(student, decay=0.0, device="cpu")
+    _perturb(student, 1.0)
+    teacher.update(student, 5)
+    assert next(teacher.module.parameters()).device.type == "cpu"
+    assert all(torch.equal(s.cpu(), t) for s, t in zip(student.parameters(), teacher.module.parameters()))
+
+
+def test_unwraps_compiled_and_distributed_students(tmp_path):
+    import torch.distributed as dist
+
+    student = _net()
+    compiled = torch.compile(student)  # compiles lazily: nothing is compiled here
+    teacher = EMATeacher(compiled, decay=0.0)
+    assert type(teacher.module) is nn.Sequential
+    _perturb(student, 1.0)
+    teacher.update(compiled, 2)
+    assert all(torch.equal(s, t) for s, t in zip(student.parameters(), teacher.module.parameters()))
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+    try:
+        wrapped = nn.parallel.DistributedDataParallel(student)
+        teacher = EMATeacher(wrapped, decay=0.0)
+        assert type(teacher.module) is nn.Sequential
+        _perturb(student, 1.0)
+        teacher.update(wrapped, 2)
+        assert all(torch.equal(s, t) for s, t in zip(student.parameters(), teacher.module.parameters()))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_another_architecture_names_the_first_mismatched_parameter():
+    teacher = EMATeacher(_net())
+    wider = nn.Sequential(nn.Linear(3, 5), nn.BatchNorm1d(5), nn.Linear(5, 2))
+    with pytest.raises(ValueError, match=r"student parameter '0.weight' \(5, 3\) does not match the teacher's '0.weight' \(4, 3\)"):
+        teacher.update(wider, 1)
+    deeper = nn.Sequential(*_net(), nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="student has a parameter the teacher lacks, '3.weight'"):
+        teacher.update(deeper, 1)
+    shallower = nn.Sequential(nn.Linear(3, 4))
+    with pytest.raises(ValueError, match="student has no parameter '1.weight'"):
+        teacher.update(shallower, 1)

@@ -51,7 +51,15 @@ class EMATeacher:
 
     ``buffers`` chooses what happens to BatchNorm running statistics and other floating buffers:
     ``"own"`` keeps the teacher's own (it runs in train mode on its own input, as the reference code),
-    ``"copy"`` copies the student's, ``"average"`` averages them like weights.
+    ``"copy"`` copies the student's, ``"average"`` averages them like weights. Integer buffers (such as
+    ``num_batches_tracked``) are never averaged: copied with ``"copy"`` and ``"average"``, the teacher's
+    own with ``"own"``.
+
+    ``update_after_step`` is a burn-in (as detection recipes use): up to that step the teacher is a copy
+    of the student. ``update_every`` averages only on every n-th step after it. ``device`` keeps the
+    teacher elsewhere than the student (e.g. ``"cpu"`` to save GPU memory; the student's tensors are
+    copied there at each update). The student may be wrapped in DistributedDataParallel or
+    ``torch.compile``. ``state_dict`` holds the weights, the settings and the number of updates made.
 
     Example::
 
@@ -62,19 +70,32 @@ class EMATeacher:
         accuracy(teacher.module, test_loader)
     """
 
-    def __init__(self, student: nn.Module, decay: float | torch.Tensor = 0.999, buffers: str = "own") -> None:
+    def __init__(
+        self, student: nn.Module, decay: float | torch.Tensor = 0.999, buffers: str = "own",
+        update_every: int = 1, update_after_step: int = 0, device: torch.device | str | None = None,
+    ) -> None:
         _check_decay(decay)
         if buffers not in BUFFER_POLICIES:
             raise ValueError(f"buffers must be one of {BUFFER_POLICIES}, got {buffers!r}")
+        if update_every < 1 or update_after_step < 0:
+            raise ValueError(f"update_every must be >= 1 and update_after_step >= 0, got {update_every} and {update_after_step}")
         self.decay = decay
         self.buffers = buffers
+        self.update_every = update_every
+        self.update_after_step = update_after_step
         self.module = copy.deepcopy(unwrap(student))
+        if device is not None:
+            self.module.to(device)
         for parameter in self.module.parameters():
             parameter.requires_grad_(False)
             parameter.grad = None
+        self._names = [name for name, _ in self.module.named_parameters()]
         self._params = list(self.module.parameters())
         self._float_buffers = [b for b in self.module.buffers() if b.is_floating_point()]
         self._other_buffers = [b for b in self.module.buffers() if not b.is_floating_point()]
+        self.device = self._params[0].device if self._params else torch.device("cpu")
+        self.num_updates = torch.zeros((), dtype=torch.long, device=self.device)
+        """Updates made so far (0-dim, on the teacher's device, counted without host reads)."""
         self._student: tuple[nn.Module, tuple[list[torch.Tensor], ...]] | None = None
 
     def _student_tensors(self, student: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
@@ -82,14 +103,23 @@ class EMATeacher:
         student = unwrap(student)
         if self._student is not None and self._student[0] is student:
             return self._student[1]
-        params = list(student.parameters())
-        if len(params) != len(self._params) or any(s.shape != t.shape for s, t in zip(params, self._params)):
-            raise ValueError("student does not have the teacher's architecture (parameter shapes differ)")
+        named = list(student.named_parameters())
+        for index, (name, teacher_param) in enumerate(zip(self._names, self._params)):
+            if index >= len(named):
+                raise ValueError(f"student has no parameter {name!r}: it does not have the teacher's architecture")
+            student_name, student_param = named[index]
+            if student_name != name or student_param.shape != teacher_param.shape:
+                raise ValueError(
+                    f"student parameter {student_name!r} {tuple(student_param.shape)} does not match the teacher's "
+                    f"{name!r} {tuple(teacher_param.shape)}: it does not have the teacher's architecture"
+                )
+        if len(named) > len(self._params):
+            raise ValueError(f"student has a parameter the teacher lacks, {named[len(self._params)][0]!r}")
         buffers = list(student.buffers())
         floats = [b for b in buffers if b.is_floating_point()]
         others = [b for b in buffers if not b.is_floating_point()]
-        self._student = (student, (params, floats, others))
-        return params, floats, others
+        self._student = (student, ([p for _, p in named], floats, others))
+        return self._student[1]
 
     def alpha(self, step: int | torch.Tensor, decay: float | torch.Tensor | None = None) -> float | torch.Tensor:
         """The averaging weight ``min(1 - 1 / (step + 1), decay)`` used by ``update``."""
@@ -102,6 +132,20 @@ class EMATeacher:
             return torch.minimum(warmup, decay)
         return min(1.0 - 1.0 / (step + 1.0), float(decay))
 
+    def _weight(self, step: int | torch.Tensor, decay: float | torch.Tensor | None) -> float | torch.Tensor | None:
+        """How far to move towards the student at ``step``: 1 in burn-in, 0 (or None) on skipped steps."""
+        weight = 1.0 - self.alpha(step, decay)
+        if self.update_every == 1 and self.update_after_step == 0:
+            return weight
+        if not isinstance(step, torch.Tensor):
+            if step <= self.update_after_step:
+                return 1.0
+            return weight if step % self.update_every == 0 else None
+        weight = torch.as_tensor(weight, device=step.device)
+        burn_in = step <= self.update_after_step
+        active = burn_in | (step % self.update_every == 0)
+        return torch.where(burn_in, torch.ones_like(weight), weight) * active
+
     @torch.no_grad()
     def update(self, student: nn.Module, step: int | torch.Tensor, decay: float | torch.Tensor | None = None) -> None:
         """Move the teacher towards ``student``; ``decay`` overrides ``self.decay`` for this call.
@@ -111,8 +155,12 @@ class EMATeacher:
         """
         if decay is not None and not isinstance(decay, torch.Tensor):
             _check_decay(decay)
-        weight = 1.0 - self.alpha(step, decay)
+        weight = self._weight(step, decay)
+        if weight is None:
+            return
         params, floats, others = self._student_tensors(student)
+        if params and params[0].device != self.device:
+            params, floats, others = ([t.to(self.device, non_blocking=True) for t in group] for group in (params, floats, others))
         _lerp_(self._params, params, weight)
         if self.buffers == "average" and floats:
             _lerp_(self._float_buffers, floats, weight)
@@ -120,10 +168,14 @@ class EMATeacher:
             torch._foreach_copy_(self._float_buffers, floats)
         if self.buffers != "own" and others:
             torch._foreach_copy_(self._other_buffers, others)
+        self.num_updates += (weight > 0).to(torch.long) if isinstance(weight, torch.Tensor) else 1
 
     def state_dict(self) -> dict[str, Any]:
-        """The teacher's weights, buffers and settings."""
-        return {"module": self.module.state_dict(), "decay": float(self.decay), "buffers": self.buffers}
+        """The teacher's weights, buffers, settings and number of updates."""
+        return {
+            "module": self.module.state_dict(), "decay": float(self.decay), "buffers": self.buffers,
+            "update_every": self.update_every, "update_after_step": self.update_after_step, "updates": int(self.num_updates),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what ``state_dict`` returned."""
@@ -131,3 +183,6 @@ class EMATeacher:
         if not isinstance(self.decay, torch.Tensor):
             self.decay = state.get("decay", self.decay)
         self.buffers = state.get("buffers", self.buffers)
+        self.update_every = state.get("update_every", self.update_every)
+        self.update_after_step = state.get("update_after_step", self.update_after_step)
+        self.num_updates.fill_(int(state.get("updates", 0)))
