@@ -6,6 +6,7 @@ model registry.
 """
 
 from . import losses, masks, schedules
+from .inference import export_model, load_model
 from .losses import NO_LABEL, classification_cost, logit_distance, reduce_cost, softmax_kl, softmax_mse, tau_consistency
 from .masks import confidence_mask, prediction_entropy, uncertainty_mask, uncertainty_threshold
 from .methods import METHODS, Batch, MeanTeacher, Method, PiModel, Supervised, TemporalEnsembling
@@ -29,8 +30,10 @@ __all__ = [
     "confidence_mask",
     "cosine_rampdown",
     "create_model",
+    "export_model",
     "linear_rampup",
     "list_models",
+    "load_model",
     "logit_distance",
     "losses",
     "masks",

@@ -1,4 +1,4 @@
-"""The ``meanteacher`` command: train, evaluate, predict, presets, report, demo, data, bench."""
+"""The ``meanteacher`` command: train, evaluate, predict, export, presets, report, demo, data, bench."""
 
 from __future__ import annotations
 
@@ -127,6 +127,14 @@ def command_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_export(args: argparse.Namespace) -> int:
+    from .inference import export_model
+
+    weights, description = export_model(args.run_dir, args.out, args.which)
+    print(f"wrote the {args.which} network to {weights} and how to rebuild it to {description}")
+    return 0
+
+
 def command_presets(args: argparse.Namespace) -> int:
     presets = list_presets()
     width = max(map(len, presets))
@@ -207,6 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("run_dir")
     predict.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
     predict.add_argument("--out", help="CSV file to write (default: standard output)")
+    export = commands.add_parser("export", help="write a run's teacher (EMA) or student as a plain state_dict and a JSON")
+    export.add_argument("run_dir")
+    export.add_argument("--out", required=True, help="weights file to write, e.g. model.pt (model.json goes beside it)")
+    export.add_argument("--which", choices=("teacher", "student"), default="teacher",
+                        help="teacher: the EMA weights (every method has them; usually the better model); student: the raw weights")
     commands.add_parser("presets", help="list the presets")
     report = commands.add_parser("report", help="mean ± std table (markdown) over finished runs")
     report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
@@ -226,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {
-    "train": command_train, "evaluate": command_evaluate, "predict": command_predict, "presets": command_presets,
+    "train": command_train, "evaluate": command_evaluate, "predict": command_predict, "export": command_export, "presets": command_presets,
     "report": command_report, "data": command_data, "demo": command_demo, "bench": command_bench,
 }
 

@@ -1,7 +1,9 @@
-"""Using a finished (or running) run: evaluate its networks, predict classes of new images."""
+"""Using a finished (or running) run: evaluate its networks, predict classes of new images, export
+the teacher (or student) and load it back as a plain ``nn.Module``."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from .data.augment import Normalizer
 from .data.sources import IMAGE_SUFFIXES, load_dataset
 from .data.streaming import eval_view, evaluation_loader, index_image_folder, open_rgb
 from .errors import DataError, MeanTeacherError
-from .models import split_heads
+from .models import create_model, split_heads
 from .train import build_model, check_architecture, evaluate, evaluate_batches, load_checkpoint, resume_config
 
 
@@ -129,3 +131,87 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     for model in models.values():
         model.eval()
     return LoadedRun(config, classes, shape, Normalizer.from_state_dict(state["normalizer"]), models)
+
+
+EXPORT_FORMAT = 1
+NETWORKS = {"teacher": "ema", "ema": "ema", "student": "student"}
+"""Which network to export or load: the teacher (the EMA of every method) or the raw student."""
+
+
+def _network_name(which: str) -> str:
+    if which not in NETWORKS:
+        raise MeanTeacherError(f"unknown network {which!r}; expected teacher (the EMA) or student")
+    return NETWORKS[which]
+
+
+def export_model(run_dir: str | Path, out: str | Path, which: str = "teacher") -> tuple[Path, Path]:
+    """Write a run's teacher (EMA) or student as a plain ``state_dict`` (``out``) and a small JSON
+    beside it (``out`` with the suffix ``.json``) saying how to rebuild the network and prepare its
+    inputs; ZCA statistics, too large for JSON, go to ``out`` with the suffix ``.zca.pt``. Returns
+    the paths of the weights and the JSON."""
+    from .files import atomic_torch_save, atomic_write_text
+
+    run = load_run(run_dir)
+    name = _network_name(which)
+    out = Path(out)
+    normalizer = run.normalizer.state_dict()
+    description = {
+        "format": EXPORT_FORMAT, "network": "teacher" if name == "ema" else "student", "method": run.config.method,
+        "arch": run.config.arch, "arch_options": run.config.arch_options, "classes": run.classes,
+        "image_shape": list(run.image_shape), "streaming": run.config.streaming, "precision": run.config.precision,
+        "normalize": {"mode": normalizer["mode"], "epsilon": normalizer["epsilon"], "gcn": normalizer["gcn"]},
+        "run": str(run_dir),
+    }
+    if normalizer["mode"] == "zca":
+        zca = out.with_suffix(".zca.pt")
+        atomic_torch_save(normalizer["stats"], zca)
+        description["normalize"]["stats_file"] = zca.name
+    else:
+        description["normalize"]["stats"] = {k: v.tolist() for k, v in normalizer["stats"].items()}
+    atomic_torch_save(run.models[name].state_dict(), out)
+    description_path = out.with_suffix(".json")
+    atomic_write_text(description_path, json.dumps(description, indent=2) + "\n")
+    return out, description_path
+
+
+def _read_export(path: Path) -> dict:
+    description_path = path.with_suffix(".json")
+    try:
+        description = json.loads(description_path.read_text())
+    except FileNotFoundError:
+        raise MeanTeacherError(f"{path}: no {description_path.name} beside it (written by `meanteacher export`)") from None
+    except json.JSONDecodeError as error:
+        raise MeanTeacherError(f"{description_path}: not valid JSON ({error})") from None
+    if description.get("format") != EXPORT_FORMAT:
+        raise MeanTeacherError(f"{description_path}: not a meanteacher export (format {EXPORT_FORMAT})")
+    return description
+
+
+def load_model(path: str | Path, which: str = "teacher") -> nn.Module:
+    """The network of a run directory (its ``which``: teacher, i.e. the EMA, or student) or of a file
+    written by :func:`export_model`, in eval mode on the CPU, ready for inference. Weights are read
+    with ``torch.load(weights_only=True)``."""
+    path = Path(path)
+    if path.is_dir():
+        return load_run(path).models[_network_name(which)]
+    if not path.is_file():
+        raise MeanTeacherError(f"{path}: no such run directory or exported model")
+    description = _read_export(path)
+    model = create_model(description["arch"], len(description["classes"]), description["image_shape"][0], **description["arch_options"])
+    try:
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except Exception as error:  # noqa: BLE001 - any failure to read or fit the weights is a bad file
+        raise MeanTeacherError(f"{path}: weights do not load into {description['arch']} ({str(error).splitlines()[0][:160]})") from None
+    return model.eval()
+
+
+def exported_normalizer(path: str | Path) -> Normalizer:
+    """The input normalisation an exported model expects (apply it to uint8 ``N x C x H x W`` images)."""
+    path = Path(path)
+    settings = _read_export(path)["normalize"]
+    normalizer = Normalizer(settings["mode"], settings["epsilon"], settings["gcn"])
+    if "stats_file" in settings:
+        normalizer.stats = torch.load(path.parent / settings["stats_file"], map_location="cpu", weights_only=True)
+    else:
+        normalizer.stats = {k: torch.tensor(v) for k, v in settings["stats"].items()}
+    return normalizer
