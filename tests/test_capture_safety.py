@@ -51,6 +51,8 @@ CASES = {
     "pi": {"method": "pi"},
     "temporal-ensembling": {"method": "temporal-ensembling"},
     "supervised": {"method": "supervised"},
+    "vat": {"method": "vat", "vat_eps": 1.0},
+    "mean-teacher-vat": {"method": "mean-teacher-vat", "vat_eps": 1.0},
 }
 
 

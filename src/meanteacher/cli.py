@@ -33,7 +33,7 @@ def _train_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--test-data", help="separate test folder (class sub-folders) for an image-folder dataset")
     parser.add_argument("--labels", type=int, help="labeled examples, balanced over classes (0: all)")
     parser.add_argument("--label-file", help="file of 'image-id label' lines naming the labeled examples")
-    parser.add_argument("--method", help="mean-teacher, pi, supervised or temporal-ensembling")
+    parser.add_argument("--method", help="mean-teacher, pi, supervised, temporal-ensembling, vat or mean-teacher-vat")
     parser.add_argument("--arch", help="architecture name or package.module:factory")
     parser.add_argument("--steps", type=int)
     parser.add_argument("--batch-size", type=int)

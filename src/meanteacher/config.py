@@ -88,6 +88,13 @@ class Config:
     logit_distance_classes: str = "mean"
     """"mean" averages the two-head distance over classes (PyTorch reference code); "sum" sums (TF code, Figure 4(e))."""
     te_alpha: float = 0.6
+    vat_eps: float = 8.0
+    """Norm of the virtual adversarial perturbation per image (methods vat, mean-teacher-vat); the VAT
+    paper's 8.0 for CIFAR-10 with ZCA and augmentation. Depends on the input scale: tune it."""
+    vat_xi: float = 1e-6
+    vat_power_iterations: int = 1
+    entropy_weight: float = 0.0
+    """Entropy minimisation added to the vat method's cost (VAT+EntMin)."""
     bn_buffers: str = "own"
     class_normalize: str = "labeled"
     """Classification cost divided by the "labeled" examples of the batch, or by the whole "batch" (the paper's code)."""
@@ -168,6 +175,10 @@ class Config:
             raise MeanTeacherError(f"unknown device {self.device!r}; expected auto, cpu or cuda[:N]")
         if self.cuda_graphs and (self.optimizer != "adam" or self.compile):
             raise MeanTeacherError("cuda_graphs works with optimizer 'adam' (capturable) and without compile")
+        if self.cuda_graphs and self.method in ("vat", "mean-teacher-vat"):
+            raise MeanTeacherError(f"cuda_graphs does not capture {self.method}: its passes save and restore the random state")
+        if self.vat_eps < 0 or self.vat_xi <= 0 or self.vat_power_iterations < 1:
+            raise MeanTeacherError("vat_eps must be >= 0, vat_xi > 0 and vat_power_iterations >= 1")
         from .losses import consistency_cost
 
         try:
@@ -274,7 +285,7 @@ def auto_values(config: Config, num_classes: int, all_labeled: bool) -> dict[str
         "rampdown_steps": round(steps * RAMPDOWN_SHARE),
         "ema_decay": round(ema_decay, 6),
         "ema_decay_rampup": round(min(0.99, ema_decay), 6),
-        "consistency": CONSISTENCY_PER_CLASS * num_classes,
+        "consistency": 1.0 if config.method == "vat" else CONSISTENCY_PER_CLASS * num_classes,  # VAT's cost is a KL
         "labeled_per_batch": -1 if all_labeled else max(1, math.floor(config.batch_size * LABELED_SHARE)),
     }
 

@@ -31,7 +31,7 @@ from .files import atomic_torch_save, atomic_write_text
 from .graphs import GraphedStep
 from .hyperparameters import StepHyperparameters
 from .losses import classification_cost
-from .methods import METHODS, Batch, MeanTeacher, Method, PiModel, Supervised, TemporalEnsembling
+from .methods import METHODS, VAT, Batch, MeanTeacher, MeanTeacherVAT, Method, PiModel, Supervised, TemporalEnsembling
 from .models import create_model, split_heads
 from .models.layers import MeanOnlyBatchNorm
 from .teacher import unwrap
@@ -97,9 +97,13 @@ def build_method(
         return TemporalEnsembling(
             model, num_examples, num_classes, config.te_alpha, consistency, config.consistency_type, config.class_normalize, ema_decay,
         )
-    return MeanTeacher(
+    if cls is VAT:
+        return VAT(model, consistency, config.vat_eps, config.vat_xi, config.vat_power_iterations, config.entropy_weight,
+                   config.class_normalize, ema_decay)
+    options = {"eps": config.vat_eps, "xi": config.vat_xi, "power_iterations": config.vat_power_iterations} if cls is MeanTeacherVAT else {}
+    return cls(
         model, consistency, config.consistency_type, ema_decay, config.logit_distance,
-        config.consistency_on_labeled, config.bn_buffers, config.class_normalize, config.logit_distance_classes,
+        config.consistency_on_labeled, config.bn_buffers, config.class_normalize, config.logit_distance_classes, **options,
     )
 
 
