@@ -4,7 +4,9 @@ A generated data set: discs and squares (classes 1 and 2) on textured, noisy bac
 a handful of images with masks and many without. A small encoder-decoder is trained supervised-only
 (labeled images alone) and with Mean Teacher (per-pixel softmax MSE against an EMA teacher on every
 image, optionally only where the teacher is confident), over several seeds; the EMA network of each
-is evaluated by mean intersection-over-union on a test set.
+is evaluated by mean intersection-over-union on a test set. Both see each batch turned by a random
+multiple of 90 degrees and flipped (masks too); Mean Teacher's teacher sees it untransformed, and its
+prediction is transformed the same way before the two are compared (an equivariant consistency).
 
     python examples/segmentation.py [--seeds 0 1 2] [--steps 800] [--labeled 8] [--mask confidence]
 """
@@ -66,6 +68,12 @@ class EncoderDecoder(nn.Module):
         return self.classify(self.dropout(self.up(torch.cat([up, skip], dim=1))))
 
 
+def rotate_flip(t: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:
+    """``turns`` quarter turns, then a horizontal flip, over the last two dimensions (images, masks, logits)."""
+    t = torch.rot90(t, turns, dims=(-2, -1))
+    return t.flip(-1) if flip else t
+
+
 def noisy(x: torch.Tensor) -> torch.Tensor:
     """The input noise each network sees, drawn independently for student and teacher."""
     return x * (1 + 0.2 * torch.randn(len(x), 1, 1, 1)) + 0.15 * torch.randn_like(x)
@@ -84,7 +92,7 @@ def mean_iou(model: nn.Module, images: torch.Tensor, masks: torch.Tensor) -> flo
     return statistics.fmean(ious)
 
 
-def train(method: str, seed: int, steps: int, labeled: int, unlabeled: int = 1000, mask: str = "none") -> float:
+def train(method: str, seed: int, steps: int, labeled: int, unlabeled: int = 1000, mask: str = "none", consistency: float = 50.0) -> float:
     """Test mean IoU of the EMA network after ``steps`` steps of ``method`` ("supervised" or "mean-teacher")."""
     data = torch.Generator().manual_seed(1000 + seed)  # the seed picks the labeled images too
     images, masks = make_images(labeled + unlabeled, 32, data)
@@ -102,15 +110,16 @@ def train(method: str, seed: int, steps: int, labeled: int, unlabeled: int = 100
         else:
             rows = torch.cat([lab, torch.randint(labeled, labeled + unlabeled, (24,))])
         x, y = images[rows], labels[rows]
+        turns, flip = int(torch.randint(0, 4, (1,))), bool(torch.rand(1) < 0.5)
         model.train()
-        logits = model(noisy(x))
-        loss = classification_cost(logits, y, "labeled")
+        logits = model(noisy(rotate_flip(x, turns, flip)))  # the student sees a turned (and flipped) view
+        loss = classification_cost(logits, rotate_flip(y, turns, flip), "labeled")
         if method == "mean-teacher":
             teacher.module.train()
-            with torch.no_grad():
-                teacher_logits = teacher.module(noisy(x))
+            with torch.no_grad():  # the teacher sees the image as it is; its prediction is turned to match
+                teacher_logits = rotate_flip(teacher.module(noisy(x)), turns, flip)
             where = confidence_mask(teacher_logits, 0.8) if mask == "confidence" else None
-            loss = loss + 10.0 * sigmoid_rampup(step, steps // 4) * softmax_mse(logits, teacher_logits, mask=where)
+            loss = loss + consistency * sigmoid_rampup(step, steps // 4) * softmax_mse(logits, teacher_logits, mask=where)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -118,9 +127,9 @@ def train(method: str, seed: int, steps: int, labeled: int, unlabeled: int = 100
     return mean_iou(teacher.module, test_images, test_masks)
 
 
-def compare(seeds: list[int], steps: int, labeled: int, mask: str = "none", unlabeled: int = 1000) -> dict[str, list[float]]:
+def compare(seeds: list[int], steps: int, labeled: int, mask: str = "none", unlabeled: int = 1000, consistency: float = 50.0) -> dict[str, list[float]]:
     """Mean IoU of both methods for each seed (paired: the same labeled images and initialisation)."""
-    return {method: [train(method, seed, steps, labeled, unlabeled, mask) for seed in seeds] for method in ("supervised", "mean-teacher")}
+    return {method: [train(method, seed, steps, labeled, unlabeled, mask, consistency) for seed in seeds] for method in ("supervised", "mean-teacher")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,9 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--labeled", type=int, default=8, help="images with masks (of 1,000 more without)")
     parser.add_argument("--mask", choices=("none", "confidence"), default="none", help="consistency only where the teacher is confident")
+    parser.add_argument("--consistency", type=float, default=50.0, help="weight of the per-pixel softmax MSE (averaged over classes)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    results = compare(args.seeds, args.steps, args.labeled, args.mask)
+    results = compare(args.seeds, args.steps, args.labeled, args.mask, consistency=args.consistency)
     for method, values in results.items():
         spread = statistics.stdev(values) if len(values) > 1 else 0.0
         print(f"{method:>13}: mean IoU {statistics.fmean(values):.3f} ± {spread:.3f} over seeds {args.seeds} "
