@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .losses import NO_LABEL, classification_cost, consistency_cost, entropy_cost, kept_buffers, logit_distance, vat_cost, vat_perturbation
+from .losses import NO_LABEL, classification_cost, consistency_cost, entropy_cost, logit_distance, untouched, vat_cost, vat_perturbation
 from .models import split_heads
 from .teacher import EMATeacher, unwrap
 
@@ -283,7 +283,7 @@ class MeanTeacherVAT(MeanTeacher):
         device = student_input.device
         # Mean Teacher draws the student's noise first, then the teacher's: replay that order, so the
         # teacher sees the noise it sees in Mean Teacher, and keep the state the student starts from.
-        with kept_buffers(self.model), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        with untouched(self.model, device):
             with torch.no_grad():
                 self.model(student_input)
             self.teacher.module.train(self.model.training)
