@@ -144,11 +144,11 @@ def test_augmenting_a_batch_is_fast():
     generator = torch.Generator().manual_seed(0)
     index = torch.randint(0, 5000, (100,))
     times = []
-    for _ in range(30):
-        start = time.perf_counter()
+    for _ in range(30):  # CPU time of this process, not wall time: other processes sharing the cores don't count
+        start = time.process_time()
         augment(normalize(data[index]), generator)
-        times.append(time.perf_counter() - start)
-    assert min(times) < 0.005  # the minimum: robust to other processes sharing the cores
+        times.append(time.process_time() - start)
+    assert min(times) < 0.005
 
 
 def test_make_split_from_label_file(tmp_path):
