@@ -28,8 +28,19 @@ BUDGETS = (500, 1500)
 LABELS = (250, 1000, 4000)
 
 
+OUT = "runs/defaults"
+DEFAULT_LR = Config().lr
+
+
 def _config(**settings) -> Config:
     return apply_settings(Config(dataset=str(SHARED_CIFAR)), {**USER_RECIPE, **settings}, "defaults benchmark")
+
+
+def recipe_job(labels: int, steps: int, method: str, seed: int, lr: float = DEFAULT_LR) -> Job:
+    """One run of the user's recipe; named ``verify-LABELS-STEPS-METHOD-sSEED`` (``-lrLR`` added for a
+    learning rate other than the default), a name ``benchmarks.accuracy`` shares for the same run."""
+    suffix = "" if lr == DEFAULT_LR else f"-lr{lr:g}"
+    return Job(f"verify-{labels}-{steps}-{method}{suffix}-s{seed}", _config(labels=labels, steps=steps, seed=seed, method=method, lr=lr))
 
 
 def choose_jobs(seeds: list[int]) -> list[Job]:
@@ -40,15 +51,13 @@ def choose_jobs(seeds: list[int]) -> list[Job]:
 
 
 def verify_jobs(seeds: list[int]) -> list[Job]:
-    return [
-        Job(f"verify-{labels}-{steps}-{method}-s{seed}", _config(labels=labels, steps=steps, seed=seed, method=method))
-        for seed in seeds for steps in BUDGETS for labels in LABELS for method in ("supervised", "mean-teacher")
-    ]
+    return [recipe_job(labels, steps, method, seed)
+            for seed in seeds for steps in BUDGETS for labels in LABELS for method in ("supervised", "mean-teacher")]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="runs/defaults")
+    parser.add_argument("--out", default=OUT)
     parser.add_argument("--phase", choices=("choose", "verify", "all"), default="all")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--workers", type=int, default=2)

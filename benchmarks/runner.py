@@ -88,4 +88,13 @@ def run_jobs(jobs: list[Job], out: Path, workers: int = 2, threads: int = 1) -> 
             eta = elapsed / done_steps * (total_steps - done_steps)
             print(f"[{count}/{len(futures)}] {job.name}: EMA error {summary['ema_error']:.2%}, student {summary['student_error']:.2%} "
                   f"({summary['seconds']:.0f} s); elapsed {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min", flush=True)
-    return {job.name: read_summary(out / job.name) for job in jobs if (out / job.name / "summary.json").is_file()}
+    return finished(jobs, out)
+
+
+def finished(jobs: list[Job], out: Path) -> dict[str, dict[str, Any]]:
+    """The summaries of the jobs that have finished, by name, each with the run's learning rate added."""
+    summaries = {}
+    for job in jobs:
+        if (out / job.name / "summary.json").is_file():
+            summaries[job.name] = read_summary(out / job.name) | {"lr": job.config.lr}
+    return summaries

@@ -16,3 +16,32 @@ def test_a_lock_of_a_live_process_holds_and_a_dead_ones_is_taken_over(tmp_path):
     (run / ".lock").write_text(ended.stdout.strip())  # a runner that was killed
     assert _claim(run)
     assert (run / ".lock").read_text() == str(os.getpid())
+
+
+def test_the_cpu_table_presets_are_the_recipe_the_benchmarks_train():
+    from benchmarks.accuracy import STEPS
+    from benchmarks.defaults import recipe_job
+    from meanteacher.config import load_preset
+
+    for labels, steps in STEPS.items():
+        preset = load_preset(f"cifar10-cpu-{labels}").to_dict()
+        recipe = recipe_job(labels, steps, "mean-teacher", 0).config.to_dict()
+        differing = {name for name in preset if preset[name] != recipe[name]}
+        assert differing == {"description", "dataset"}, differing
+
+
+def test_the_learning_rate_is_chosen_on_validation_error_and_the_crossing_is_where_the_teacher_stays_ahead():
+    from benchmarks.accuracy import LEARNING_RATES, STEPS, chosen_lr, crossing_step
+    from benchmarks.defaults import recipe_job
+
+    errors = dict(zip(LEARNING_RATES, (0.40, 0.35, 0.38)))
+    summaries = {recipe_job(1000, STEPS[1000], "supervised", 0, lr=lr).name: {"validation_ema_error": e, "ema_error": 0.1}
+                 for lr, e in errors.items()}
+    assert chosen_lr(summaries, 1000, "supervised") == LEARNING_RATES[1]
+    del summaries[recipe_job(1000, STEPS[1000], "supervised", 0, lr=LEARNING_RATES[0]).name]
+    assert chosen_lr(summaries, 1000, "supervised") is None  # the grid is not finished
+    steps = [100, 200, 300, 400]
+    supervised = [[50, 40, 35, 34], [52, 42, 37, 36]]
+    teacher = [[55, 39, 38, 30], [57, 39, 36, 30]]  # ahead at 200, behind at 300 (37 vs 36 on average), ahead after
+    assert crossing_step(supervised, teacher, steps) == 400
+    assert crossing_step(supervised, [[60] * 4, [60] * 4], steps) is None
