@@ -27,7 +27,7 @@ from meanteacher.train import Trainer
 from .common import SHARED_CIFAR, machine, markdown_table, median_seconds, today
 from .reference_recipe import ReferenceRecipe
 
-METHODS = ("supervised", "pi", "mean-teacher", "temporal-ensembling")
+METHODS = ("supervised", "pi", "mean-teacher", "temporal-ensembling", "vat", "mean-teacher-vat")
 
 
 def bench_config(data: str, method: str, precision: str, width: float, batch_size: int) -> Config:
@@ -106,8 +106,10 @@ def table(results: dict) -> str:
     for key, entry in steps.items():
         method, precision = key.split("/")
         supervised = steps[f"supervised/{precision}"]["step_s"]
-        rows.append([method, precision, f"{1e3 * entry['step_s']:.0f}", f"{entry['images_per_s']:.0f}", f"{entry['step_s'] / supervised:.2f}"])
-    text = markdown_table(["method", "precision", "ms / step", "images / s", "step / supervised step"], rows)
+        mean_teacher = steps[f"mean-teacher/{precision}"]["step_s"]
+        rows.append([method, precision, f"{1e3 * entry['step_s']:.0f}", f"{entry['images_per_s']:.0f}", f"{entry['step_s'] / supervised:.2f}",
+                     f"{entry['step_s'] / mean_teacher:.2f}"])
+    text = markdown_table(["method", "precision", "ms / step", "images / s", "step / supervised step", "step / Mean Teacher step"], rows)
     mt = steps["mean-teacher/fp32"]
     text += (f"\nMean Teacher, fp32: data side (sampling + two augmented views) {1e3 * mt['data_s']:.2f} ms = "
              f"{100 * mt['data_s'] / mt['step_s']:.1f}% of the step; EMA update {1e3 * mt['ema_s']:.2f} ms = "
