@@ -57,6 +57,8 @@ def _train_one(config: dict[str, Any], run_dir: str, threads: int) -> dict[str, 
     if not _claim(run):
         return None
     try:
+        if (run / "summary.json").is_file():  # another runner finished it since this one started
+            return read_summary(run)
         torch.set_num_threads(threads)
         return train(Config(**config), run, resume=(run / "checkpoint.pt").is_file(), progress=False)
     finally:
