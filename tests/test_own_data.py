@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -102,3 +103,20 @@ def test_evaluate_uses_the_runs_precision(image_folder, tmp_path):
     assert results["precision"] == "bf16"
     assert results["ema_error"] == summary["ema_error"] and results["student_error"] == summary["student_error"]
     assert "bf16" in _cli("evaluate", str(run), cwd=tmp_path).stdout
+
+
+def test_images_too_small_for_the_network_get_a_one_line_error_with_the_way_out(tmp_path):
+    for split in ("train", "test"):
+        for label in ("a", "b"):
+            folder = tmp_path / "tiny" / split / label
+            folder.mkdir(parents=True)
+            for index in range(6):
+                Image.fromarray(np.full((8, 8), 40 * index, dtype=np.uint8)).save(folder / f"{index}.png")
+    result = _cli("train", "--data", str(tmp_path / "tiny"), "--labels", "4", "--steps", "2", "--out", str(tmp_path / "run"), cwd=tmp_path)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot take 8x8 images" in lines[0] and "arch_options.pools=1" in lines[0], result.stderr
+    result = _cli("train", "--data", str(tmp_path / "tiny"), "--labels", "4", "--steps", "2", "--set", "arch_options.pools=1",
+                  "--set", "arch_options.width=0.125", "--out", str(tmp_path / "run"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr

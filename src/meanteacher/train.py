@@ -78,6 +78,23 @@ def build_model(config: Config, num_classes: int, in_channels: int) -> nn.Module
     return create_model(config.arch, num_classes, in_channels, **config.arch_options)
 
 
+def check_input_size(model: nn.Module, image_shape: tuple[int, ...], config: Config, device: torch.device) -> None:
+    """A one-line error when the network cannot take images of ``image_shape`` (e.g. too small for its
+    pooling), found by one forward pass in eval mode, which changes no state and draws no random numbers."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *image_shape, device=device))
+    except RuntimeError as error:
+        small_pools = config.arch == "convnet13" and config.arch_options.get("pools", 2) == 2
+        hint = "; `--set arch_options.pools=1` takes images down to 6x6" if small_pools else ""
+        reason = str(error).strip().splitlines()[0]
+        raise MeanTeacherError(f"architecture {config.arch!r} cannot take {image_shape[-2]}x{image_shape[-1]} images ({reason}){hint}") from None
+    finally:
+        model.train(was_training)
+
+
 def build_method(
     config: Config, model: nn.Module, num_examples: int, num_classes: int, hyperparameters: StepHyperparameters
 ) -> Method:
@@ -320,6 +337,7 @@ class Trainer:
         self.loader_iterator: Iterator | None = None
         in_channels = data.image_shape[0]
         model = build_model(config, data.num_classes, in_channels).to(self.device)
+        check_input_size(model, data.image_shape, config, self.device)
         if config.channels_last:
             model = model.to(memory_format=torch.channels_last)
         if config.sync_batchnorm and self.world.distributed:
