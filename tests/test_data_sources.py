@@ -178,10 +178,6 @@ def test_bad_image_folders(tmp_path):
     (root / "test" / "bird").mkdir()
     _expect(root, r"missing split|empty class")
 
-    root = _folder(tmp_path / "sizes")
-    _png(root / "train" / "dog" / "9.png", size=(9, 9))
-    _expect(root, r"dog/9.png: image size")
-
     root = _folder(tmp_path / "nosplit")
     import shutil
 
@@ -193,6 +189,25 @@ def test_bad_image_folders(tmp_path):
     _expect(fake, r"fake.tar.gz: not a readable archive")
 
     _expect(tmp_path / "nothing-here", "no such file")
+
+
+def test_a_folder_of_mixed_sizes_and_modes_loads_at_the_most_common_size(tmp_path):
+    from meanteacher.errors import DataWarning
+
+    root = _folder(tmp_path / "photos", size=(10, 8))  # 10 wide, 8 high
+    _png(root / "train" / "dog" / "big.png", size=(30, 20), color=(0, 200, 0))
+    _png(root / "test" / "cat" / "gray.png", size=(10, 8), color=(77, 0, 0), mode="L")
+    Image.new("RGBA", (5, 5), (0, 0, 255, 128)).save(root / "train" / "cat" / "alpha.png")
+    Image.new("RGB", (10, 8), (1, 2, 3)).convert("P").save(root / "test" / "dog" / "palette.png")
+    with pytest.warns(DataWarning, match=r"2 of 16 images differ in size from the most common, 8x10, and were resized"):
+        data = load_image_folder(root, use_cache=False)
+    assert data.image_shape == (3, 8, 10)
+    assert data.test_images.shape[1:] == (3, 8, 10)
+    big = data.train_ids.index("dog/big.png")
+    assert data.train_images[big, :, 2:6, 2:8].float().mean(dim=(1, 2)).tolist() == [0.0, 200.0, 0.0]  # resized, not cropped
+    untouched = data.train_ids.index("cat/0.png")
+    assert data.train_images[untouched, :, 0, 0].tolist() == [0, 0, 5]  # images of the common size are not resampled
+    assert data.test_images[3, :, 0, 0].tolist() == [77, 77, 77]  # test cat/gray.png (after cat/0-2): grey made RGB
 
 
 def test_empty_class_folder_named(tmp_path):

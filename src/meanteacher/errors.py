@@ -7,3 +7,7 @@ class MeanTeacherError(ValueError):
 
 class DataError(MeanTeacherError):
     """A dataset, label file or archive that cannot be used as it is."""
+
+
+class DataWarning(UserWarning):
+    """Data that was usable only after a change (e.g. images resized to one size); the command line prints it in one line."""

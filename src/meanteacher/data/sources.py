@@ -12,6 +12,7 @@ import io
 import os
 import pickle
 import struct
+import warnings
 import tarfile
 import zipfile
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..errors import DataError, DataWarning
 from .cache import cached
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
@@ -308,7 +309,7 @@ def _class_dirs_of(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _decode_split(members: dict[str, list[tuple[str, bytes]]], classes: list[str], where: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _decode_split(members: dict[str, list[tuple[str, bytes]]], classes: list[str], where: str) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
     images, labels, ids = [], [], []
     for label, name in enumerate(classes):
         files = sorted(members.get(name, []))
@@ -318,12 +319,7 @@ def _decode_split(members: dict[str, list[tuple[str, bytes]]], classes: list[str
             images.append(_decode(f"{where}/{image_id}", data))
             labels.append(label)
             ids.append(image_id)
-    shapes = {a.shape for a in images}
-    if len(shapes) > 1:
-        first = images[0].shape
-        odd = next(i for i, a in enumerate(images) if a.shape != first)
-        raise DataError(f"{where}/{ids[odd]}: image size {images[odd].shape} differs from {first} of {where}/{ids[0]}")
-    return np.stack(images), np.asarray(labels, dtype=np.int64), ids
+    return images, np.asarray(labels, dtype=np.int64), ids
 
 
 def _to_nchw(images: np.ndarray) -> torch.Tensor:
@@ -331,11 +327,27 @@ def _to_nchw(images: np.ndarray) -> torch.Tensor:
     return tensor.unsqueeze(1).contiguous() if tensor.dim() == 3 else tensor.permute(0, 3, 1, 2).contiguous()
 
 
-def _harmonize_channels(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Grayscale and RGB mixed across images: turn everything into RGB."""
-    if train.ndim == test.ndim:
-        return train, test
-    return tuple(np.repeat(a[..., None], 3, axis=3) if a.ndim == 3 else a for a in (train, test))
+def _uniform(train: list[np.ndarray], test: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
+    """Both splits stacked as arrays of one shape: grayscale images turned into RGB when any image is in
+    colour, and images of another size resized (bilinear, antialiased) to the most common size of the
+    training images (the smaller of equally common ones). Returns the arrays and how many images were resized."""
+    from collections import Counter
+
+    from PIL import Image
+
+    sizes = Counter(a.shape[:2] for a in train)
+    target = max(sizes, key=lambda size: (sizes[size], -size[0] * size[1]))
+    color = any(a.ndim == 3 for a in train + test)
+    resized = 0
+
+    def fit(image: np.ndarray) -> np.ndarray:
+        nonlocal resized
+        if image.shape[:2] != target:
+            image = np.asarray(Image.fromarray(image).resize((target[1], target[0]), Image.BILINEAR))
+            resized += 1
+        return np.repeat(image[..., None], 3, axis=2) if color and image.ndim == 2 else image
+
+    return np.stack([fit(a) for a in train]), np.stack([fit(a) for a in test]), resized
 
 
 def _decode_image_folder(path: Path, test_path: Path | None) -> dict:
@@ -369,10 +381,9 @@ def _decode_image_folder(path: Path, test_path: Path | None) -> dict:
     test_classes = [c for c in classes if c in splits["test"]]
     test_images, test_labels, _ = _decode_split(splits["test"], test_classes, f"{path}:test")
     test_labels = np.asarray([classes.index(test_classes[i]) for i in test_labels], dtype=np.int64)
-    train_images, test_images = _harmonize_channels(train_images, test_images)
-    if train_images.shape[1:] != test_images.shape[1:]:
-        raise DataError(f"{path}: test images {test_images.shape[1:]} differ in size from train images {train_images.shape[1:]}")
+    train_images, test_images, resized = _uniform(train_images, test_images)
     return {
+        "resized": resized,
         "train_images": _to_nchw(train_images),
         "train_labels": torch.from_numpy(train_labels),
         "test_images": _to_nchw(test_images),
@@ -409,7 +420,13 @@ def load_image_folder(path: str | Path, test_path: str | Path | None = None, use
     if path.is_file() and not _is_archive(path):
         raise DataError(f"{path}: not an archive (expected .tar, .tar.gz, .tgz or .zip) nor a folder")
     key = f"{path.name}-{_source_fingerprint(path, test)[:24]}"
-    fields = cached(key, lambda: _decode_image_folder(path, test)) if use_cache else _decode_image_folder(path, test)
+    fields = dict(cached(key, lambda: _decode_image_folder(path, test)) if use_cache else _decode_image_folder(path, test))
+    resized = fields.pop("resized", 0)
+    if resized:
+        height, width = fields["train_images"].shape[-2:]
+        total = len(fields["train_images"]) + len(fields["test_images"])
+        warnings.warn(f"{path}: {resized} of {total} images differ in size from the most common, {height}x{width}, "
+                      "and were resized to it", DataWarning, stacklevel=2)
     name = path.name
     for suffix in ARCHIVE_SUFFIXES:
         name = name.removesuffix(suffix)
