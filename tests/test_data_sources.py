@@ -178,11 +178,8 @@ def test_bad_image_folders(tmp_path):
     (root / "test" / "bird").mkdir()
     _expect(root, r"missing split|empty class")
 
-    root = _folder(tmp_path / "nosplit")
-    import shutil
-
-    shutil.rmtree(root / "test")
-    _expect(root, r"missing split 'test'")
+    (tmp_path / "no-images" / "cat").mkdir(parents=True)
+    _expect(tmp_path / "no-images", r"no images found")
 
     fake = tmp_path / "fake.tar.gz"
     fake.write_bytes(b"this is not gzip")
@@ -208,6 +205,38 @@ def test_a_folder_of_mixed_sizes_and_modes_loads_at_the_most_common_size(tmp_pat
     untouched = data.train_ids.index("cat/0.png")
     assert data.train_images[untouched, :, 0, 0].tolist() == [0, 0, 5]  # images of the common size are not resampled
     assert data.test_images[3, :, 0, 0].tolist() == [77, 77, 77]  # test cat/gray.png (after cat/0-2): grey made RGB
+
+
+def test_folders_without_a_test_split_hold_out_every_fifth_image_and_val_serves_as_test(tmp_path):
+    import shutil
+
+    from meanteacher.errors import DataWarning
+
+    flat = tmp_path / "flat"
+    for name in ("cat", "dog"):
+        for i in range(10):
+            _png(flat / name / f"{i}.png", color=(i, 0, 0))
+    (flat / "README.txt").write_text("not an image")
+    with pytest.warns(DataWarning, match=r"no test folder: every 5th image of each class \(4 images\) is held out"):
+        data = load_image_folder(flat, use_cache=False)
+    assert data.classes == ["cat", "dog"] and len(data.train_labels) == 16 and len(data.test_labels) == 4
+    assert "cat/4.png" not in data.train_ids and "cat/9.png" not in data.train_ids and "cat/3.png" in data.train_ids
+    assert sorted(data.test_images[:, 0, 0, 0].tolist()) == [4, 4, 9, 9]  # held out, never trained on
+
+    root = _folder(tmp_path / "train-only", per_class=6)
+    shutil.rmtree(root / "test")
+    with pytest.warns(DataWarning, match="no test folder"):
+        data = load_image_folder(root, use_cache=False)
+    assert len(data.train_labels) == 10 and len(data.test_labels) == 2
+    shutil.rmtree(root)
+    _folder(root, per_class=3)
+    shutil.rmtree(root / "test")
+    _expect(root, "too few images to hold out")
+
+    root = _folder(tmp_path / "train-val", per_class=5)
+    (root / "test").rename(root / "val")
+    data = load_image_folder(root, use_cache=False)
+    assert len(data.train_labels) == 10 and len(data.test_labels) == 10
 
 
 def test_empty_class_folder_named(tmp_path):

@@ -283,26 +283,50 @@ def _decode(name: str, data: bytes) -> np.ndarray:
         raise DataError(f"{name}: not a readable image ({error})") from None
 
 
+TEST_SPLIT_NAMES = ("test", "val", "valid", "validation")
+"""Folder names taken as the test split, in this order of preference."""
+HELD_OUT_EVERY = 5
+"""Without a test folder, every 5th image of each class (in name order) is held out as the test set."""
+
+
 def _split_members(entries: Iterator[tuple[str, bytes | None]], source: str) -> dict[str, dict[str, list[tuple[str, bytes]]]]:
-    """Group files as split -> class -> [(id, bytes)] from paths ending in ``split/class/file``."""
+    """Group files as split -> class -> [(id, bytes)] from paths ending in ``split/class/file``; files in
+    plain ``class/file`` folders (no split folders at all) form the split ``"flat"``."""
     splits: dict[str, dict[str, list[tuple[str, bytes]]]] = {}
     for name, data in entries:
         parts = [p for p in name.split("/") if p not in ("", ".")]
         if any(p.startswith(".") or p == "__MACOSX" for p in parts):
             continue
         if data is None:
-            if len(parts) >= 2 and parts[-2] in ("train", "test"):
+            if len(parts) >= 2 and parts[-2] in ("train", *TEST_SPLIT_NAMES):
                 splits.setdefault(parts[-2], {}).setdefault(parts[-1], [])
             continue
-        if len(parts) < 3:
+        if len(parts) < 2:
             continue
-        split, label, filename = parts[-3], parts[-2], parts[-1]
-        if split not in ("train", "test"):
-            continue
+        split = parts[-3] if len(parts) >= 3 and parts[-3] in ("train", *TEST_SPLIT_NAMES) else "flat"
+        label, filename = parts[-2], parts[-1]
         if not filename.lower().endswith(IMAGE_SUFFIXES):
+            if split == "flat":
+                continue  # files beside the class folders (a README, a labels file) are not images to check
             raise DataError(f"{source}: {name}: not an image file (expected one of {', '.join(IMAGE_SUFFIXES)})")
         splits.setdefault(split, {}).setdefault(label, []).append((f"{label}/{filename}", data))
+    test = next((name for name in TEST_SPLIT_NAMES if splits.get(name)), None)
+    if test is not None:
+        splits["test"] = splits[test]
+    if "train" not in splits and "test" not in splits and splits.get("flat"):
+        splits["train"] = splits["flat"]
     return splits
+
+
+def _hold_out_test(train: dict[str, list[tuple[str, bytes]]]) -> tuple[dict[str, list[tuple[str, bytes]]], dict[str, list[tuple[str, bytes]]]]:
+    """Every ``HELD_OUT_EVERY``-th image of each class (in name order) as the test split, the rest for training."""
+    kept, held = {}, {}
+    for label, files in train.items():
+        files = sorted(files)
+        kept[label] = [f for i, f in enumerate(files) if i % HELD_OUT_EVERY != HELD_OUT_EVERY - 1]
+        if files[HELD_OUT_EVERY - 1 :: HELD_OUT_EVERY]:
+            held[label] = files[HELD_OUT_EVERY - 1 :: HELD_OUT_EVERY]
+    return kept, held
 
 
 def _class_dirs_of(root: Path) -> list[str]:
@@ -370,9 +394,14 @@ def _decode_image_folder(path: Path, test_path: Path | None) -> dict:
             splits["train"] = {
                 c: [(f"{c}/{i}", d) for i, d in _iter_folder(path / c) if d is not None] for c in _class_dirs_of(path)
             }
-    for split in ("train", "test"):
-        if split not in splits or not splits[split]:
-            raise DataError(f"{path}: missing split '{split}' (expected {split}/<class>/<image> folders)")
+    if not splits.get("train"):
+        raise DataError(f"{path}: no images found (expected train/<class>/<image> and test/<class>/<image>, or <class>/<image> folders)")
+    held_out = 0
+    if not splits.get("test"):
+        splits["train"], splits["test"] = _hold_out_test(splits["train"])
+        held_out = sum(len(files) for files in splits["test"].values())
+        if not held_out:
+            raise DataError(f"{path}: no test folder, and too few images to hold out every {HELD_OUT_EVERY}th as a test set")
     classes = sorted(splits["train"])
     unknown = sorted(set(splits["test"]) - set(classes))
     if unknown:
@@ -384,6 +413,7 @@ def _decode_image_folder(path: Path, test_path: Path | None) -> dict:
     train_images, test_images, resized = _uniform(train_images, test_images)
     return {
         "resized": resized,
+        "held_out": held_out,
         "train_images": _to_nchw(train_images),
         "train_labels": torch.from_numpy(train_labels),
         "test_images": _to_nchw(test_images),
@@ -421,7 +451,10 @@ def load_image_folder(path: str | Path, test_path: str | Path | None = None, use
         raise DataError(f"{path}: not an archive (expected .tar, .tar.gz, .tgz or .zip) nor a folder")
     key = f"{path.name}-{_source_fingerprint(path, test)[:24]}"
     fields = dict(cached(key, lambda: _decode_image_folder(path, test)) if use_cache else _decode_image_folder(path, test))
-    resized = fields.pop("resized", 0)
+    resized, held_out = fields.pop("resized", 0), fields.pop("held_out", 0)
+    if held_out:
+        warnings.warn(f"{path}: no test folder: every {HELD_OUT_EVERY}th image of each class ({held_out} images) is held out "
+                      "as the test set", DataWarning, stacklevel=2)
     if resized:
         height, width = fields["train_images"].shape[-2:]
         total = len(fields["train_images"]) + len(fields["test_images"])
