@@ -10,11 +10,12 @@ once. Phases:
 each keeps the one with the lowest validation error of its EMA network (100 images per class held out
 of training; the test set is never looked at). The Π model and Temporal Ensembling keep the default.
 ``table``: every method at every seed with the chosen learning rates.
+``report``: no training; the table, figures and JSON from the runs finished so far.
 
 Finished runs are skipped and killed ones resumed, so it can be stopped and started again across
 sittings; progress and an ETA are printed as runs finish.
 
-    python -m benchmarks.accuracy [--phase tune|table|all] [--seeds 0 1 2] [--workers 2] [--json docs/bench/accuracy.json]
+    python -m benchmarks.accuracy [--phase tune|table|all|report] [--seeds 0 1 2] [--workers 2] [--json docs/bench/accuracy.json]
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def figures(jobs: list[Job], out: Path) -> dict[int, int | None]:
         if not groups:
             continue
         plot_comparison(groups, str(FIGURE).format(labels=labels),
-                        title=f"CIFAR-10, {labels} labels: EMA networks (Mean Teacher: teacher), mean ± std")
+                        title=f"CIFAR-10, {labels} labels (EMA networks)")
         if "supervised" in groups and "mean-teacher" in groups:
             steps, supervised = error_curves(groups["supervised"])
             teacher_steps, teacher = error_curves(groups["mean-teacher"])
@@ -108,7 +109,7 @@ def figures(jobs: list[Job], out: Path) -> dict[int, int | None]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=OUT)
-    parser.add_argument("--phase", choices=("tune", "table", "all"), default="all")
+    parser.add_argument("--phase", choices=("tune", "table", "all", "report"), default="all")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", help="write the runs, the chosen learning rates, the table and the crossings here")
