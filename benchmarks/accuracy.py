@@ -15,6 +15,10 @@ of training; the test set is never looked at). The Π model and Temporal Ensembl
 Finished runs are skipped and killed ones resumed, so it can be stopped and started again across
 sittings; progress and an ETA are printed as runs finish.
 
+The finished runs of both are kept in the repository as ``docs/bench/runs-defaults.tar.gz``
+(``python -m benchmarks.runner archive runs/defaults docs/bench/runs-defaults.tar.gz``); on a fresh machine
+``python -m benchmarks.runner restore docs/bench/runs-defaults.tar.gz runs/defaults`` brings them back.
+
     python -m benchmarks.accuracy [--phase tune|table|all|report] [--seeds 0 1 2] [--workers 2] [--json docs/bench/accuracy.json]
 """
 

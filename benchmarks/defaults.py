@@ -7,6 +7,10 @@ and a quarter or half of every batch labeled; the defaults are picked on validat
 ``verify``: supervised-only and Mean Teacher with the defaults alone at 250, 1000 and 4000 labels and
 two budgets. Finished runs are skipped and killed ones resumed (see ``runner``).
 
+The finished runs of both are kept in the repository as ``docs/bench/runs-defaults.tar.gz``
+(``python -m benchmarks.runner archive runs/defaults docs/bench/runs-defaults.tar.gz``); on a fresh machine
+``python -m benchmarks.runner restore docs/bench/runs-defaults.tar.gz runs/defaults`` brings them back.
+
     python -m benchmarks.defaults [--phase choose|verify|all] [--seeds 0] [--workers 2] [--json docs/bench/defaults.json]
 """
 

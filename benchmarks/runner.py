@@ -100,3 +100,61 @@ def finished(jobs: list[Job], out: Path) -> dict[str, dict[str, Any]]:
         if (out / job.name / "summary.json").is_file():
             summaries[job.name] = read_summary(out / job.name) | {"lr": job.config.lr}
     return summaries
+
+
+RECORD = ("summary.json", "metrics.jsonl", "config.toml")
+"""What an archive keeps of a finished run: enough to skip it, tabulate it and plot its curves."""
+
+
+def archive(out: Path, destination: Path) -> int:
+    """Write the record of every finished run under ``out`` to a ``.tar.gz`` (atomically), so that the
+    runs outlive a machine; returns how many runs it holds."""
+    import tarfile
+
+    from meanteacher.files import atomic_write
+
+    runs = sorted(p.parent for p in out.glob("*/summary.json"))
+
+    def write(handle) -> None:
+        with tarfile.open(fileobj=handle, mode="w:gz") as tar:
+            for run in runs:
+                for name in RECORD:
+                    if (run / name).is_file():
+                        tar.add(run / name, arcname=f"{run.name}/{name}")
+
+    atomic_write(destination, write)
+    return len(runs)
+
+
+def restore(source: Path, out: Path) -> int:
+    """Unpack an archive made by ``archive`` under ``out``; runs already there are left as they are.
+    Returns how many runs were added."""
+    import tarfile
+
+    added = set()
+    with tarfile.open(source) as tar:
+        for member in tar.getmembers():
+            run, _, name = member.name.partition("/")
+            if not member.isfile() or name not in RECORD or "/" in name or run in ("", ".", ".."):
+                continue
+            target = out / run / name
+            if (out / run / "summary.json").is_file() and run not in added:
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(tar.extractfile(member).read())
+            added.add(run)
+    return len(added)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Keep finished runs beyond this machine: archive OUT FILE.tar.gz, or restore FILE.tar.gz OUT.")
+    parser.add_argument("action", choices=("archive", "restore"))
+    parser.add_argument("first", type=Path)
+    parser.add_argument("second", type=Path)
+    args = parser.parse_args()
+    if args.action == "archive":
+        print(f"{archive(args.first, args.second)} finished runs written to {args.second}")
+    else:
+        print(f"{restore(args.first, args.second)} runs restored under {args.second}")

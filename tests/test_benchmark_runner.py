@@ -45,3 +45,24 @@ def test_the_learning_rate_is_chosen_on_validation_error_and_the_crossing_is_whe
     teacher = [[55, 39, 38, 30], [57, 39, 36, 30]]  # ahead at 200, behind at 300 (37 vs 36 on average), ahead after
     assert crossing_step(supervised, teacher, steps) == 400
     assert crossing_step(supervised, [[60] * 4, [60] * 4], steps) is None
+
+
+def test_finished_runs_survive_the_machine_through_an_archive(tmp_path):
+    from benchmarks.runner import archive, restore
+
+    out = tmp_path / "runs"
+    for name, finished in (("a", True), ("b", True), ("c", False)):
+        (out / name).mkdir(parents=True)
+        (out / name / "metrics.jsonl").write_text(f'{{"step": 1, "name": "{name}"}}\n')
+        (out / name / "checkpoint.pt").write_bytes(b"large")
+        if finished:
+            (out / name / "summary.json").write_text(f'{{"run": "{name}"}}')
+    assert archive(out, tmp_path / "record.tar.gz") == 2
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "b").mkdir(parents=True)
+    (elsewhere / "b" / "summary.json").write_text('{"run": "b, trained here"}')
+    assert restore(tmp_path / "record.tar.gz", elsewhere) == 1
+    assert (elsewhere / "a" / "summary.json").read_text() == '{"run": "a"}'
+    assert (elsewhere / "a" / "metrics.jsonl").is_file() and not (elsewhere / "a" / "checkpoint.pt").exists()
+    assert (elsewhere / "b" / "summary.json").read_text() == '{"run": "b, trained here"}'  # never overwritten
+    assert not (elsewhere / "c").exists()  # unfinished runs are not archived
