@@ -33,13 +33,25 @@ def test_validation_holdout_excluded_from_training():
 
 @pytest.mark.parametrize(
     "count, match",
-    [(101, r"more labels requested \(101\) than training images \(100\)"), (10, "not divisible"), (0, "positive")],
+    [(101, r"more labels requested \(101\) than training images \(100\)"), (3, r"fewer labels \(3\) than classes \(4\)"), (0, "positive")],
 )
 def test_bad_label_counts(count, match):
     with pytest.raises(DataError, match=match):
         balanced_split(LABELS, count, 4, 0)
-    with pytest.raises(DataError, match="fewer than"):
+    with pytest.raises(DataError, match=r"more labels requested \(80\) than training images \(76\)"):
         balanced_split(LABELS, 80, 4, 0, validation_per_class=6)
+
+
+def test_any_label_count_is_spread_as_evenly_as_the_classes_allow():
+    from meanteacher.data.splits import labels_per_class
+
+    assert labels_per_class(10, [25, 25, 25, 25]) == [3, 3, 2, 2]
+    assert labels_per_class(30, [2, 25, 25, 25]) == [2, 10, 9, 9]  # a small class gives what it lacks to the others
+    assert labels_per_class(12, [3, 3, 3, 3]) == [3, 3, 3, 3]
+    imbalanced = torch.tensor([0] * 2 + [1] * 40 + [2] * 40 + [3] * 18)
+    split = balanced_split(imbalanced, 30, 4, seed=1)
+    assert torch.bincount(imbalanced[split.labeled], minlength=4).tolist() == [2, 10, 9, 9]
+    assert len(set(split.labeled.tolist())) == 30
 
 
 def test_label_file_round_trip_and_errors(tmp_path):

@@ -31,7 +31,7 @@ def _train_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--preset", help="start from a named preset (see `meanteacher presets`)")
     parser.add_argument("--data", dest="dataset", help="dataset: 'digits', a CIFAR/SVHN/idx folder, an image folder or archive")
     parser.add_argument("--test-data", help="separate test folder (class sub-folders) for an image-folder dataset")
-    parser.add_argument("--labels", type=int, help="labeled examples, balanced over classes (0: all)")
+    parser.add_argument("--labels", type=int, help="labeled examples, spread as evenly over the classes as they allow (0: all)")
     parser.add_argument("--label-file", help="file of 'image-id label' lines naming the labeled examples")
     parser.add_argument("--method", help="mean-teacher, pi, supervised, temporal-ensembling, vat or mean-teacher-vat")
     parser.add_argument("--arch", help="architecture name or package.module:factory")

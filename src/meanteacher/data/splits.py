@@ -30,10 +30,26 @@ def _per_class_permutations(labels: torch.Tensor, num_classes: int, seed: int) -
     return permutations
 
 
+def labels_per_class(count: int, available: list[int]) -> list[int]:
+    """How many of ``count`` labels each class gets: as equal as possible (the first classes take the
+    remainder), none more than the class has; what a small class cannot take goes to the others."""
+    shares = [0] * len(available)
+    remaining, open_classes = count, list(range(len(available)))
+    while remaining > 0 and open_classes:
+        even, extra = divmod(remaining, len(open_classes))
+        for position, label in enumerate(open_classes):
+            take = min(even + (position < extra), available[label] - shares[label])
+            shares[label] += take
+            remaining -= take
+        open_classes = [label for label in open_classes if shares[label] < available[label]]
+    return shares
+
+
 def balanced_split(
     labels: torch.Tensor, count: int | None, num_classes: int, seed: int, validation_per_class: int = 0
 ) -> LabelSplit:
-    """Keep ``count / num_classes`` labels per class, chosen by ``seed`` (``None``: every label).
+    """Keep ``count`` labels spread evenly over the classes (``labels_per_class``), chosen by ``seed``
+    (``None``: every label).
 
     ``validation_per_class`` examples of each class are first set aside for model selection and
     take no part in training. Different seeds give different label sets, as the paper's runs.
@@ -42,19 +58,18 @@ def balanced_split(
     if count is not None:
         if count <= 0:
             raise DataError(f"--labels must be positive, got {count}")
-        if count > total:
-            raise DataError(f"more labels requested ({count}) than training images ({total})")
-        if count % num_classes:
-            raise DataError(f"{count} labels are not divisible across {num_classes} classes for balanced selection")
-    per_class = None if count is None else count // num_classes
-    labeled, validation = [], []
-    for label, members in enumerate(_per_class_permutations(labels, num_classes, seed)):
-        needed = validation_per_class + (per_class or 0)
-        if len(members) < needed:
-            raise DataError(f"class {label} has {len(members)} training images, fewer than the {needed} requested")
-        validation.append(members[:validation_per_class])
-        rest = members[validation_per_class:]
-        labeled.append(rest if per_class is None else rest[:per_class])
+        if count < num_classes:
+            raise DataError(f"fewer labels ({count}) than classes ({num_classes}): every class needs a labeled image")
+    members_of = _per_class_permutations(labels, num_classes, seed)
+    for label, members in enumerate(members_of):
+        if validation_per_class and len(members) <= validation_per_class:
+            raise DataError(f"class {label} has {len(members)} training images, too few to hold out {validation_per_class} for validation")
+    available = [len(members) - validation_per_class for members in members_of]
+    if count is not None and count > sum(available):
+        raise DataError(f"more labels requested ({count}) than training images ({sum(available)})")
+    shares = available if count is None else labels_per_class(count, available)
+    labeled = [members[validation_per_class : validation_per_class + share] for members, share in zip(members_of, shares)]
+    validation = [members[:validation_per_class] for members in members_of]
     labeled_index = torch.sort(torch.cat(labeled)).values
     validation_index = torch.sort(torch.cat(validation)).values
     keep = torch.ones(total, dtype=torch.bool)
