@@ -11,7 +11,7 @@ The finished runs of both are kept in the repository as ``docs/bench/runs-defaul
 (``python -m benchmarks.runner archive runs/defaults docs/bench/runs-defaults.tar.gz``); on a fresh machine
 ``python -m benchmarks.runner restore docs/bench/runs-defaults.tar.gz runs/defaults`` brings them back.
 
-    python -m benchmarks.defaults [--phase choose|verify|all] [--seeds 0] [--workers 2] [--json docs/bench/defaults.json]
+    python -m benchmarks.defaults [--phase choose|verify|all|report] [--seeds 0] [--workers 2] [--json docs/bench/defaults.json]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 from meanteacher.config import Config, apply_settings
 
 from .common import SHARED_CIFAR, machine, today
-from .runner import Job, run_jobs
+from .runner import Job, finished, run_jobs
 
 USER_RECIPE = {"arch_options": {"width": 0.25}, "precision": "bf16", "channels_last": True, "validation_per_class": 100}
 """What the user of the issue set: a narrow net and bf16 to fit a CPU (channels_last for speed)."""
@@ -65,13 +65,13 @@ def verify_jobs(seeds: list[int]) -> list[Job]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=OUT)
-    parser.add_argument("--phase", choices=("choose", "verify", "all"), default="all")
+    parser.add_argument("--phase", choices=("choose", "verify", "all", "report"), default="all", help="report: no training, the finished runs only")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", help="write every finished run's summary here")
     args = parser.parse_args(argv)
-    jobs = (choose_jobs(args.seeds) if args.phase in ("choose", "all") else []) + (verify_jobs(args.seeds) if args.phase in ("verify", "all") else [])
-    summaries = run_jobs(jobs, Path(args.out), args.workers)
+    jobs = (choose_jobs(args.seeds) if args.phase in ("choose", "all", "report") else []) + (verify_jobs(args.seeds) if args.phase != "choose" else [])
+    summaries = finished(jobs, Path(args.out)) if args.phase == "report" else run_jobs(jobs, Path(args.out), args.workers)
     if args.json:
         Path(args.json).write_text(json.dumps({"runs": summaries, "machine": machine(), "date": today()}, indent=2) + "\n")
     return 0
