@@ -66,21 +66,25 @@ def test_a_run_without_preset_learns_and_its_schedules_complete(image_folder, tm
     assert summary["train_seconds"] + summary["eval_seconds"] + summary["checkpoint_seconds"] == pytest.approx(summary["seconds"], abs=0.05)
 
 
-@pytest.mark.parametrize("steps, labels, expected", [
-    (300, False, {"rampup_steps": 80, "rampdown_steps": 50, "ema_decay": 0.9, "labeled_per_batch": 50}),
-    (150_000, False, {"rampup_steps": 40_000, "rampdown_steps": 25_000, "ema_decay": 0.999, "ema_decay_rampup": 0.99}),
-    (5_000, True, {"rampup_steps": 1333, "ema_decay": 0.99, "labeled_per_batch": -1}),
+@pytest.mark.parametrize("steps, labeled, all_labeled, expected", [
+    (300, 100, False, {"rampup_steps": 80, "rampdown_steps": 50, "ema_decay": 0.9, "labeled_per_batch": 50}),
+    (150_000, 4000, False, {"rampup_steps": 40_000, "rampdown_steps": 25_000, "ema_decay": 0.999, "ema_decay_rampup": 0.99,
+                            "labeled_per_batch": 50}),
+    (5_000, 1000, True, {"rampup_steps": 1333, "ema_decay": 0.99, "labeled_per_batch": -1}),
+    (1500, 4000, False, {"labeled_per_batch": 75}),  # 19 passes over the labels at half: short for 4000 labels
+    (4000, 4000, False, {"labeled_per_batch": 50}),  # exactly 50 passes
 ])
-def test_auto_settings_follow_the_run(steps, labels, expected):
-    """At 150k steps the derived schedule is the paper's; with every image labeled, batches are too."""
-    config = resolve_auto(Config(dataset="digits", steps=steps), num_classes=10, all_labeled=labels)
+def test_auto_settings_follow_the_run(steps, labeled, all_labeled, expected):
+    """At 150k steps the derived schedule is the paper's; with every image labeled, batches are too; a
+    run short for its label count gives more of each batch to the labels."""
+    config = resolve_auto(Config(dataset="digits", steps=steps), num_classes=10, all_labeled=all_labeled, labeled_images=labeled)
     for name, value in expected.items():
         assert getattr(config, name) == pytest.approx(value), name
     assert config.consistency == 30.0
 
 
 def test_settings_chosen_by_hand_are_kept_and_long_ramps_warned_once(image_folder, tmp_path):
-    config = resolve_auto(Config(dataset="digits", steps=1000, rampup_steps=200, consistency=5.0), 10, False)
+    config = resolve_auto(Config(dataset="digits", steps=1000, rampup_steps=200, consistency=5.0), 10, False, labeled_images=100)
     assert config.rampup_steps == 200 and config.consistency == 5.0 and config.rampdown_steps == 167
     assert Config(dataset="digits", rampup_steps=AUTO).rampup_steps == AUTO
     result = _cli("train", "--data", str(image_folder), "--labels", "100", "--steps", "4", "--set", "rampup_steps=40000",

@@ -32,7 +32,11 @@ RAMPDOWN_SHARE = 25_000 / 150_000
 EMA_WINDOW_SHARE = 1 / 50
 """The EMA averages over about ``1 / (1 - decay)`` steps: a 50th of the run, 10 to 1,000 steps."""
 LABELED_SHARE = 0.5
-"""Share of every batch given to labeled images when only some images are labeled."""
+"""Share of every batch given to labeled images when only some images are labeled..."""
+SHORT_RUN_PASSES = 50
+SHORT_RUN_LABELED_SHARE = 0.75
+"""...unless the run is short for its label count: fewer than ``SHORT_RUN_PASSES`` passes over the
+labeled images at half of each batch. Then three quarters of each batch are labeled."""
 CONSISTENCY_PER_CLASS = 3.0
 """MSE consistency weight per class (the authors' rule of thumb: between C and C**2 for C classes)."""
 
@@ -274,26 +278,29 @@ def load_preset(name: str) -> Config:
     return apply_settings(Config(**PAPER_SCHEDULE), tomllib.loads(files[name].read_text()), f"preset {name}")
 
 
-def auto_values(config: Config, num_classes: int, all_labeled: bool) -> dict[str, Any]:
+def auto_values(config: Config, num_classes: int, all_labeled: bool, labeled_images: int) -> dict[str, Any]:
     """What each ``AUTO`` setting stands for in a run of ``config.steps`` steps with ``num_classes``
-    classes (``all_labeled``: every training image keeps its label)."""
+    classes and ``labeled_images`` labeled training images (``all_labeled``: every training image
+    keeps its label)."""
     steps = config.steps
     decay = 1.0 - 1.0 / min(max(steps * EMA_WINDOW_SHARE, 10.0), 1000.0)
     ema_decay = decay if config.ema_decay == AUTO else config.ema_decay
+    passes = steps * config.batch_size * LABELED_SHARE / max(labeled_images, 1)
+    labeled_share = SHORT_RUN_LABELED_SHARE if passes < SHORT_RUN_PASSES else LABELED_SHARE
     return {
         "rampup_steps": round(steps * RAMPUP_SHARE),
         "rampdown_steps": round(steps * RAMPDOWN_SHARE),
         "ema_decay": round(ema_decay, 6),
         "ema_decay_rampup": round(min(0.99, ema_decay), 6),
         "consistency": 1.0 if config.method == "vat" else CONSISTENCY_PER_CLASS * num_classes,  # VAT's cost is a KL
-        "labeled_per_batch": -1 if all_labeled else max(1, math.floor(config.batch_size * LABELED_SHARE)),
+        "labeled_per_batch": -1 if all_labeled else max(1, math.floor(config.batch_size * labeled_share)),
     }
 
 
-def resolve_auto(config: Config, num_classes: int, all_labeled: bool) -> Config:
+def resolve_auto(config: Config, num_classes: int, all_labeled: bool, labeled_images: int) -> Config:
     """A copy of ``config`` with every ``AUTO`` setting replaced by its number (see ``auto_values``);
     warns (``ScheduleWarning``) about a ramp set longer than the run."""
-    derived = auto_values(config, num_classes, all_labeled)
+    derived = auto_values(config, num_classes, all_labeled, labeled_images)
     resolved = apply_settings(config, {k: v for k, v in derived.items() if getattr(config, k) == AUTO}, "auto")
     for name, what in (("rampup_steps", "the consistency weight and learning rate never reach their full values"),
                        ("rampdown_steps", "the learning rate starts falling before the run begins")):

@@ -321,7 +321,8 @@ class Trainer:
     def _build(self) -> None:
         data = self.dataset
         self.split, masked_labels = make_split(data, self.config.labels, self.config.seed, self.config.label_file, self.config.validation_per_class)
-        self.config = config = resolve_auto(self.config, data.num_classes, all_labeled=len(self.split.unlabeled) == 0 and self.config.extra_unlabeled == 0)
+        all_labeled = len(self.split.unlabeled) == 0 and self.config.extra_unlabeled == 0
+        self.config = config = resolve_auto(self.config, data.num_classes, all_labeled, labeled_images=len(self.split.labeled))
         self.method_cls = METHODS[config.method]
         self.masked_labels = masked_labels
         if config.streaming:
