@@ -26,7 +26,8 @@ def _train_parser(commands: argparse._SubParsersAction) -> None:
         description="Train a model. Without a preset, schedules follow --steps: the consistency weight and learning "
         "rate ramp up over the first 27%% of the run (Adam's beta2 and the EMA decay switch there) and the learning "
         "rate ramps down over the last 17%% (the paper's 40k and 25k of 150k steps); set any of them with --set, "
-        "e.g. --set rampup_steps=5000. A preset keeps the paper's exact values. The run's config.toml records the "
+        "e.g. --set rampup_steps=5000. Half of each batch is labeled, three quarters when the run makes under 50 passes "
+        "over the labeled images at half. A preset keeps the paper's exact values. The run's config.toml records the "
         "numbers used.")
     parser.add_argument("--preset", help="start from a named preset (see `meanteacher presets`)")
     parser.add_argument("--data", dest="dataset", help="dataset: 'digits', a CIFAR/SVHN/idx folder, an image folder or archive")
