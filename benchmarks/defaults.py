@@ -3,7 +3,8 @@
 and nothing else set. 100 images per class are held out of training as a validation split.
 
 ``choose``: Mean Teacher at 1000 labels and 1000 steps with consistency weight 1 or 3 per class
-and a quarter or half of every batch labeled; the defaults are picked on validation error.
+and a quarter or half of every batch labeled; then, on runs short for their labels, a larger labeled
+share; the defaults are picked on validation error.
 ``verify``: supervised-only and Mean Teacher with the defaults alone at 250, 1000 and 4000 labels and
 two budgets. Finished runs are skipped and killed ones resumed (see ``runner``).
 
@@ -56,6 +57,20 @@ def choose_jobs(seeds: list[int]) -> list[Job]:
     ]
 
 
+SHORT_RUNS = {(1000, 500): (50, 75), (4000, 500): (50, 75, 100), (4000, 1500): (50, 75)}
+"""Runs short for their labels (under 50 passes over them at half of each batch) and the labeled
+images per batch of 100 tried there, on the validation split."""
+
+
+def share_jobs(seeds: list[int]) -> list[Job]:
+    """Mean Teacher with each labeled share of ``SHORT_RUNS`` (and, at 4000 labels and 1500 steps, a
+    consistency weight of 1 per class instead of 3 as the other way to let the labels through)."""
+    jobs = [Job(f"share-{labels}-{steps}-l{k}-s{seed}", _config(labels=labels, steps=steps, seed=seed, labeled_per_batch=k))
+            for seed in seeds for (labels, steps), shares in SHORT_RUNS.items() for k in shares]
+    return jobs + [Job(f"share-4000-1500-l50-c10-s{seed}", _config(labels=4000, steps=1500, seed=seed, labeled_per_batch=50, consistency=10.0))
+                   for seed in seeds]
+
+
 def verify_jobs(seeds: list[int]) -> list[Job]:
     cells = [(labels, steps) for steps in BUDGETS for labels in LABELS] + list(LONGER.items())
     return [recipe_job(labels, steps, method, seed)
@@ -70,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", help="write every finished run's summary here")
     args = parser.parse_args(argv)
-    jobs = (choose_jobs(args.seeds) if args.phase in ("choose", "all", "report") else []) + (verify_jobs(args.seeds) if args.phase != "choose" else [])
+    jobs = ((choose_jobs(args.seeds) + share_jobs(args.seeds) if args.phase in ("choose", "all", "report") else [])
+            + (verify_jobs(args.seeds) if args.phase != "choose" else []))
     summaries = finished(jobs, Path(args.out)) if args.phase == "report" else run_jobs(jobs, Path(args.out), args.workers)
     if args.json:
         Path(args.json).write_text(json.dumps({"runs": summaries, "machine": machine(), "date": today()}, indent=2) + "\n")

@@ -95,7 +95,7 @@ def _percent(values: list[float]) -> str:
 
 def defaults_section(result: dict) -> str:
     from .common import markdown_table
-    from .defaults import BUDGETS, CHOICES, LABELS, LONGER
+    from .defaults import BUDGETS, CHOICES, LABELS, LONGER, SHORT_RUNS
 
     runs = result["runs"]
     text = _stamp(result, "python -m benchmarks.defaults --json docs/bench/defaults.json") + (
@@ -115,6 +115,17 @@ def defaults_section(result: dict) -> str:
                 rows.append([f"{weight / 10:g} per class ({weight:g})", labeled, _percent([r["validation_ema_error"] for r in found]),
                              _percent([r["ema_error"] for r in found])])
     text += markdown_table(["consistency weight", "labeled per batch", "validation error", "test error"], rows) + "\n"
+    text += ("**Short runs** (seed 0; under 50 passes over the labeled images at half of each batch): Mean Teacher with more "
+             "of each batch labeled, validation error of the EMA network, with supervised-only's beside it.\n\n")
+    rows = []
+    for (labels, steps), shares in SHORT_RUNS.items():
+        supervised = runs.get(f"verify-{labels}-{steps}-supervised-s0")
+        cells = [f"{100 * r['validation_ema_error']:.2f}" if (r := runs.get(f"share-{labels}-{steps}-l{k}-s0")) else "–" for k in (50, 75, 100)]
+        weight = runs.get(f"share-{labels}-{steps}-l50-c10-s0")
+        rows.append([labels, steps, f"{100 * supervised['validation_ema_error']:.2f}" if supervised else "–", *cells,
+                     f"{100 * weight['validation_ema_error']:.2f}" if weight else "–"])
+    text += markdown_table(["labels", "steps", "supervised-only", "50 labeled", "75 labeled", "100 labeled",
+                            "50 labeled, weight 1 per class"], rows) + "\n"
     rows = []
     for labels, steps in [(labels, steps) for steps in BUDGETS for labels in LABELS] + list(LONGER.items()):
         errors = {method: {r["seed"]: r["ema_error"] for name, r in runs.items() if name.startswith(f"verify-{labels}-{steps}-{method}-s")}
