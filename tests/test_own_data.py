@@ -46,7 +46,7 @@ def test_a_run_without_preset_learns_and_its_schedules_complete(image_folder, tm
     assert result.returncode == 0, result.stderr[-2000:]
     plan = [line for line in result.stderr.splitlines() if "run directory" in line]
     assert len(plan) == 1, result.stderr
-    assert "1,347 training images, 100 labeled, 10 classes; 300 steps of 100 images (50 labeled)" in plan[0]
+    assert "1,347 training images, 100 labeled, 10 classes; 300 steps of 100 images (50 labeled: 150 passes over the labeled images)" in plan[0]
     assert "to go" in plan[0] and str(run) in plan[0]
     assert "warning" not in result.stderr
 

@@ -602,7 +602,11 @@ class Trainer:
     def _plan(self) -> str:
         """One line on what the run will do: data, labels, steps, batch composition, run directory."""
         cfg, labeled = self.config, self.sampler.labeled_per_batch
-        batch = f"{cfg.batch_size} images" + (" (labeled and unlabeled alike)" if labeled is None else f" ({labeled} labeled)")
+        if labeled is None:
+            batch = f"{cfg.batch_size} images (labeled and unlabeled alike)"
+        else:
+            passes = (cfg.steps - self.step) * labeled / max(len(self.split.labeled), 1)
+            batch = f"{cfg.batch_size} images ({labeled} labeled: {passes:,.0f} passes over the labeled images)"
         return (f"{cfg.method} on {self.dataset.name}: {len(self.dataset.train_labels):,} training images, "
                 f"{len(self.split.labeled):,} labeled, {self.dataset.num_classes} classes; {cfg.steps - self.step:,} steps of {batch}; "
                 f"run directory {self.run_dir}")
