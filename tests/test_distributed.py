@@ -38,7 +38,7 @@ def _run(prefix, out, extra):
 
 @pytest.mark.parametrize("extra", [[], SYNCED_CONVNET], ids=["mlp", "convnet-syncbn"])
 def test_two_process_run_matches_one_process(tmp_path, extra):
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517", "-m", "meanteacher"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "meanteacher"]
     _run([sys.executable, "-m", "meanteacher"], tmp_path / "one", extra)
     _run(torchrun, tmp_path / "two", extra)
     one = load_checkpoint(tmp_path / "one" / "checkpoint.pt")

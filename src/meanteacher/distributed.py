@@ -16,6 +16,8 @@ class World:
     rank: int = 0
     size: int = 1
     local_rank: int = 0
+    owns_group: bool = False
+    """Whether ``init_world`` created the process group (and ``leave_world`` should end it)."""
 
     @property
     def is_main(self) -> bool:
@@ -31,9 +33,17 @@ def init_world(device_type: str) -> World:
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size <= 1:
         return World()
-    if not dist.is_initialized():
+    owns_group = not dist.is_initialized()
+    if owns_group:
         dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
-    return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owns_group)
+
+
+def leave_world(world: World) -> None:
+    """End the process group ``init_world`` created, so that no communication thread outlives it at
+    exit (which aborts the process: "terminate called without an active exception")."""
+    if world.owns_group and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def average_(tensors: list[torch.Tensor], world: World) -> None:

@@ -25,7 +25,7 @@ from .data.pipeline import DeviceData, batches_for, device_data, make_split, to_
 from .data.sources import Dataset, load_dataset
 from .data.streaming import FolderIndex, imagenet_normalizer, index_image_folder, evaluation_loader, train_loader
 from .data.splits import write_label_file
-from .distributed import World, any_true, average_, barrier, init_world
+from .distributed import World, any_true, average_, barrier, init_world, leave_world
 from .errors import MeanTeacherError
 from .files import atomic_torch_save, atomic_write_text
 from .graphs import GraphedStep
@@ -672,7 +672,11 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
     """Run (or resume) training as configured and write the run directory; returns the summary."""
     run_dir = Path(run_dir)
     prepare_run_dir(run_dir, resume)
-    return Trainer(config, run_dir, resume=resume, progress=progress).run()
+    trainer = Trainer(config, run_dir, resume=resume, progress=progress)
+    try:
+        return trainer.run()
+    finally:
+        leave_world(trainer.world)
 
 
 def resume_config(run_dir: str | Path) -> Config:
