@@ -91,7 +91,7 @@ def measure(data: str, width: float, repeats: int, batch_size: int, precisions: 
 
 def predict_rate(trainer: Trainer, dataset) -> float:
     run = LoadedRun(trainer.config, dataset.classes, dataset.image_shape, trainer.normalizer,
-                    {"student": trainer.model, "teacher": trainer.method.teacher.module})
+                    {"student": trainer.model, "ema": trainer.method.ema.module})
     images = dataset.test_images[:2000]
     start = time.perf_counter()
     run.predict(images)
