@@ -12,8 +12,8 @@ import io
 import os
 import pickle
 import struct
-import warnings
 import tarfile
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from importlib import resources
@@ -324,13 +324,10 @@ def _hold_out_test(train: dict[str, list[tuple[str, bytes]]]) -> tuple[dict[str,
     for label, files in train.items():
         files = sorted(files)
         kept[label] = [f for i, f in enumerate(files) if i % HELD_OUT_EVERY != HELD_OUT_EVERY - 1]
-        if files[HELD_OUT_EVERY - 1 :: HELD_OUT_EVERY]:
-            held[label] = files[HELD_OUT_EVERY - 1 :: HELD_OUT_EVERY]
+        held_files = files[HELD_OUT_EVERY - 1 :: HELD_OUT_EVERY]
+        if held_files:
+            held[label] = held_files
     return kept, held
-
-
-def _class_dirs_of(root: Path) -> list[str]:
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def _decode_split(members: dict[str, list[tuple[str, bytes]]], classes: list[str], where: str) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
@@ -390,10 +387,6 @@ def _decode_image_folder(path: Path, test_path: Path | None) -> dict:
                     raise DataError(f"{test_path}: {name}: not an image file")
                 test_members.setdefault(parts[-2], []).append((f"{parts[-2]}/{parts[-1]}", data))
         splits["test"] = test_members
-        if "train" not in splits and path.is_dir():
-            splits["train"] = {
-                c: [(f"{c}/{i}", d) for i, d in _iter_folder(path / c) if d is not None] for c in _class_dirs_of(path)
-            }
     if not splits.get("train"):
         raise DataError(f"{path}: no images found (expected train/<class>/<image> and test/<class>/<image>, or <class>/<image> folders)")
     held_out = 0
