@@ -32,7 +32,7 @@ from typing import Any
 from meanteacher.report import error_curves, mean_std, plot_comparison
 
 from .common import machine, today
-from .defaults import DEFAULT_LR, OUT, recipe_job
+from .defaults import DEFAULT_LR, LONGER, OUT, recipe_job
 from .runner import Job, finished, run_jobs
 
 STEPS = {1000: 1500, 4000: 5000}
@@ -40,7 +40,7 @@ STEPS = {1000: 1500, 4000: 5000}
 METHODS = ("supervised", "pi", "temporal-ensembling", "mean-teacher")
 TUNED = ("supervised", "mean-teacher")
 LEARNING_RATES = (0.0015, DEFAULT_LR, 0.006)
-FIGURE = Path(__file__).resolve().parents[1] / "docs" / "figure3-cpu-{labels}.png"
+FIGURE = Path(__file__).resolve().parents[1] / "docs" / "figure3-cpu-{labels}-{steps}.png"
 
 
 def tune_jobs() -> list[Job]:
@@ -90,24 +90,37 @@ def rows(jobs: list[Job], summaries: dict[str, dict[str, Any]]) -> list[dict[str
     return out
 
 
-def figures(jobs: list[Job], out: Path) -> dict[int, int | None]:
-    """Figure 3 at CPU scale, one PNG per label count; returns where Mean Teacher pulls ahead."""
+def figure(groups: dict[str, list[Path]], path: Path, title: str) -> int | None:
+    """Plot the groups' curves (mean line, seed band) to ``path``; returns where Mean Teacher pulls ahead."""
+    plot_comparison(groups, path, title=title)
+    if "supervised" not in groups or "mean-teacher" not in groups:
+        return None
+    steps, supervised = error_curves(groups["supervised"])
+    teacher_steps, teacher = error_curves(groups["mean-teacher"])
+    shared = [s for s in steps if s in teacher_steps]
+    return crossing_step([[run[steps.index(s)] for s in shared] for run in supervised],
+                         [[run[teacher_steps.index(s)] for s in shared] for run in teacher], shared)
+
+
+def figures(jobs: list[Job], out: Path) -> dict[str, int | None]:
+    """Figure 3 at CPU scale, one PNG per label count and budget (``LABELS-STEPS``); returns where Mean
+    Teacher pulls ahead in each."""
     crossings = {}
-    for labels in STEPS:
-        groups = {method: [out / j.name for j in jobs if j.config.labels == labels and j.config.method == method
+    for labels, steps in sorted({(j.config.labels, j.config.steps) for j in jobs}):
+        groups = {method: [out / j.name for j in jobs if (j.config.labels, j.config.steps, j.config.method) == (labels, steps, method)
                            and (out / j.name / "summary.json").is_file()] for method in METHODS}
         groups = {method: dirs for method, dirs in groups.items() if dirs}
-        if not groups:
-            continue
-        plot_comparison(groups, str(FIGURE).format(labels=labels),
-                        title=f"CIFAR-10, {labels} labels (EMA networks)")
-        if "supervised" in groups and "mean-teacher" in groups:
-            steps, supervised = error_curves(groups["supervised"])
-            teacher_steps, teacher = error_curves(groups["mean-teacher"])
-            shared = [s for s in steps if s in teacher_steps]
-            crossings[labels] = crossing_step([[run[steps.index(s)] for s in shared] for run in supervised],
-                                              [[run[teacher_steps.index(s)] for s in shared] for run in teacher], shared)
+        if groups:
+            crossings[f"{labels}-{steps}"] = figure(groups, Path(str(FIGURE).format(labels=labels, steps=steps)),
+                                                    f"CIFAR-10, {labels} labels, {steps} steps (EMA networks)")
     return crossings
+
+
+def longer_jobs(seeds: list[int]) -> list[Job]:
+    """Supervised-only and Mean Teacher at the longer budgets of ``benchmarks.defaults`` (trained there),
+    for learning curves past the budgets of the table."""
+    return [recipe_job(labels, steps, method, seed) for labels, steps in LONGER if steps != STEPS.get(labels)
+            for seed in seeds for method in ("supervised", "mean-teacher")]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,14 +147,15 @@ def main(argv: list[str] | None = None) -> int:
     for row in table:
         print(f"{row['labels']:>5} {row['method']:<20} lr {row['lr']:g}  EMA {row['ema_error'][0]:.2f} ± {row['ema_error'][1]:.2f}  "
               f"student {row['student_error'][0]:.2f} ± {row['student_error'][1]:.2f}  seeds {row['seeds']}")
-    crossings = figures(jobs, out)
+    longer = finished(longer_jobs(args.seeds), out)
+    crossings = figures(jobs + longer_jobs(args.seeds), out)
     if args.json:
         Path(args.json).write_text(json.dumps({
             "steps": {str(k): v for k, v in STEPS.items()}, "learning_rates": LEARNING_RATES,
             "chosen_lr": {f"{labels}-{method}": lr for (labels, method), lr in choices.items()},
-            "tuning": tuning, "runs": summaries, "rows": table,
+            "tuning": tuning, "runs": summaries, "rows": table, "longer_runs": longer,
             "mean_teacher_ahead_from_step": {str(k): v for k, v in crossings.items()},
-            "cpu_hours": sum(s["seconds"] for s in (tuning | summaries).values()) / 3600,
+            "cpu_hours": sum(s["seconds"] for s in (tuning | summaries | longer).values()) / 3600,
             "machine": machine(), "date": today(),
         }, indent=2) + "\n")
     return 0

@@ -7,6 +7,7 @@
     python -m benchmarks.throughput --json docs/bench/throughput.json
     python -m benchmarks.defaults --json docs/bench/defaults.json
     python -m benchmarks.demo --json docs/bench/demo.json
+    python -m benchmarks.vat --json docs/bench/vat.json
     python -m benchmarks.document
 """
 
@@ -43,6 +44,8 @@ def _mean_std(pair: list[float]) -> str:
 
 
 def accuracy_section(result: dict) -> str:
+    from meanteacher.report import mean_std
+
     from .common import markdown_table
 
     text = _stamp(result, "python -m benchmarks.accuracy --json docs/bench/accuracy.json") + "\n"
@@ -78,12 +81,46 @@ def accuracy_section(result: dict) -> str:
             text += f"At {labels} labels Mean Teacher's teacher is {sup[0] - mt[0]:+.2f} points better than supervised-only"
             text += (f", {(sup[0] - mt[0]) / max(sup[1], mt[1]):.1f} times the larger standard deviation of the two rows (the target is more than 2).\n"
                      if min(len(by_method["supervised"]["seeds"]), len(by_method["mean-teacher"]["seeds"])) > 1 else " (one seed: no spread yet).\n")
-    for labels, step in result["mean_teacher_ahead_from_step"].items():
-        text += (f"\n![Figure 3 at CPU scale, {labels} labels](figure3-cpu-{labels}.png)\n\n"
-                 + (f"At {labels} labels the mean teacher error stays below the mean supervised-only error from step {step} on.\n"
-                    if step is not None else f"At {labels} labels the mean teacher error does not stay below supervised-only's within the run.\n"))
+    for key, step in result["mean_teacher_ahead_from_step"].items():
+        labels, steps = key.split("-")
+        text += f"\n![Figure 3 at CPU scale, {labels} labels, {steps} steps](figure3-cpu-{key}.png)\n\n"
+        longer = [r for r in result.get("longer_runs", {}).values() if (r["labels"], r["steps"]) == (int(labels), int(steps))]
+        if longer:
+            errors = {m: [100 * r["ema_error"] for r in longer if r["method"] == m] for m in ("supervised", "mean-teacher")}
+            text += (f"A longer budget, supervised-only and Mean Teacher only (runs of `benchmarks.defaults`): test error of the EMA "
+                     f"network at step {steps}, supervised-only {_mean_std(mean_std(errors['supervised']))} "
+                     f"({len(errors['supervised'])} seeds), Mean Teacher's teacher {_mean_std(mean_std(errors['mean-teacher']))} "
+                     f"({len(errors['mean-teacher'])} seeds).\n" if all(errors.values()) else "")
+        text += (f"At {labels} labels and {steps} steps the mean teacher error stays below the mean supervised-only error from step {step} on.\n"
+                 if step is not None else f"At {labels} labels and {steps} steps the mean teacher error does not stay below supervised-only's within the run.\n")
     text += f"\nTotal: {result['cpu_hours']:.1f} CPU-hours (the runs' wall times, one thread each).\n"
     return text + "\n" + result.get("notes", "") + "\n"
+
+
+def vat_section(result: dict) -> str:
+    from .common import markdown_table
+
+    text = _stamp(result, "python -m benchmarks.vat --json docs/bench/vat.json") + (
+        f"\nMean Teacher, VAT and Mean Teacher + VAT at {result['labels']} labels and {result['steps']} steps: the recipe "
+        "of the CPU Table 2 runs (presets `cifar10-cpu-1000`, `cifar10-cpu-1000-vat`, `cifar10-cpu-1000-mean-teacher-vat`), "
+        "the same label sets (seeds). The perturbation norm `vat_eps` of each VAT method is chosen at seed 0 from "
+        f"{', '.join(f'{e:g}' for e in result['eps_grid'])} on the validation split.\n\n"
+    )
+    if result["tuning"]:
+        rows = [[s["method"], f"{s['vat_eps']:g}", f"{100 * s['validation_ema_error']:.2f}", f"{100 * s['ema_error']:.2f}"]
+                for s in sorted(result["tuning"].values(), key=lambda s: (s["method"], s["vat_eps"]))]
+        text += "**Tuning** (seed 0): error of the EMA network in %.\n\n"
+        text += markdown_table(["method", "vat_eps", "validation error", "test error"], rows) + "\n"
+    rows = [[r["method"], "–" if r["vat_eps"] is None else f"{r['vat_eps']:g}", len(r["seeds"]), _mean_std(r["ema_error"]),
+             _mean_std(r["student_error"]), "–" if r["gain_over_mean_teacher"] is None else _mean_std(r["gain_over_mean_teacher"]),
+             f"{r['seconds_per_run'][0]:.0f}"] for r in result["rows"]]
+    text += ("**Test error** in %, mean ± std over the label sets; the gain is Mean Teacher's teacher error minus the "
+             "method's EMA error on the same label set (positive: better than Mean Teacher).\n\n")
+    text += markdown_table(["method", "vat_eps", "seeds", "EMA (teacher) error", "student error", "gain over Mean Teacher (points)",
+                            "seconds per run"], rows) + "\n"
+    if result.get("figure"):
+        text += f"![Mean Teacher, VAT and Mean Teacher + VAT, {result['labels']} labels]({result['figure']})\n\n"
+    return text + result.get("notes", "") + "\n"
 
 
 def _percent(values: list[float]) -> str:
@@ -127,7 +164,7 @@ def defaults_section(result: dict) -> str:
     text += markdown_table(["labels", "steps", "supervised-only", "50 labeled", "75 labeled", "100 labeled",
                             "50 labeled, weight 1 per class"], rows) + "\n"
     rows = []
-    for labels, steps in [(labels, steps) for steps in BUDGETS for labels in LABELS] + list(LONGER.items()):
+    for labels, steps in [(labels, steps) for steps in BUDGETS for labels in LABELS] + list(LONGER):
         errors = {method: {r["seed"]: r["ema_error"] for name, r in runs.items() if name.startswith(f"verify-{labels}-{steps}-{method}-s")}
                   for method in ("supervised", "mean-teacher")}
         paired = sorted(set(errors["supervised"]) & set(errors["mean-teacher"]))
@@ -218,6 +255,7 @@ SECTIONS = [
     ("## The demo under several CPU kernel sets", "demo", demo_section),
     ("## Defaults for a user's own data", "defaults", defaults_section),
     ("## 1. Accuracy: the paper's Table 2 at CPU scale, on real CIFAR-10", "accuracy", accuracy_section),
+    ("## Mean Teacher + VAT at CPU scale", "vat", vat_section),
     ("## 2. Speed: one table, one run, ratios", "speed", speed_section),
     ("## EMA update cost", "ema", ema_section),
     ("## Loading the CIFAR-10 JPEG archive", "data_load", data_section),

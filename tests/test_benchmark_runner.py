@@ -66,3 +66,18 @@ def test_finished_runs_survive_the_machine_through_an_archive(tmp_path):
     assert (elsewhere / "a" / "metrics.jsonl").is_file() and not (elsewhere / "a" / "checkpoint.pt").exists()
     assert (elsewhere / "b" / "summary.json").read_text() == '{"run": "b, trained here"}'  # never overwritten
     assert not (elsewhere / "c").exists()  # unfinished runs are not archived
+
+
+def test_the_cpu_vat_presets_are_the_runs_the_vat_benchmark_trains_and_eps_is_chosen_on_validation():
+    from benchmarks.vat import EPS_GRID, LABELS, VAT_METHODS, chosen_eps, vat_job
+    from meanteacher.config import load_preset
+
+    for method in VAT_METHODS:
+        preset = load_preset(f"cifar10-cpu-{LABELS}-{method}").to_dict()
+        recipe = vat_job(method, preset["vat_eps"], 0).config.to_dict()
+        differing = {name for name in preset if preset[name] != recipe[name]}
+        assert differing == {"description", "dataset"}, differing
+    errors = dict(zip(EPS_GRID, (0.47, 0.45, 0.46)))
+    tuning = {vat_job("vat", eps, 0).name: {"validation_ema_error": e, "ema_error": 0.9} for eps, e in errors.items()}
+    assert chosen_eps(tuning, "vat") == EPS_GRID[1]
+    assert chosen_eps(tuning, "mean-teacher-vat") is None  # its grid is not run yet
