@@ -71,7 +71,7 @@ def run_jobs(jobs: list[Job], out: Path, workers: int = 2, threads: int = 1) -> 
     total_steps = sum(job.config.steps for job in pending)
     print(f"{len(jobs) - len(pending)} of {len(jobs)} runs already finished; {len(pending)} to train "
           f"({total_steps} steps) with {workers} workers", flush=True)
-    started, done_steps = time.perf_counter(), 0
+    started, done_steps, run_seconds = time.perf_counter(), 0, 0.0
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = {pool.submit(_train_one, job.config.to_dict(), str(out / job.name), threads): job for job in pending}
@@ -87,7 +87,9 @@ def run_jobs(jobs: list[Job], out: Path, workers: int = 2, threads: int = 1) -> 
                 continue
             done_steps += job.config.steps
             elapsed = time.perf_counter() - started
-            eta = elapsed / done_steps * (total_steps - done_steps)
+            run_seconds += summary["seconds"]
+            running = min(workers, len(futures) - count)  # runs left, training side by side
+            eta = run_seconds / done_steps * (total_steps - done_steps) / max(running, 1)
             print(f"[{count}/{len(futures)}] {job.name}: EMA error {summary['ema_error']:.2%}, student {summary['student_error']:.2%} "
                   f"({summary['seconds']:.0f} s); elapsed {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min", flush=True)
     return finished(jobs, out)
