@@ -24,7 +24,6 @@ The finished runs of both are kept in the repository as ``docs/bench/runs-defaul
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from meanteacher.report import error_curves, mean_std, plot_comparison
 
 from .common import machine, today
 from .defaults import DEFAULT_LR, LONGER, OUT, recipe_job
-from .runner import Job, finished, run_jobs
+from .runner import Job, finished, run_jobs, tuned_runs_parser
 
 STEPS = {1000: 1500, 4000: 5000}
 """Steps per label count: the same for every method."""
@@ -124,13 +123,7 @@ def longer_jobs(seeds: list[int]) -> list[Job]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=OUT)
-    parser.add_argument("--phase", choices=("tune", "table", "all", "report"), default="all")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--json", help="write the runs, the chosen learning rates, the table and the crossings here")
-    args = parser.parse_args(argv)
+    args = tuned_runs_parser(__doc__, "write the runs, the chosen learning rates, the table and the crossings here", OUT).parse_args(argv)
     out = Path(args.out)
     if args.phase in ("tune", "all"):
         run_jobs(tune_jobs(), out, args.workers)

@@ -5,6 +5,7 @@ with an ETA is printed as runs finish. Safe to start again at any time, also whi
 
 from __future__ import annotations
 
+import argparse
 import concurrent.futures
 import multiprocessing
 import os
@@ -16,6 +17,18 @@ from typing import Any
 
 from meanteacher.config import Config
 from meanteacher.report import read_summary
+
+
+def tuned_runs_parser(description: str, json_help: str, out: str) -> argparse.ArgumentParser:
+    """The command line of a benchmark that tunes at seed 0 and then trains a table over seeds:
+    ``--phase tune|table|all|report``, ``--seeds``, ``--workers``, ``--out`` and ``--json``."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=out)
+    parser.add_argument("--phase", choices=("tune", "table", "all", "report"), default="all", help="report: no training, the finished runs only")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--json", help=json_help)
+    return parser
 
 
 @dataclass

@@ -16,7 +16,6 @@ Finished runs are skipped and killed ones resumed (see ``runner``).
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from meanteacher.report import mean_std, plot_comparison
 
 from .common import machine, today
 from .defaults import OUT, recipe_config, recipe_job
-from .runner import Job, finished, run_jobs
+from .runner import Job, finished, run_jobs, tuned_runs_parser
 
 LABELS, STEPS = 1000, 1500
 VAT_METHODS = ("vat", "mean-teacher-vat")
@@ -77,13 +76,7 @@ def rows(jobs: dict[str, list[Job]], summaries: dict[str, dict[str, Any]]) -> li
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=OUT)
-    parser.add_argument("--phase", choices=("tune", "table", "all", "report"), default="all")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--json", help="write the tuning, the chosen norms, the table and the runs here")
-    args = parser.parse_args(argv)
+    args = tuned_runs_parser(__doc__, "write the tuning, the chosen norms, the table and the runs here", OUT).parse_args(argv)
     out = Path(args.out)
     if args.phase in ("tune", "all"):
         run_jobs(tune_jobs(), out, args.workers)
