@@ -5,7 +5,7 @@
     python -m benchmarks.accuracy --json docs/bench/accuracy.json
     python -m benchmarks.data_load --json docs/bench/data_load.json
     python -m benchmarks.throughput --json docs/bench/throughput.json
-    python -m benchmarks.defaults --json docs/bench/defaults.json
+    python -m benchmarks.defaults --phase report --seeds 0 1 2 --json docs/bench/defaults.json
     python -m benchmarks.demo --json docs/bench/demo.json
     python -m benchmarks.vat --json docs/bench/vat.json
     python -m benchmarks.document
@@ -135,7 +135,7 @@ def defaults_section(result: dict) -> str:
     from .defaults import BUDGETS, CHOICES, LABELS, LONGER, SHORT_RUNS
 
     runs = result["runs"]
-    text = _stamp(result, "python -m benchmarks.defaults --json docs/bench/defaults.json") + (
+    text = _stamp(result, "python -m benchmarks.defaults --phase report --seeds 0 1 2 --json docs/bench/defaults.json") + (
         "\nThe shared CIFAR-10 JPEGs trained as a user would: `meanteacher train --data cifar10-jpeg.tar.gz --labels N "
         "--steps S --set arch_options.width=0.25 --precision bf16 --set channels_last=true` and nothing else; 100 "
         "images per class are held out of training as a validation split (`validation_per_class=100`). "
