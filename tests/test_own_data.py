@@ -48,6 +48,7 @@ def test_a_run_without_preset_learns_and_its_schedules_complete(image_folder, tm
     assert len(plan) == 1, result.stderr
     assert "1,347 training images, 100 labeled, 10 classes; 300 steps of 100 images (50 labeled: 150 passes over the labeled images)" in plan[0]
     assert "to go" in plan[0] and str(run) in plan[0]
+    assert "few for" not in plan[0]  # 150 passes: enough for Mean Teacher to pay on CIFAR-10
     assert "warning" not in result.stderr
 
     config = load_config_file(run / "config.toml")  # the resolved numbers, not AUTO
@@ -124,3 +125,11 @@ def test_images_too_small_for_the_network_get_a_one_line_error_with_the_way_out(
     result = _cli("train", "--data", str(tmp_path / "tiny"), "--labels", "4", "--steps", "2", "--set", "arch_options.pools=1",
                   "--set", "arch_options.width=0.125", "--out", str(tmp_path / "run"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_run_too_short_for_its_labels_is_told_before_it_starts(image_folder, tmp_path):
+    result = _cli("train", "--data", str(image_folder), "--labels", "100", "--steps", "20",
+                  "--set", "arch_options.width=0.125", "--set", "eval_every=20", "--out", str(tmp_path / "run"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    plan = [line for line in result.stderr.splitlines() if "run directory" in line]
+    assert "(75 labeled: 15 passes over the labeled images) - few for mean-teacher" in plan[0], plan

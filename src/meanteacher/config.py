@@ -37,6 +37,9 @@ SHORT_RUN_PASSES = 50
 SHORT_RUN_LABELED_SHARE = 0.75
 """...unless the run is short for its label count: fewer than ``SHORT_RUN_PASSES`` passes over the
 labeled images at half of each batch. Then three quarters of each batch are labeled."""
+CONSISTENCY_PAYS_FROM_PASSES = 75
+"""On CIFAR-10 (docs/benchmarks.md) Mean Teacher beat supervised-only from about 75 passes over the
+labeled images and was level or behind below; a run that makes fewer is told so before it starts."""
 CONSISTENCY_PER_CLASS = 3.0
 """MSE consistency weight per class (the authors' rule of thumb: between C and C**2 for C classes)."""
 
