@@ -34,13 +34,16 @@ def _run(prefix, out, extra):
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", "OMP_NUM_THREADS": "1"}
     result = subprocess.run([*prefix, *ARGS, *extra, "--out", str(out)], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
 
 
 @pytest.mark.parametrize("extra", [[], SYNCED_CONVNET], ids=["mlp", "convnet-syncbn"])
 def test_two_process_run_matches_one_process(tmp_path, extra):
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "meanteacher"]
     _run([sys.executable, "-m", "meanteacher"], tmp_path / "one", extra)
-    _run(torchrun, tmp_path / "two", extra)
+    result = _run(torchrun, tmp_path / "two", extra)
+    assert len(result.stdout.splitlines()) == 1, result.stdout  # the summary, once, not once per process
+    assert "meanteacher: warning" not in result.stderr, result.stderr
     one = load_checkpoint(tmp_path / "one" / "checkpoint.pt")
     two = load_checkpoint(tmp_path / "two" / "checkpoint.pt")
     assert one["step"] == two["step"] == 30

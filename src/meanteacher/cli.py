@@ -86,7 +86,8 @@ def command_train(args: argparse.Namespace) -> int:
         config = resolve_config(args)
         run_dir = Path(args.out) if args.out else Path("runs") / default_run_name(config)
     summary = train(config, run_dir, resume=bool(args.resume), progress=not args.quiet)
-    _print_summary(summary, run_dir)
+    if int(os.environ.get("RANK", "0")) == 0:  # one line for a torchrun run, not one per process
+        _print_summary(summary, run_dir)
     return 0
 
 

@@ -8,6 +8,7 @@ and ``curves.png``.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import sys
 import time
@@ -676,10 +677,13 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
     run_dir = Path(run_dir)
     prepare_run_dir(run_dir, resume)
     trainer = Trainer(config, run_dir, resume=resume, progress=progress)
+    world = trainer.world
     try:
         return trainer.run()
     finally:
-        leave_world(trainer.world)
+        del trainer  # its DDP wrapper holds the process group, which must be gone before the group ends
+        gc.collect()
+        leave_world(world)
 
 
 def resume_config(run_dir: str | Path) -> Config:

@@ -22,6 +22,28 @@ class GaussianNoise(nn.Module):
         return x + self.std * torch.randn_like(x)
 
 
+class _SumOverProcesses(torch.autograd.Function):
+    """All-reduce (sum) whose backward sums the gradients over the processes in the same way."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        total = tensor.clone(memory_format=torch.contiguous_format)
+        torch.distributed.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return _SumOverProcesses.apply(grad)
+
+
+def mean_over_processes(tensor: torch.Tensor) -> torch.Tensor:
+    """The mean of ``tensor`` over the processes of the default group, differentiable (each process's
+    gradient gathers every process's use of the mean); ``tensor`` itself outside a distributed run."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()) or torch.distributed.get_world_size() == 1:
+        return tensor
+    return _SumOverProcesses.apply(tensor) / torch.distributed.get_world_size()
+
+
 class MeanOnlyBatchNorm(nn.Module):
     """Batch norm that only centres: subtracts the per-channel batch mean (train) or running mean (eval),
     then adds a learned bias. Pairs with weight normalization, which fixes the scale.
@@ -43,10 +65,8 @@ class MeanOnlyBatchNorm(nn.Module):
         shape = [1, -1] + [1] * (x.dim() - 2)
         if self.training:
             mean = x.mean(dim=reduce_dims)
-            if self.sync and torch.distributed.is_available() and torch.distributed.is_initialized():
-                from torch.distributed.nn.functional import all_reduce
-
-                mean = all_reduce(mean) / torch.distributed.get_world_size()
+            if self.sync:
+                mean = mean_over_processes(mean)
             with torch.no_grad():
                 self.num_batches_tracked += 1
                 weight = torch.clamp(1.0 / self.num_batches_tracked.float(), min=self.momentum)
