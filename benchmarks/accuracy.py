@@ -58,8 +58,9 @@ def chosen_lr(summaries: dict[str, dict[str, Any]], labels: int, method: str) ->
 
 
 def table_jobs(seeds: list[int], choices: dict[tuple[int, str], float]) -> list[Job]:
+    """Every row's runs, the shorter budget's first, so that whole rows are finished early."""
     return [recipe_job(labels, steps, method, seed, lr=choices.get((labels, method), DEFAULT_LR))
-            for seed in seeds for labels, steps in STEPS.items() for method in METHODS]
+            for labels, steps in STEPS.items() for seed in seeds for method in METHODS]
 
 
 def crossing_step(supervised: list[list[float]], teacher: list[list[float]], steps: list[int]) -> int | None:
