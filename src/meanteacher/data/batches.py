@@ -7,9 +7,12 @@ an uninterrupted one would, and each distributed rank can take its own shard of 
 from __future__ import annotations
 
 from dataclasses import dataclass
+import warnings
 from typing import Iterator
 
 import torch
+
+from ..errors import DataWarning
 
 
 def _pass_seed(seed: int, stream: int, index: int) -> int:
@@ -96,6 +99,10 @@ class TwoStreamBatches:
         self.is_labeled[labeled] = True
         self.labeled_stream = Stream(labeled, seed, 1)
         self.unlabeled_stream = Stream(unlabeled, seed, 2)
+        stream, per_batch = self._main
+        if stream is self.unlabeled_stream and per_batch > len(unlabeled):
+            warnings.warn(f"each batch draws {per_batch} of its images from only {len(unlabeled)} training images, so some appear "
+                          f"twice in a batch; a smaller --batch-size avoids it", DataWarning, stacklevel=2)
 
     @property
     def _main(self) -> tuple[Stream, int]:
