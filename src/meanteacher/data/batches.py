@@ -6,8 +6,8 @@ an uninterrupted one would, and each distributed rank can take its own shard of 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import warnings
+from dataclasses import dataclass
 from typing import Iterator
 
 import torch
