@@ -9,7 +9,8 @@ once. Phases:
 ``tune``: supervised-only and Mean Teacher at seed 0 with each learning rate of ``LEARNING_RATES``;
 each keeps the one with the lowest validation error of its EMA network (100 images per class held out
 of training; the test set is never looked at). The Π model and Temporal Ensembling keep the default.
-``table``: every method at every seed with the chosen learning rates.
+``table``: every method at every seed with the chosen learning rates; then supervised-only and Mean
+Teacher at the longer budgets of ``CURVES`` (and ``benchmarks.defaults``'s at 4000 labels) for the curves.
 ``report``: no training; the table, figures and JSON from the runs finished so far.
 
 Finished runs are skipped and killed ones resumed, so it can be stopped and started again across
@@ -39,6 +40,10 @@ STEPS = {1000: 1500, 4000: 5000}
 METHODS = ("supervised", "pi", "temporal-ensembling", "mean-teacher")
 TUNED = ("supervised", "mean-teacher")
 LEARNING_RATES = (0.0015, DEFAULT_LR, 0.006)
+CURVES = ((1000, 5000),)
+"""Longer budgets (labels, steps) trained here for supervised-only and Mean Teacher at their chosen learning
+rates, to show from which budget Mean Teacher pulls ahead (4000 labels' longer runs are those of
+``benchmarks.defaults``, at the default learning rate)."""
 FIGURE = Path(__file__).resolve().parents[1] / "docs" / "figure3-cpu-{labels}-{steps}.png"
 
 
@@ -116,11 +121,13 @@ def figures(jobs: list[Job], out: Path) -> dict[str, int | None]:
     return crossings
 
 
-def longer_jobs(seeds: list[int]) -> list[Job]:
-    """Supervised-only and Mean Teacher at the longer budgets of ``benchmarks.defaults`` (trained there),
-    for learning curves past the budgets of the table."""
-    return [recipe_job(labels, steps, method, seed) for labels, steps in LONGER if steps != STEPS.get(labels)
-            for seed in seeds for method in ("supervised", "mean-teacher")]
+def longer_jobs(seeds: list[int], choices: dict[tuple[int, str], float]) -> list[Job]:
+    """Supervised-only and Mean Teacher past the budgets of the table, for learning curves: the longer
+    budgets of ``benchmarks.defaults`` (trained there) and those of ``CURVES`` at the chosen learning rates."""
+    from_defaults = [recipe_job(labels, steps, method, seed) for labels, steps in LONGER if steps != STEPS.get(labels)
+                     for seed in seeds for method in TUNED]
+    return from_defaults + [recipe_job(labels, steps, method, seed, lr=choices.get((labels, method), DEFAULT_LR))
+                            for labels, steps in CURVES for seed in seeds for method in TUNED]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,14 +142,14 @@ def main(argv: list[str] | None = None) -> int:
         untuned = [f"{method} at {labels} labels" for labels in STEPS for method in TUNED if (labels, method) not in choices]
         if untuned:
             print(f"tuning not finished for {', '.join(untuned)}: the default learning rate {DEFAULT_LR} is used", flush=True)
-        run_jobs(jobs, out, args.workers)
+        run_jobs(jobs + longer_jobs(args.seeds, choices), out, args.workers)
     summaries = finished(jobs, out)
     table = rows(jobs, summaries)
     for row in table:
         print(f"{row['labels']:>5} {row['method']:<20} lr {row['lr']:g}  EMA {row['ema_error'][0]:.2f} ± {row['ema_error'][1]:.2f}  "
               f"student {row['student_error'][0]:.2f} ± {row['student_error'][1]:.2f}  seeds {row['seeds']}")
-    longer = finished(longer_jobs(args.seeds), out)
-    crossings = figures(jobs + longer_jobs(args.seeds), out)
+    longer = finished(longer_jobs(args.seeds, choices), out)
+    crossings = figures(jobs + longer_jobs(args.seeds, choices), out)
     if args.json:
         Path(args.json).write_text(json.dumps({
             "steps": {str(k): v for k, v in STEPS.items()}, "learning_rates": LEARNING_RATES,

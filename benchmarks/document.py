@@ -87,7 +87,9 @@ def accuracy_section(result: dict) -> str:
         longer = [r for r in result.get("longer_runs", {}).values() if (r["labels"], r["steps"]) == (int(labels), int(steps))]
         if longer:
             errors = {m: [100 * r["ema_error"] for r in longer if r["method"] == m] for m in ("supervised", "mean-teacher")}
-            text += (f"A longer budget, supervised-only and Mean Teacher only (runs of `benchmarks.defaults`): test error of the EMA "
+            rates = {m: ", ".join(sorted({f"{r['lr']:g}" for r in longer if r["method"] == m})) for m in errors}
+            text += (f"A longer budget, supervised-only and Mean Teacher only (learning rates {rates['supervised']} and "
+                     f"{rates['mean-teacher']}): test error of the EMA "
                      f"network at step {steps}, supervised-only {_mean_std(mean_std(errors['supervised']))} "
                      f"({len(errors['supervised'])} seeds), Mean Teacher's teacher {_mean_std(mean_std(errors['mean-teacher']))} "
                      f"({len(errors['mean-teacher'])} seeds).\n" if all(errors.values()) else "")
