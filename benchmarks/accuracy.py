@@ -8,7 +8,8 @@ once. Phases:
 
 ``tune``: supervised-only and Mean Teacher at seed 0 with each learning rate of ``LEARNING_RATES``;
 each keeps the one with the lowest validation error of its EMA network (100 images per class held out
-of training; the test set is never looked at). The Π model and Temporal Ensembling keep the default.
+of training; the test set is never looked at). The Π model and Temporal Ensembling, consistency
+methods with Mean Teacher's recipe, take Mean Teacher's choice.
 ``table``: every method at every seed with the chosen learning rates; then supervised-only and Mean
 Teacher at the longer budgets of ``CURVES`` (and ``benchmarks.defaults``'s at 4000 labels) for the curves.
 ``report``: no training; the table, figures and JSON from the runs finished so far.
@@ -39,6 +40,8 @@ STEPS = {1000: 1500, 4000: 5000}
 """Steps per label count: the same for every method."""
 METHODS = ("supervised", "pi", "temporal-ensembling", "mean-teacher")
 TUNED = ("supervised", "mean-teacher")
+LR_OF = {"pi": "mean-teacher", "temporal-ensembling": "mean-teacher"}
+"""Untuned methods and the tuned one whose learning rate they take."""
 LEARNING_RATES = (0.0015, DEFAULT_LR, 0.006)
 CURVES = ((1000, 5000),)
 """Longer budgets (labels, steps) trained here for supervised-only and Mean Teacher at their chosen learning
@@ -64,7 +67,7 @@ def chosen_lr(summaries: dict[str, dict[str, Any]], labels: int, method: str) ->
 
 def table_jobs(seeds: list[int], choices: dict[tuple[int, str], float]) -> list[Job]:
     """Every row's runs, the shorter budget's first, so that whole rows are finished early."""
-    return [recipe_job(labels, steps, method, seed, lr=choices.get((labels, method), DEFAULT_LR))
+    return [recipe_job(labels, steps, method, seed, lr=choices.get((labels, LR_OF.get(method, method)), DEFAULT_LR))
             for labels, steps in STEPS.items() for seed in seeds for method in METHODS]
 
 

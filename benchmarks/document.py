@@ -59,7 +59,7 @@ def accuracy_section(result: dict) -> str:
         "- Every method is evaluated on EMA weights, as in the paper (Mean Teacher's EMA network is its teacher).\n"
         f"- Supervised-only and Mean Teacher get the same tuning: learning rates {', '.join(f'{lr:g}' for lr in result['learning_rates'])} "
         "at seed 0, the one with the lowest validation error kept; the test set is never used to choose. The Π model and "
-        "Temporal Ensembling keep the default learning rate.\n"
+        "Temporal Ensembling, consistency methods with Mean Teacher's recipe, take Mean Teacher's learning rate.\n"
         "- Seeds are label sets: each seed draws other labeled images, batches and noise, the same for every method.\n"
         "- One thread per run, two runs side by side on the 2 cores.\n\n"
     )
