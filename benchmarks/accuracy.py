@@ -65,9 +65,14 @@ def chosen_lr(summaries: dict[str, dict[str, Any]], labels: int, method: str) ->
     return min(scores, key=scores.get)
 
 
+def learning_rate(choices: dict[tuple[int, str], float], labels: int, method: str) -> float:
+    """The method's learning rate at a label count: the tuned choice it takes, the default until tuning is done."""
+    return choices.get((labels, LR_OF.get(method, method)), DEFAULT_LR)
+
+
 def table_jobs(seeds: list[int], choices: dict[tuple[int, str], float]) -> list[Job]:
     """Every row's runs, the shorter budget's first, so that whole rows are finished early."""
-    return [recipe_job(labels, steps, method, seed, lr=choices.get((labels, LR_OF.get(method, method)), DEFAULT_LR))
+    return [recipe_job(labels, steps, method, seed, lr=learning_rate(choices, labels, method))
             for labels, steps in STEPS.items() for seed in seeds for method in METHODS]
 
 
@@ -129,7 +134,7 @@ def longer_jobs(seeds: list[int], choices: dict[tuple[int, str], float]) -> list
     budgets of ``benchmarks.defaults`` (trained there) and those of ``CURVES`` at the chosen learning rates."""
     from_defaults = [recipe_job(labels, steps, method, seed) for labels, steps in LONGER if steps != STEPS.get(labels)
                      for seed in seeds for method in TUNED]
-    return from_defaults + [recipe_job(labels, steps, method, seed, lr=choices.get((labels, method), DEFAULT_LR))
+    return from_defaults + [recipe_job(labels, steps, method, seed, lr=learning_rate(choices, labels, method))
                             for labels, steps in CURVES for seed in seeds for method in TUNED]
 
 
@@ -140,19 +145,19 @@ def main(argv: list[str] | None = None) -> int:
         run_jobs(tune_jobs(), out, args.workers)
     tuning = finished(tune_jobs(), out)
     choices = {(labels, method): lr for labels in STEPS for method in TUNED if (lr := chosen_lr(tuning, labels, method)) is not None}
-    jobs = table_jobs(args.seeds, choices)
+    jobs, longer_runs = table_jobs(args.seeds, choices), longer_jobs(args.seeds, choices)
     if args.phase in ("table", "all"):
         untuned = [f"{method} at {labels} labels" for labels in STEPS for method in TUNED if (labels, method) not in choices]
         if untuned:
             print(f"tuning not finished for {', '.join(untuned)}: the default learning rate {DEFAULT_LR} is used", flush=True)
-        run_jobs(jobs + longer_jobs(args.seeds, choices), out, args.workers)
+        run_jobs(jobs + longer_runs, out, args.workers)
     summaries = finished(jobs, out)
     table = rows(jobs, summaries)
     for row in table:
         print(f"{row['labels']:>5} {row['method']:<20} lr {row['lr']:g}  EMA {row['ema_error'][0]:.2f} ± {row['ema_error'][1]:.2f}  "
               f"student {row['student_error'][0]:.2f} ± {row['student_error'][1]:.2f}  seeds {row['seeds']}")
-    longer = finished(longer_jobs(args.seeds, choices), out)
-    crossings = figures(jobs + longer_jobs(args.seeds, choices), out)
+    longer = finished(longer_runs, out)
+    crossings = figures(jobs + longer_runs, out)
     if args.json:
         Path(args.json).write_text(json.dumps({
             "steps": {str(k): v for k, v in STEPS.items()}, "learning_rates": LEARNING_RATES,
