@@ -45,11 +45,15 @@ def recipe_config(**settings) -> Config:
     return apply_settings(Config(dataset=str(SHARED_CIFAR)), {**USER_RECIPE, **settings}, "defaults benchmark")
 
 
+def lr_suffix(lr: float) -> str:
+    """What a run's name carries for its learning rate: nothing for the default, ``-lrLR`` otherwise."""
+    return "" if lr == DEFAULT_LR else f"-lr{lr:g}"
+
+
 def recipe_job(labels: int, steps: int, method: str, seed: int, lr: float = DEFAULT_LR) -> Job:
-    """One run of the user's recipe; named ``verify-LABELS-STEPS-METHOD-sSEED`` (``-lrLR`` added for a
-    learning rate other than the default), a name ``benchmarks.accuracy`` shares for the same run."""
-    suffix = "" if lr == DEFAULT_LR else f"-lr{lr:g}"
-    return Job(f"verify-{labels}-{steps}-{method}{suffix}-s{seed}", recipe_config(labels=labels, steps=steps, seed=seed, method=method, lr=lr))
+    """One run of the user's recipe; named ``verify-LABELS-STEPS-METHOD-sSEED`` (with ``lr_suffix``),
+    a name ``benchmarks.accuracy`` shares for the same run."""
+    return Job(f"verify-{labels}-{steps}-{method}{lr_suffix(lr)}-s{seed}", recipe_config(labels=labels, steps=steps, seed=seed, method=method, lr=lr))
 
 
 def choose_jobs(seeds: list[int]) -> list[Job]:

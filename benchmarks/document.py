@@ -52,7 +52,8 @@ def accuracy_section(result: dict) -> str:
     steps = result["steps"]
     text += (
         "The paper's Table 2 at CPU scale. Every run is what `meanteacher train --data cifar10-jpeg.tar.gz --labels N --steps S` "
-        "does with ConvNet-13 at width 0.25 in bf16 with channels_last (presets `cifar10-cpu-1000` and `cifar10-cpu-4000`): "
+        "does with ConvNet-13 at width 0.25 in bf16 with channels_last (presets `cifar10-cpu-1000` and `cifar10-cpu-4000`, which "
+        "carry Mean Teacher's chosen learning rate): "
         "schedules that follow the run, half of each batch of 100 labeled for the semi-supervised methods and all of it "
         "for supervised-only, 100 images per class held out of training as a validation split. The design:\n\n"
         f"- Equal optimizer steps for every method at a label count: {', '.join(f'{s} at {l} labels' for l, s in steps.items())}.\n"
@@ -105,7 +106,8 @@ def vat_section(result: dict) -> str:
     text = _stamp(result, "python -m benchmarks.vat --json docs/bench/vat.json") + (
         f"\nMean Teacher, VAT and Mean Teacher + VAT at {result['labels']} labels and {result['steps']} steps: the recipe "
         "of the CPU Table 2 runs (presets `cifar10-cpu-1000`, `cifar10-cpu-1000-vat`, `cifar10-cpu-1000-mean-teacher-vat`), "
-        "the same label sets (seeds). The perturbation norm `vat_eps` of each VAT method is chosen at seed 0 from "
+        f"the same label sets (seeds), and like the Π model and Temporal Ensembling there the learning rate chosen for Mean "
+        f"Teacher on the validation split ({result['lr']:g}). The perturbation norm `vat_eps` of each VAT method is chosen at seed 0 from "
         f"{', '.join(f'{e:g}' for e in result['eps_grid'])} on the validation split.\n\n"
     )
     if result["tuning"]:

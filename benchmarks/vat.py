@@ -1,7 +1,9 @@
 """Mean Teacher + VAT, the combination the paper leaves open, at CPU scale on the shared CIFAR-10 JPEGs:
-Mean Teacher, VAT and Mean Teacher + VAT at 1000 labels with the budget and seeds of the CPU Table 2
-runs (presets ``cifar10-cpu-1000``, ``cifar10-cpu-1000-vat``, ``cifar10-cpu-1000-mean-teacher-vat``:
-the recipe of ``benchmarks.defaults`` at 1500 steps). Phases:
+Mean Teacher, VAT and Mean Teacher + VAT at 1000 labels with the budget, seeds and learning rate of the
+CPU Table 2 runs (presets ``cifar10-cpu-1000``, ``cifar10-cpu-1000-vat``, ``cifar10-cpu-1000-mean-teacher-vat``:
+the recipe of ``benchmarks.defaults`` at 1500 steps). Like the Π model and Temporal Ensembling there, both VAT
+methods take the learning rate ``benchmarks.accuracy`` chose for Mean Teacher on the validation split (its
+default until that tuning is done). Phases:
 
 ``tune``: VAT and Mean Teacher + VAT at seed 0 with each perturbation norm of ``EPS_GRID``; each keeps
 the one with the lowest validation error of its EMA network (the test set is never looked at).
@@ -23,7 +25,8 @@ from typing import Any
 from meanteacher.report import mean_std, plot_comparison
 
 from .common import machine, today
-from .defaults import OUT, recipe_config, recipe_job
+from . import accuracy
+from .defaults import DEFAULT_LR, OUT, lr_suffix, recipe_config, recipe_job
 from .runner import Job, finished, run_jobs, tuned_runs_parser
 
 LABELS, STEPS = 1000, 1500
@@ -33,25 +36,32 @@ EPS_GRID = (2.0, 4.0, 8.0)
 FIGURE = Path(__file__).resolve().parents[1] / "docs" / "vat-cpu-1000.png"
 
 
-def vat_job(method: str, eps: float, seed: int) -> Job:
-    return Job(f"vat-{LABELS}-{STEPS}-{method}-eps{eps:g}-s{seed}",
-               recipe_config(labels=LABELS, steps=STEPS, seed=seed, method=method, vat_eps=eps))
+def vat_job(method: str, eps: float, seed: int, lr: float = DEFAULT_LR) -> Job:
+    """One VAT run of the recipe (named with ``lr_suffix``)."""
+    return Job(f"vat-{LABELS}-{STEPS}-{method}-eps{eps:g}{lr_suffix(lr)}-s{seed}",
+               recipe_config(labels=LABELS, steps=STEPS, seed=seed, method=method, vat_eps=eps, lr=lr))
 
 
-def tune_jobs() -> list[Job]:
-    return [vat_job(method, eps, 0) for method in VAT_METHODS for eps in EPS_GRID]
+def mean_teacher_lr(out: Path) -> float:
+    """The learning rate ``benchmarks.accuracy`` chose for Mean Teacher at these labels (the default until chosen)."""
+    tuning = finished(accuracy.tune_jobs(), out)
+    return accuracy.chosen_lr(tuning, LABELS, "mean-teacher") or DEFAULT_LR
 
 
-def chosen_eps(tuning: dict[str, dict[str, Any]], method: str) -> float | None:
+def tune_jobs(lr: float) -> list[Job]:
+    return [vat_job(method, eps, 0, lr) for method in VAT_METHODS for eps in EPS_GRID]
+
+
+def chosen_eps(tuning: dict[str, dict[str, Any]], method: str, lr: float) -> float | None:
     """The norm of the grid with the lowest validation error (None until the grid is done)."""
-    scores = {eps: tuning[job.name]["validation_ema_error"] for eps in EPS_GRID if (job := vat_job(method, eps, 0)).name in tuning}
+    scores = {eps: tuning[job.name]["validation_ema_error"] for eps in EPS_GRID if (job := vat_job(method, eps, 0, lr)).name in tuning}
     return min(scores, key=scores.get) if len(scores) == len(EPS_GRID) else None
 
 
-def table_jobs(seeds: list[int], choices: dict[str, float]) -> dict[str, list[Job]]:
+def table_jobs(seeds: list[int], choices: dict[str, float], lr: float) -> dict[str, list[Job]]:
     """Per method, one job per seed (Mean Teacher's are the CPU Table 2 runs)."""
-    jobs = {"mean-teacher": [recipe_job(LABELS, STEPS, "mean-teacher", seed) for seed in seeds]}
-    jobs |= {method: [vat_job(method, choices[method], seed) for seed in seeds] for method in VAT_METHODS if method in choices}
+    jobs = {"mean-teacher": [recipe_job(LABELS, STEPS, "mean-teacher", seed, lr=lr) for seed in seeds]}
+    jobs |= {method: [vat_job(method, choices[method], seed, lr) for seed in seeds] for method in VAT_METHODS if method in choices}
     return jobs
 
 
@@ -78,12 +88,13 @@ def rows(jobs: dict[str, list[Job]], summaries: dict[str, dict[str, Any]]) -> li
 def main(argv: list[str] | None = None) -> int:
     args = tuned_runs_parser(__doc__, "write the tuning, the chosen norms, the table and the runs here", OUT).parse_args(argv)
     out = Path(args.out)
+    lr = mean_teacher_lr(out)
     if args.phase in ("tune", "all"):
-        run_jobs(tune_jobs(), out, args.workers)
-    done = finished(tune_jobs(), out)
-    tuning = {job.name: done[job.name] | {"vat_eps": job.config.vat_eps} for job in tune_jobs() if job.name in done}
-    choices = {method: eps for method in VAT_METHODS if (eps := chosen_eps(tuning, method)) is not None}
-    jobs = table_jobs(args.seeds, choices)
+        run_jobs(tune_jobs(lr), out, args.workers)
+    done = finished(tune_jobs(lr), out)
+    tuning = {job.name: done[job.name] | {"vat_eps": job.config.vat_eps} for job in tune_jobs(lr) if job.name in done}
+    choices = {method: eps for method in VAT_METHODS if (eps := chosen_eps(tuning, method, lr)) is not None}
+    jobs = table_jobs(args.seeds, choices, lr)
     if args.phase in ("table", "all"):
         untuned = [method for method in VAT_METHODS if method not in choices]
         if untuned:
@@ -102,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         plot_comparison(groups, FIGURE, title=f"CIFAR-10, {LABELS} labels (EMA networks)")
     if args.json:
         Path(args.json).write_text(json.dumps({
-            "labels": LABELS, "steps": STEPS, "eps_grid": EPS_GRID, "chosen_eps": choices,
+            "labels": LABELS, "steps": STEPS, "lr": lr, "eps_grid": EPS_GRID, "chosen_eps": choices,
             "tuning": tuning, "runs": summaries, "rows": table, "figure": FIGURE.name if groups else None,
             "cpu_hours": sum(s["seconds"] for s in (tuning | summaries).values()) / 3600,
             "machine": machine(), "date": today(),

@@ -19,13 +19,14 @@ def test_a_lock_of_a_live_process_holds_and_a_dead_ones_is_taken_over(tmp_path):
 
 
 def test_the_cpu_table_presets_are_the_recipe_the_benchmarks_train():
-    from benchmarks.accuracy import STEPS
-    from benchmarks.defaults import recipe_job
+    from benchmarks.accuracy import LEARNING_RATES, STEPS
+    from benchmarks.defaults import DEFAULT_LR, recipe_job
     from meanteacher.config import load_preset
 
     for labels, steps in STEPS.items():
         preset = load_preset(f"cifar10-cpu-{labels}").to_dict()
-        recipe = recipe_job(labels, steps, "mean-teacher", 0).config.to_dict()
+        assert preset["lr"] in LEARNING_RATES and preset["lr"] != DEFAULT_LR  # a rate of the grid: the tuned one
+        recipe = recipe_job(labels, steps, "mean-teacher", 0, lr=preset["lr"]).config.to_dict()
         differing = {name for name in preset if preset[name] != recipe[name]}
         assert differing == {"description", "dataset"}, differing
 
@@ -72,12 +73,30 @@ def test_the_cpu_vat_presets_are_the_runs_the_vat_benchmark_trains_and_eps_is_ch
     from benchmarks.vat import EPS_GRID, LABELS, VAT_METHODS, chosen_eps, vat_job
     from meanteacher.config import load_preset
 
+    table_lr = load_preset(f"cifar10-cpu-{LABELS}").lr
     for method in VAT_METHODS:
         preset = load_preset(f"cifar10-cpu-{LABELS}-{method}").to_dict()
-        recipe = vat_job(method, preset["vat_eps"], 0).config.to_dict()
+        recipe = vat_job(method, preset["vat_eps"], 0, table_lr).config.to_dict()
         differing = {name for name in preset if preset[name] != recipe[name]}
         assert differing == {"description", "dataset"}, differing
     errors = dict(zip(EPS_GRID, (0.47, 0.45, 0.46)))
-    tuning = {vat_job("vat", eps, 0).name: {"validation_ema_error": e, "ema_error": 0.9} for eps, e in errors.items()}
-    assert chosen_eps(tuning, "vat") == EPS_GRID[1]
-    assert chosen_eps(tuning, "mean-teacher-vat") is None  # its grid is not run yet
+    tuning = {vat_job("vat", eps, 0, table_lr).name: {"validation_ema_error": e, "ema_error": 0.9} for eps, e in errors.items()}
+    assert chosen_eps(tuning, "vat", table_lr) == EPS_GRID[1]
+    assert chosen_eps(tuning, "vat", 0.0015) is None  # the grid at another learning rate is not these runs
+    assert chosen_eps(tuning, "mean-teacher-vat", table_lr) is None  # its grid is not run yet
+
+
+def test_the_vat_runs_take_the_learning_rate_the_accuracy_benchmark_chose_for_mean_teacher(tmp_path):
+    import json
+
+    from benchmarks import accuracy, vat
+    from benchmarks.defaults import DEFAULT_LR
+
+    assert vat.mean_teacher_lr(tmp_path) == DEFAULT_LR  # nothing tuned yet
+    grid = [job for job in accuracy.tune_jobs() if job.config.labels == vat.LABELS and job.config.method == "mean-teacher"]
+    for job, error in zip(grid, (0.50, 0.47, 0.45)):
+        (tmp_path / job.name).mkdir()
+        (tmp_path / job.name / "summary.json").write_text(json.dumps({"validation_ema_error": error, "ema_error": 0.9}))
+    assert vat.mean_teacher_lr(tmp_path) == grid[2].config.lr != DEFAULT_LR
+    mean_teacher_runs = vat.table_jobs([0, 1], {"vat": 4.0}, grid[2].config.lr)["mean-teacher"]
+    assert [job.config.lr for job in mean_teacher_runs] == [grid[2].config.lr] * 2
