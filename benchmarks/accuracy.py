@@ -10,8 +10,9 @@ once. Phases:
 each keeps the one with the lowest validation error of its EMA network (100 images per class held out
 of training; the test set is never looked at). The Π model and Temporal Ensembling, consistency
 methods with Mean Teacher's recipe, take Mean Teacher's choice.
-``table``: every method at every seed with the chosen learning rates; then supervised-only and Mean
-Teacher at the longer budgets of ``CURVES`` (and ``benchmarks.defaults``'s at 4000 labels) for the curves.
+``table``: every method at every seed with the chosen learning rates; then every method at the longer
+budgets of ``CURVES`` (and supervised-only and Mean Teacher at ``benchmarks.defaults``'s at 4000 labels)
+for the curves.
 ``report``: no training; the table, figures and JSON from the runs finished so far.
 
 Finished runs are skipped and killed ones resumed, so it can be stopped and started again across
@@ -44,9 +45,10 @@ LR_OF = {"pi": "mean-teacher", "temporal-ensembling": "mean-teacher"}
 """Untuned methods and the tuned one whose learning rate they take."""
 LEARNING_RATES = (0.0015, DEFAULT_LR, 0.006)
 CURVES = ((1000, 5000),)
-"""Longer budgets (labels, steps) trained here for supervised-only and Mean Teacher at their chosen learning
-rates, to show from which budget Mean Teacher pulls ahead (4000 labels' longer runs are those of
-``benchmarks.defaults``, at the default learning rate)."""
+"""Longer budgets (labels, steps) trained here for every method at the table's learning rates, to show
+from which budget Mean Teacher pulls ahead and how it stands against the Π model and Temporal Ensembling
+there (4000 labels' longer runs are those of ``benchmarks.defaults``: supervised-only and Mean Teacher at
+the default learning rate)."""
 FIGURE = Path(__file__).resolve().parents[1] / "docs" / "figure3-cpu-{labels}-{steps}.png"
 
 
@@ -130,12 +132,12 @@ def figures(jobs: list[Job], out: Path) -> dict[str, int | None]:
 
 
 def longer_jobs(seeds: list[int], choices: dict[tuple[int, str], float]) -> list[Job]:
-    """Supervised-only and Mean Teacher past the budgets of the table, for learning curves: the longer
-    budgets of ``benchmarks.defaults`` (trained there) and those of ``CURVES`` at the chosen learning rates."""
+    """Runs past the budgets of the table, for learning curves: supervised-only and Mean Teacher at the
+    longer budgets of ``benchmarks.defaults`` (trained there), every method at those of ``CURVES``."""
     from_defaults = [recipe_job(labels, steps, method, seed) for labels, steps in LONGER if steps != STEPS.get(labels)
                      for seed in seeds for method in TUNED]
     return from_defaults + [recipe_job(labels, steps, method, seed, lr=learning_rate(choices, labels, method))
-                            for labels, steps in CURVES for seed in seeds for method in TUNED]
+                            for labels, steps in CURVES for seed in seeds for method in METHODS]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -87,13 +87,11 @@ def accuracy_section(result: dict) -> str:
         text += f"\n![Figure 3 at CPU scale, {labels} labels, {steps} steps](figure3-cpu-{key}.png)\n\n"
         longer = [r for r in result.get("longer_runs", {}).values() if (r["labels"], r["steps"]) == (int(labels), int(steps))]
         if longer:
-            errors = {m: [100 * r["ema_error"] for r in longer if r["method"] == m] for m in ("supervised", "mean-teacher")}
-            rates = {m: ", ".join(sorted({f"{r['lr']:g}" for r in longer if r["method"] == m})) for m in errors}
-            text += (f"A longer budget, supervised-only and Mean Teacher only (learning rates {rates['supervised']} and "
-                     f"{rates['mean-teacher']}): test error of the EMA "
-                     f"network at step {steps}, supervised-only {_mean_std(mean_std(errors['supervised']))} "
-                     f"({len(errors['supervised'])} seeds), Mean Teacher's teacher {_mean_std(mean_std(errors['mean-teacher']))} "
-                     f"({len(errors['mean-teacher'])} seeds).\n" if all(errors.values()) else "")
+            methods = [m for m in ("supervised", "pi", "temporal-ensembling", "mean-teacher") if any(r["method"] == m for r in longer)]
+            per_method = [f"{m} {_mean_std(mean_std([100 * r['ema_error'] for r in longer if r['method'] == m]))} "
+                          f"({sum(r['method'] == m for r in longer)} seeds, lr "
+                          f"{', '.join(sorted({format(r['lr'], 'g') for r in longer if r['method'] == m}))})" for m in methods]
+            text += f"A longer budget: test error of the EMA network at step {steps}, {'; '.join(per_method)}.\n"
         text += (f"At {labels} labels and {steps} steps the mean teacher error stays below the mean supervised-only error from step {step} on.\n"
                  if step is not None else f"At {labels} labels and {steps} steps the mean teacher error does not stay below supervised-only's within the run.\n")
     text += f"\nTotal: {result['cpu_hours']:.1f} CPU-hours (the runs' wall times, one thread each).\n"
