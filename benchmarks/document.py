@@ -87,10 +87,9 @@ def accuracy_section(result: dict) -> str:
         text += f"\n![Figure 3 at CPU scale, {labels} labels, {steps} steps](figure3-cpu-{key}.png)\n\n"
         longer = [r for r in result.get("longer_runs", {}).values() if (r["labels"], r["steps"]) == (int(labels), int(steps))]
         if longer:
-            methods = [m for m in ("supervised", "pi", "temporal-ensembling", "mean-teacher") if any(r["method"] == m for r in longer)]
-            per_method = [f"{m} {_mean_std(mean_std([100 * r['ema_error'] for r in longer if r['method'] == m]))} "
-                          f"({sum(r['method'] == m for r in longer)} seeds, lr "
-                          f"{', '.join(sorted({format(r['lr'], 'g') for r in longer if r['method'] == m}))})" for m in methods]
+            by_method = {m: [r for r in longer if r["method"] == m] for m in ("supervised", "pi", "temporal-ensembling", "mean-teacher")}
+            per_method = [f"{m} {_mean_std(mean_std([100 * r['ema_error'] for r in runs]))} ({len(runs)} seeds, lr "
+                          f"{', '.join(sorted({format(r['lr'], 'g') for r in runs}))})" for m, runs in by_method.items() if runs]
             text += f"A longer budget: test error of the EMA network at step {steps}, {'; '.join(per_method)}.\n"
         text += (f"At {labels} labels and {steps} steps the mean teacher error stays below the mean supervised-only error from step {step} on.\n"
                  if step is not None else f"At {labels} labels and {steps} steps the mean teacher error does not stay below supervised-only's within the run.\n")

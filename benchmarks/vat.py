@@ -89,10 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     args = tuned_runs_parser(__doc__, "write the tuning, the chosen norms, the table and the runs here", OUT).parse_args(argv)
     out = Path(args.out)
     lr = mean_teacher_lr(out)
+    grid = tune_jobs(lr)
     if args.phase in ("tune", "all"):
-        run_jobs(tune_jobs(lr), out, args.workers)
-    done = finished(tune_jobs(lr), out)
-    tuning = {job.name: done[job.name] | {"vat_eps": job.config.vat_eps} for job in tune_jobs(lr) if job.name in done}
+        run_jobs(grid, out, args.workers)
+    done = finished(grid, out)
+    tuning = {job.name: done[job.name] | {"vat_eps": job.config.vat_eps} for job in grid if job.name in done}
     choices = {method: eps for method in VAT_METHODS if (eps := chosen_eps(tuning, method, lr)) is not None}
     jobs = table_jobs(args.seeds, choices, lr)
     if args.phase in ("table", "all"):
