@@ -70,12 +70,17 @@ def test_finished_runs_survive_the_machine_through_an_archive(tmp_path):
 
 
 def test_the_cpu_vat_presets_are_the_runs_the_vat_benchmark_trains_and_eps_is_chosen_on_validation():
+    import json
+    from pathlib import Path
+
     from benchmarks.vat import EPS_GRID, LABELS, VAT_METHODS, chosen_eps, vat_job
     from meanteacher.config import load_preset
 
     table_lr = load_preset(f"cifar10-cpu-{LABELS}").lr
+    recorded = json.loads((Path(__file__).resolve().parents[1] / "docs" / "bench" / "vat.json").read_text())
     for method in VAT_METHODS:
         preset = load_preset(f"cifar10-cpu-{LABELS}-{method}").to_dict()
+        assert preset["vat_eps"] == recorded["chosen_eps"][method]  # the norm the benchmark chose on validation
         recipe = vat_job(method, preset["vat_eps"], 0, table_lr).config.to_dict()
         differing = {name for name in preset if preset[name] != recipe[name]}
         assert differing == {"description", "dataset"}, differing
