@@ -19,13 +19,18 @@ def test_a_lock_of_a_live_process_holds_and_a_dead_ones_is_taken_over(tmp_path):
 
 
 def test_the_cpu_table_presets_are_the_recipe_the_benchmarks_train():
+    import json
+    from pathlib import Path
+
     from benchmarks.accuracy import LEARNING_RATES, STEPS
     from benchmarks.defaults import DEFAULT_LR, recipe_job
     from meanteacher.config import load_preset
 
+    recorded = json.loads((Path(__file__).resolve().parents[1] / "docs" / "bench" / "accuracy.json").read_text())
     for labels, steps in STEPS.items():
         preset = load_preset(f"cifar10-cpu-{labels}").to_dict()
         assert preset["lr"] in LEARNING_RATES and preset["lr"] != DEFAULT_LR  # a rate of the grid: the tuned one
+        assert preset["lr"] == recorded["chosen_lr"][f"{labels}-mean-teacher"]  # the rate chosen on validation
         recipe = recipe_job(labels, steps, "mean-teacher", 0, lr=preset["lr"]).config.to_dict()
         differing = {name for name in preset if preset[name] != recipe[name]}
         assert differing == {"description", "dataset"}, differing
