@@ -15,8 +15,8 @@ budgets of ``CURVES`` (and supervised-only and Mean Teacher at ``benchmarks.defa
 for the curves.
 ``report``: no training; the table, figures and JSON from the runs finished so far.
 
-Finished runs are skipped and killed ones resumed, so it can be stopped and started again across
-sittings; progress and an ETA are printed as runs finish.
+Finished runs are skipped and killed ones resumed, so it can be stopped and started again at
+any time; progress and an ETA are printed as runs finish.
 
 The finished runs of both are kept in the repository as ``docs/bench/runs-defaults.tar.gz``
 (``python -m benchmarks.runner archive runs/defaults docs/bench/runs-defaults.tar.gz``); on a fresh machine

@@ -27,7 +27,7 @@ from .common import SHARED_CIFAR, machine, today
 from .runner import Job, finished, run_jobs
 
 USER_RECIPE = {"arch_options": {"width": 0.25}, "precision": "bf16", "channels_last": True, "validation_per_class": 100}
-"""What the user of the issue set: a narrow net and bf16 to fit a CPU (channels_last for speed)."""
+"""What a CPU user sets: a narrow net and bf16 to fit a CPU (channels_last for speed)."""
 CHOICES = {"consistency": (10.0, 30.0), "labeled_per_batch": (25, 50)}
 BUDGETS = (500, 1500)
 LABELS = (250, 1000, 4000)

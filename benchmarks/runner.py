@@ -1,4 +1,4 @@
-"""Run many training runs to completion across sittings: finished runs are skipped, killed ones
+"""Run many training runs to completion over any number of starts: finished runs are skipped, killed ones
 resumed from their checkpoint, several run side by side (one process and thread each), and progress
 with an ETA is printed as runs finish. Safe to start again at any time, also while another copy runs
 (a run being trained is locked by a ``.lock`` file in its directory, holding its process id)."""

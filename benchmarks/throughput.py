@@ -50,11 +50,12 @@ def peak_bf16_tflops(device: torch.device) -> float | None:
     return None
 
 
-def synthetic_cifar(seed: int = 0) -> Dataset:
+def synthetic_cifar(seed: int = 0, images: int = 50_000) -> Dataset:
+    """Random CIFAR-sized images (timing does not depend on pixel values), 10 classes."""
     generator = torch.Generator().manual_seed(seed)
-    images = torch.randint(0, 256, (50_000, 3, 32, 32), dtype=torch.uint8, generator=generator)
-    labels = torch.arange(50_000) % 10
-    return Dataset("synthetic-cifar", images, labels, images[:1000].clone(), labels[:1000].clone(), [str(c) for c in range(10)])
+    pixels = torch.randint(0, 256, (images, 3, 32, 32), dtype=torch.uint8, generator=generator)
+    labels = torch.arange(images) % 10
+    return Dataset("synthetic-cifar", pixels, labels, pixels[:1000].clone(), labels[:1000].clone(), [str(c) for c in range(10)])
 
 
 def make_trainer(dataset: Dataset, method: str, device: str, scratch: Path, **settings) -> Trainer:

@@ -5,6 +5,8 @@ step reads no tensor value on the host (that would synchronise, and fail under c
 the schedules as in-place-updated 0-dim tensors trains exactly like serving them as floats.
 """
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -17,30 +19,13 @@ from meanteacher.train import Trainer
 from tests.helpers import HostReads, tiny_config
 
 
-class TensorScheduleTrainer(Trainer):
-    """The trainer as it runs under ``cuda_graphs``, minus the capture (which needs a GPU)."""
-
-    def _hyperparameters_on_device(self):
-        return True
-
-
 def _guarded_step(trainer, step):
-    """``trainer.train_step``'s optimisation part, recording host reads; the optimizer step is not
-    recorded (on the CPU torch's Adam reads its step count; on a GPU it is built capturable)."""
+    """``trainer.train_step``'s optimisation part (cost, backward, optimizer step, EMA update),
+    recording host reads."""
     trainer.hyperparameters.set_step(step)
     batch = trainer._batch(trainer.sampler.batch(step))
-    optimizer_step = trainer.optimizer.step
     with HostReads() as guard:
-        def unrecorded_step():
-            guard.paused = True
-            optimizer_step()
-            guard.paused = False
-
-        trainer.optimizer.step = unrecorded_step
-        try:
-            logs = trainer._optimize(batch)
-        finally:
-            del trainer.optimizer.step
+        logs = trainer._optimize(batch)
     assert guard.reads == [], f"the step read tensors on the host: {guard.reads}"
     return logs
 
@@ -58,7 +43,7 @@ CASES = {
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_training_step_reads_no_tensor_on_the_host(tmp_path, case):
-    trainer = TensorScheduleTrainer(tiny_config(**CASES[case]), tmp_path, progress=False)
+    trainer = Trainer(tiny_config(device_schedules=True, **CASES[case]), tmp_path, progress=False)
     logs = _guarded_step(trainer, 0)
     if case == "temporal-ensembling":
         trainer.method.end_epoch()  # with targets now: the other branch-free path
@@ -70,7 +55,7 @@ def test_training_step_reads_no_tensor_on_the_host(tmp_path, case):
 def test_the_guard_catches_host_reads(tmp_path):
     """The guard must see what would break capture: a supervised batch not known to be all labeled
     (checked with ``bool``), a Python-scalar lerp weight given as a tensor (read in C++), a boolean mask."""
-    trainer = TensorScheduleTrainer(tiny_config(method="supervised"), tmp_path, progress=False)
+    trainer = Trainer(tiny_config(method="supervised", device_schedules=True), tmp_path, progress=False)
     batch = trainer._batch(trainer.sampler.batch(0))
     batch.all_labeled = False
     with HostReads() as guard:
@@ -107,7 +92,7 @@ def test_device_schedules_train_like_float_schedules(tmp_path, method):
     # 16 steps of 128 over 1347 images: temporal ensembling passes its first epoch end (step 11).
     config = tiny_config(method=method, steps=16, batch_size=128, labeled_per_batch=-1, eval_every=8, checkpoint_every=8, **EXACT)
     floats = Trainer(config, tmp_path / "floats", progress=False)
-    tensors = TensorScheduleTrainer(config, tmp_path / "tensors", progress=False)
+    tensors = Trainer(dataclasses.replace(config, device_schedules=True), tmp_path / "tensors", progress=False)
     assert isinstance(tensors.optimizer.param_groups[0]["lr"], torch.Tensor)
     floats.run()
     tensors.run()
@@ -117,10 +102,10 @@ def test_device_schedules_train_like_float_schedules(tmp_path, method):
         torch.testing.assert_close(tensors.method.ensemble, floats.method.ensemble, **TOLERANCE)
 
 
-def _interrupted(trainer_cls, config, run_dir, steps):
+def _interrupted(config, run_dir, steps):
     """A run stopped after ``steps`` steps, with its checkpoint written."""
     run_dir.mkdir()
-    trainer = trainer_cls(config, run_dir, progress=False)
+    trainer = Trainer(config, run_dir, progress=False)
     for step in range(steps):
         trainer.train_step(step)
         trainer.step = step + 1
@@ -131,15 +116,16 @@ def test_resume_switches_between_float_and_device_schedules(tmp_path):
     """A checkpoint written with device schedules (CUDA-graph runs) resumes without them, and back,
     and both end where an uninterrupted run ends."""
     config = tiny_config(steps=16, batch_size=128, labeled_per_batch=-1, eval_every=4, checkpoint_every=4, **EXACT)
-    _interrupted(TensorScheduleTrainer, config, tmp_path / "a", 8)
-    _interrupted(Trainer, config, tmp_path / "b", 8)
+    device_schedules = dataclasses.replace(config, device_schedules=True)
+    _interrupted(device_schedules, tmp_path / "a", 8)
+    _interrupted(config, tmp_path / "b", 8)
     uninterrupted = Trainer(config, tmp_path / "c", progress=False)
     uninterrupted.run()
     resumed_plain = Trainer(config, tmp_path / "a", resume=True, progress=False)
     assert isinstance(resumed_plain.optimizer.param_groups[0]["lr"], float)
     assert all(state["step"].device.type == "cpu" for state in resumed_plain.optimizer.state.values())
     resumed_plain.run()
-    resumed_tensors = TensorScheduleTrainer(config, tmp_path / "b", resume=True, progress=False)
+    resumed_tensors = Trainer(device_schedules, tmp_path / "b", resume=True, progress=False)
     assert resumed_tensors.optimizer.param_groups[0]["lr"] is resumed_tensors.hyperparameters.tensors["lr"]
     resumed_tensors.run()
     for trainer in (resumed_plain, resumed_tensors):
@@ -162,8 +148,8 @@ def test_device_hyperparameters_follow_the_step():
 def test_cuda_graph_settings_that_cannot_work_are_refused(tmp_path):
     with pytest.raises(MeanTeacherError, match="cuda_graphs"):
         Config(dataset="digits", cuda_graphs=True, optimizer="sgd").validate()
-    with pytest.raises(MeanTeacherError, match="cuda_graphs"):
-        Config(dataset="digits", cuda_graphs=True, compile=True).validate()
+    with pytest.raises(MeanTeacherError, match="device_schedules"):
+        Config(dataset="digits", device_schedules=True, optimizer="sgd").validate()
     with pytest.raises(MeanTeacherError, match="cuda_graphs needs one process on a CUDA device"):
         Trainer(tiny_config(cuda_graphs=True, device="cpu"), tmp_path, progress=False)
 

@@ -2,6 +2,7 @@ import time
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from meanteacher.data.augment import Augmenter, Normalizer, gaussian_noise, horizontal_flip, translate
 from meanteacher.data.batches import TwoStreamBatches
@@ -162,6 +163,38 @@ def test_normalizers():
     assert torch.equal(restored(images), out)
     with pytest.raises(ValueError, match="normalization"):
         Normalizer("whiten")
+
+
+class CrossDeviceCopies(TorchDispatchMode):
+    """Counts copies of a tensor to another device (on a GPU: a host-to-device copy per call)."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.ops.aten._to_copy.default and "device" in kwargs and kwargs["device"] != args[0].device:
+            self.count += 1
+        return func(*args, **kwargs)
+
+
+def test_normalizer_statistics_are_copied_to_the_device_once():
+    # the meta device stands in for a GPU: a batch there needs the CPU-fitted statistics there too
+    standard = Normalizer("standardize").fit(torch.randint(0, 256, (20, 3, 4, 4), dtype=torch.uint8))
+    batch = torch.empty(8, 3, 4, 4, dtype=torch.uint8, device="meta")
+    with CrossDeviceCopies() as first:
+        standard(batch)
+    with CrossDeviceCopies() as later:
+        for _ in range(3):
+            standard(batch)
+    assert first.count == 2  # mean and std, once
+    assert later.count == 0
+    assert standard.state_dict()["stats"]["mean"].device.type == "cpu"  # checkpoints keep the CPU copy
+    standard.stats = {"mean": torch.zeros(3), "std": torch.ones(3)}  # new statistics reach the device too
+    with CrossDeviceCopies() as refit:
+        standard(batch)
+    assert refit.count == 2
 
 
 def test_augmenting_a_batch_is_fast():

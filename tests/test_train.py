@@ -73,7 +73,7 @@ def _wait_for_checkpoint(run_dir, process, timeout=120):
 
 
 def test_sigkill_and_resume_is_bit_identical(tmp_path):
-    settings = ["--set", "steps=150", "--set", "eval_every=25", "--set", "checkpoint_every=25"]
+    settings = ["--set", "steps=150", "--set", "eval_every=25", "--set", "checkpoint_every=25", "--set", "checkpoint_seconds=0"]
     config_args = ["--data", "digits", "--labels", "50", "--set", "arch_options.width=0.125", "--set", "arch_options.pools=1",
                    "--batch-size", "32", "--labeled-per-batch", "8", "--set", "rampup_steps=20", "--set", "rampdown_steps=20",
                    "--consistency", "1", "--quiet"] + settings
@@ -146,3 +146,13 @@ def test_compiled_step_on_cpu(tmp_path, monkeypatch):
     compiled.run()
     for a, b in zip(eager.method.teacher.module.parameters(), compiled.method.teacher.module.parameters()):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)
+
+
+@pytest.mark.parametrize("seconds, written", [(0.0, [10, 20, 30]), (3600.0, [30])])
+def test_checkpoints_are_spaced_in_steps_and_in_time(tmp_path, monkeypatch, seconds, written):
+    trainer = Trainer(tiny_config(checkpoint_seconds=seconds), tmp_path, progress=False)
+    steps = []
+    save = trainer.save_checkpoint
+    monkeypatch.setattr(trainer, "save_checkpoint", lambda: (steps.append(trainer.step), save()))
+    trainer.run()
+    assert steps == written  # the last step always writes one

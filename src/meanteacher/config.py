@@ -131,6 +131,10 @@ class Config:
     seed: int = 0
     eval_every: int = 500
     checkpoint_every: int = 500
+    checkpoint_seconds: float = 60.0
+    """Checkpoints are also at least this many seconds apart (the last step always writes one): on a
+    fast GPU 500 steps take about a second, and writing a 50 MB checkpoint that often would cost a
+    large share of the run; a killed run loses at most this long, or ``checkpoint_every`` steps."""
     eval_batch_size: int = 500
     device: str = "auto"
     precision: str = "fp32"
@@ -138,6 +142,13 @@ class Config:
     compile: bool = False
     cuda_graphs: bool = False
     """Capture forward, backward, Adam step and EMA update in one CUDA graph (one GPU, Adam)."""
+    device_schedules: bool = False
+    """Serve the per-step values (learning rate, Adam betas, EMA decay, consistency weight) as 0-dim
+    tensors on the device, with ``CapturableAdam``; always on with ``cuda_graphs``. The arithmetic is
+    the same as with Python floats, to rounding."""
+    deterministic: bool = False
+    """On CUDA, deterministic cuDNN kernels; otherwise cuDNN times its kernels for the run's fixed
+    shapes and keeps the fastest (``cudnn.benchmark``), which may differ between runs in the last bits."""
     sync_batchnorm: bool = False
     workers: int = 4
     streaming: bool = False
@@ -168,6 +179,8 @@ class Config:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise MeanTeacherError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.checkpoint_seconds < 0:
+            raise MeanTeacherError(f"checkpoint_seconds must be >= 0, got {self.checkpoint_seconds}")
         for name in ("ema_decay", "ema_decay_rampup", "te_alpha"):
             if not 0.0 <= getattr(self, name) < 1.0 and not (name in AUTO_FIELDS and getattr(self, name) == AUTO):
                 raise MeanTeacherError(f"{name} must be in [0, 1) or auto, got {getattr(self, name)}")
@@ -180,8 +193,8 @@ class Config:
             raise MeanTeacherError(f"labels must be >= 0 (0 keeps every label), got {self.labels}")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise MeanTeacherError(f"unknown device {self.device!r}; expected auto, cpu or cuda[:N]")
-        if self.cuda_graphs and (self.optimizer != "adam" or self.compile):
-            raise MeanTeacherError("cuda_graphs works with optimizer 'adam' (capturable) and without compile")
+        if (self.cuda_graphs or self.device_schedules) and self.optimizer != "adam":
+            raise MeanTeacherError("cuda_graphs and device_schedules work with optimizer 'adam' (CapturableAdam)")
         if self.cuda_graphs and self.method in ("vat", "mean-teacher-vat"):
             raise MeanTeacherError(f"cuda_graphs does not capture {self.method}: its passes save and restore the random state")
         if self.vat_eps < 0 or self.vat_xi <= 0 or self.vat_power_iterations < 1:

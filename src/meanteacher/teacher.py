@@ -160,7 +160,9 @@ class EMATeacher:
             return
         params, floats, others = self._student_tensors(student)
         if params and params[0].device != self.device:
-            params, floats, others = ([t.to(self.device, non_blocking=True) for t in group] for group in (params, floats, others))
+            # asynchronous only towards a GPU: a copy to the CPU is read by the CPU at once, so it must be complete
+            asynchronous = self.device.type == "cuda"
+            params, floats, others = ([t.to(self.device, non_blocking=asynchronous) for t in group] for group in (params, floats, others))
         _lerp_(self._params, params, weight)
         if self.buffers == "average" and floats:
             _lerp_(self._float_buffers, floats, weight)

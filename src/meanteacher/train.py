@@ -35,6 +35,7 @@ from .losses import classification_cost
 from .methods import METHODS, VAT, Batch, MeanTeacher, MeanTeacherVAT, Method, PiModel, Supervised, TemporalEnsembling
 from .models import create_model, split_heads
 from .models.layers import MeanOnlyBatchNorm
+from .optim import CapturableAdam
 from .teacher import unwrap
 
 CHECKPOINT_FORMAT = 2
@@ -63,14 +64,26 @@ def extra_subset(available: int, count: int, seed: int) -> torch.Tensor:
 
 
 def resolve_device(name: str, world: World | None = None) -> torch.device:
-    """``auto`` picks CUDA when available; each distributed process takes its local GPU."""
+    """The device ``name`` means, always with an index on CUDA (``torch.cuda.set_device`` needs one).
+
+    ``auto`` picks CUDA when available; an index-less ``cuda`` is the local rank's GPU under torchrun,
+    else the current CUDA device.
+    """
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise MeanTeacherError("device 'cuda' requested but no CUDA device is available")
-        if world is not None and world.distributed and name == "cuda":
-            name = f"cuda:{world.local_rank}"
+            raise MeanTeacherError(f"device {name!r} requested but no CUDA device is available")
+        if name == "cuda":
+            index = world.local_rank if world is not None and world.distributed else torch.cuda.current_device()
+            name = f"cuda:{index}"
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            raise MeanTeacherError(f"device {name!r} is not a device name (cuda, cuda:N, cpu or auto)") from None
+        if device.index >= torch.cuda.device_count():
+            raise MeanTeacherError(f"device {name!r} requested but this machine has {torch.cuda.device_count()} CUDA device(s)")
+        return device
     return torch.device(name)
 
 
@@ -128,17 +141,14 @@ def build_method(
 def build_optimizer(config: Config, model: nn.Module, hyperparameters: StepHyperparameters | None = None) -> torch.optim.Optimizer:
     """Adam or SGD (Nesterov) over the student's parameters.
 
-    With ``hyperparameters`` kept on the device, Adam reads its learning rate and betas from those
-    0-dim tensors; on a GPU it is built ``capturable`` (safe to capture in a CUDA graph).
+    With ``hyperparameters`` kept on the device, Adam is ``CapturableAdam``: it reads its learning
+    rate and betas from those 0-dim tensors and makes no host read, so a CUDA graph can capture it.
     """
     if config.optimizer == "adam":
         if hyperparameters is not None and hyperparameters.on_device:
             tensors = hyperparameters.tensors
-            on_gpu = tensors["lr"].is_cuda
-            return torch.optim.Adam(
-                model.parameters(), lr=tensors["lr"], betas=(tensors["adam_beta1"], tensors["adam_beta2"]),
-                eps=config.adam_epsilon, weight_decay=config.weight_decay, capturable=on_gpu, foreach=on_gpu,
-            )
+            return CapturableAdam(model.parameters(), tensors["lr"], tensors["adam_beta1"], tensors["adam_beta2"],
+                                  eps=config.adam_epsilon, weight_decay=config.weight_decay)
         return torch.optim.Adam(
             model.parameters(), lr=config.lr, betas=(config.adam_beta1, config.adam_beta2),
             eps=config.adam_epsilon, weight_decay=config.weight_decay,
@@ -168,19 +178,21 @@ def evaluate_batches(
     for name, model in models.items():
         was_training = model.training
         model.eval()
-        wrong, cost, count = 0, 0.0, 0
+        wrong = torch.zeros((), dtype=torch.long, device=device)  # summed on the device: one host read per model
+        cost = torch.zeros((), dtype=torch.float64, device=device)
+        count = 0
         for x, y in batches():
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with _autocast(device, precision):
                 logits, _ = split_heads(model(x))
-            wrong += int((logits.argmax(1) != y).sum())
-            cost += float(classification_cost(logits.float(), y, "batch")) * len(y)
+            wrong += (logits.argmax(1) != y).sum()
+            cost += classification_cost(logits.float(), y, "batch").double() * len(y)
             count += len(y)
         model.train(was_training)
-        results[f"{name}_error"] = wrong / max(count, 1)
-        results[f"{name}_class_cost"] = cost / max(count, 1)
+        results[f"{name}_error"] = int(wrong) / max(count, 1)
+        results[f"{name}_class_cost"] = float(cost) / max(count, 1)
     return results
 
 
@@ -274,6 +286,8 @@ class Trainer:
         self.world = init_world("cuda" if config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available()) else "cpu")
         self.device = resolve_device(config.device, self.world)
         if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = not config.deterministic  # fixed shapes: keep the fastest kernels
+            torch.backends.cudnn.deterministic = config.deterministic
             torch.cuda.set_device(self.device)
         self.show_progress = progress and self.world.is_main
         if config.cuda_graphs and (self.device.type != "cuda" or self.world.distributed):
@@ -348,7 +362,7 @@ class Trainer:
                 if isinstance(module, MeanOnlyBatchNorm):
                     module.sync = True
         self.model = model
-        self.hyperparameters = StepHyperparameters(config, self.device, on_device=self._hyperparameters_on_device())
+        self.hyperparameters = StepHyperparameters(config, self.device, on_device=config.cuda_graphs or config.device_schedules)
         self.optimizer = build_optimizer(config, model, self.hyperparameters)
         trained = model
         if self.world.distributed:
@@ -363,9 +377,6 @@ class Trainer:
         self.nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
         self.optimize: Callable[[Batch], dict[str, torch.Tensor]] = GraphedStep(self._optimize) if config.cuda_graphs else self._optimize
 
-    def _hyperparameters_on_device(self) -> bool:
-        """Whether schedules are served as 0-dim device tensors (needed by a captured CUDA graph)."""
-        return self.config.cuda_graphs
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -415,16 +426,12 @@ class Trainer:
         self._truncate_metrics()
 
     def _load_optimizer_state(self, state: dict[str, Any]) -> None:
-        """Restore moments and steps, keeping this run's own settings (a run resumed with or without
-        CUDA graphs keeps its learning-rate tensors, ``capturable`` and ``foreach``)."""
-        own = [{k: g[k] for k in ("lr", "betas", "capturable", "foreach") if k in g} for g in self.optimizer.param_groups]
+        """Restore moments and step counts, keeping this run's own settings (a run resumed with or
+        without CUDA graphs keeps its own learning-rate tensors or floats)."""
+        own = [{key: value for key, value in group.items() if key != "params"} for group in self.optimizer.param_groups]
         self.optimizer.load_state_dict(state)
         for group, settings in zip(self.optimizer.param_groups, own):
             group.update(settings)
-            for parameter in group["params"]:
-                moments = self.optimizer.state.get(parameter, {})
-                if isinstance(moments.get("step"), torch.Tensor):  # capturable Adam counts on the device
-                    moments["step"] = moments["step"].to(parameter.device if group.get("capturable") else "cpu", torch.float32)
 
     def _truncate_metrics(self) -> None:
         path = self.run_dir / "metrics.jsonl"
@@ -463,7 +470,7 @@ class Trainer:
                 cfg.workers, self.world.rank, self.world.size,
             ))
         *views, labels, indices = next(self.loader_iterator)
-        return [v.to(self.device, non_blocking=True) for v in views], labels.to(self.device), indices
+        return [v.to(self.device, non_blocking=True) for v in views], labels.to(self.device, non_blocking=True), indices
 
     def _batch(self, index_batch: IndexBatch) -> Batch:
         if self.config.streaming:
@@ -545,6 +552,14 @@ class Trainer:
             results.update({f"validation_{k}": v for k, v in validation.items()})
         return results
 
+    def _checkpoint_due(self) -> bool:
+        """Whether ``checkpoint_seconds`` have passed since the last checkpoint (or the start), as the
+        main process's clock says: every process must take the same decision."""
+        due = torch.tensor(time.perf_counter() - self.last_checkpoint >= self.config.checkpoint_seconds, device=self.device)
+        if self.world.distributed:
+            torch.distributed.broadcast(due, src=0)
+        return bool(due)
+
     def _write_metrics(self, record: dict[str, Any]) -> None:
         if self.world.is_main:
             with open(self.run_dir / "metrics.jsonl", "a") as handle:
@@ -561,8 +576,9 @@ class Trainer:
         barrier(self.world)
         self.method.model.train()
         progress = Progress(cfg.steps, self.step, self.show_progress, self._plan())
+        self.last_checkpoint = time.perf_counter()
         started = time.perf_counter() - self.elapsed
-        steps_started, session_start, session_side = self.step, time.perf_counter(), self.eval_seconds + self.checkpoint_seconds
+        steps_started, since, side_seconds = self.step, time.perf_counter(), self.eval_seconds + self.checkpoint_seconds
         try:
             while self.step < cfg.steps:
                 logs = self.train_step(self.step)
@@ -572,7 +588,7 @@ class Trainer:
                 self.log_count += 1
                 progress.step()
                 at_eval = self.step % cfg.eval_every == 0 or self.step == cfg.steps
-                at_checkpoint = self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps
+                at_checkpoint = self.step == cfg.steps or (self.step % cfg.checkpoint_every == 0 and self._checkpoint_due())
                 if at_eval or at_checkpoint or self.step % 20 == 0:
                     self._check_finite()
                 if at_eval:
@@ -587,11 +603,12 @@ class Trainer:
                     self.elapsed = time.perf_counter() - started  # the checkpoint records the time so far
                     self.save_checkpoint()
                     self.checkpoint_seconds += time.perf_counter() - checkpoint_start
+                    self.last_checkpoint = time.perf_counter()
                 self.elapsed = time.perf_counter() - started
         finally:
             progress.close()
-        session_train = time.perf_counter() - session_start - (self.eval_seconds + self.checkpoint_seconds - session_side)
-        summary = self._summary(session_train, self.step - steps_started)
+        train_seconds = time.perf_counter() - since - (self.eval_seconds + self.checkpoint_seconds - side_seconds)
+        summary = self._summary(train_seconds, self.step - steps_started)
         if self.world.is_main:
             atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
             from .report import plot_curves
@@ -615,7 +632,8 @@ class Trainer:
                 f"{len(self.split.labeled):,} labeled, {self.dataset.num_classes} classes; {cfg.steps - self.step:,} steps of {batch}; "
                 f"run directory {self.run_dir}")
 
-    def _summary(self, session_train_seconds: float, session_steps: int) -> dict[str, Any]:
+    def _summary(self, train_seconds: float, steps: int) -> dict[str, Any]:
+        """The run's summary; its speed is that of the ``steps`` trained since this process started (``train_seconds``)."""
         metrics_path = self.run_dir / "metrics.jsonl"
         last = {}
         if metrics_path.is_file():
@@ -637,7 +655,7 @@ class Trainer:
             "train_seconds": round(self.elapsed - self.eval_seconds - self.checkpoint_seconds, 2),
             "eval_seconds": round(self.eval_seconds, 2),
             "checkpoint_seconds": round(self.checkpoint_seconds, 2),
-            "images_per_second": round(session_steps * images_per_step / session_train_seconds, 1) if session_train_seconds > 0 else None,
+            "images_per_second": round(steps * images_per_step / train_seconds, 1) if train_seconds > 0 else None,
         }
 
 

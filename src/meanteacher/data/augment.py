@@ -92,7 +92,17 @@ class Normalizer:
         self.mode = mode
         self.epsilon = epsilon
         self.gcn = gcn
-        self.stats: dict[str, torch.Tensor] = {}
+        self.stats = {}
+
+    @property
+    def stats(self) -> dict[str, torch.Tensor]:
+        """The fitted statistics, on the CPU (what checkpoints and exports hold)."""
+        return self._stats
+
+    @stats.setter
+    def stats(self, value: dict[str, torch.Tensor]) -> None:
+        self._stats = value
+        self._stats_by_device: dict[torch.device, dict[str, torch.Tensor]] = {}
 
     @staticmethod
     def _global_contrast(flat: torch.Tensor) -> torch.Tensor:
@@ -119,6 +129,13 @@ class Normalizer:
             self.stats = {"mean": mean.float(), "whitening": whitening.float()}
         return self
 
+    def _stats_on(self, device: torch.device) -> dict[str, torch.Tensor]:
+        """The fitted statistics on ``device``, copied there on first use only: a GPU step makes no
+        host-to-device copy (which would also break CUDA-graph capture)."""
+        if device not in self._stats_by_device:
+            self._stats_by_device[device] = {name: value.to(device) for name, value in self.stats.items()}
+        return self._stats_by_device[device]
+
     def prepare(self, images: torch.Tensor, chunk: int = 5000) -> torch.Tensor:
         """The stored form of uint8 ``images``: themselves, or whitened floats for ``"zca"``."""
         if self.mode != "zca":
@@ -139,8 +156,8 @@ class Normalizer:
             return stored.float()
         x = stored.float() / 255.0
         if self.mode == "standardize":
-            view = (1, -1, 1, 1)
-            x = (x - self.stats["mean"].to(x.device).view(view)) / self.stats["std"].to(x.device).view(view)
+            stats, view = self._stats_on(x.device), (1, -1, 1, 1)
+            x = (x - stats["mean"].view(view)) / stats["std"].view(view)
         elif self.mode == "per_image":
             dims = tuple(range(1, x.dim()))
             x = (x - x.mean(dim=dims, keepdim=True)) / x.std(dim=dims, keepdim=True, unbiased=False).clamp_min(1e-6)

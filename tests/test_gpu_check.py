@@ -1,0 +1,45 @@
+"""The one-shot GPU check's plumbing, run on the CPU at tiny sizes (its --dry-run)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _check(*arguments):
+    environment = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--dry-run", *arguments],
+                          capture_output=True, text=True, env=environment, timeout=300)
+
+
+def test_every_phase_runs_and_writes_its_results(tmp_path):
+    out = tmp_path / "out"
+    result = _check("--out", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    phases = json.loads((out / "phases.json").read_text())
+    assert {name: entry["status"] for name, entry in phases.items()} == dict.fromkeys(
+        ["environment", "tests", "equality", "throughput", "cifar", "cpu-read", "compile"], "ok")
+    results = json.loads((out / "gpu.json").read_text())
+    assert results["environment"]["bf16_matmul_tflops"] > 0
+    assert results["tests"]["returncode"] == 0
+    for method in ("mean-teacher", "supervised"):
+        assert results[f"equality/{method}"]["twin_vs_default_eager_final"] < 1e-3  # same arithmetic, float32 rounding
+        assert results[f"throughput/{method}/eager fp32"]["step_ms"] > 0
+    assert 0 <= results["cifar/eager"]["ema_error"] <= 1
+    assert results["cpu_read/eager"]["ema_error"] == results["cifar/eager"]["ema_error"]  # the same network, read back
+    assert sorted(p.name for p in out.iterdir()) == ["gpu.json", "log.txt", "phases.json", "pytest.txt", "runs.tar.gz"]
+    assert result.stdout.rstrip().splitlines()[-1].startswith("cpu_read/eager")  # the table comes last
+
+
+def test_paper_runs_resume_across_calls(tmp_path):
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    steps = []
+    for _ in range(2):
+        result = _check("--paper", "--budget", "12", "--out", str(out), "--runs", str(runs))
+        assert result.returncode == 0, result.stdout + result.stderr
+        steps.append(json.loads((out / "gpu.json").read_text())["paper/mean-teacher"]["steps"])
+    assert 0 < steps[0] < steps[1]  # the second call went on from the first call's checkpoint
+    assert (out / "metrics-mean-teacher.jsonl").is_file()
