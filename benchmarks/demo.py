@@ -15,7 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from meanteacher.report import mean_std, read_summary
+from meanteacher.report import mean_std
+from meanteacher.run.rundir import read_summary
 
 from .common import machine, today
 

@@ -142,7 +142,7 @@ def _small(args: argparse.Namespace) -> dict:
 def phase_equality(args: argparse.Namespace) -> None:
     from meanteacher.config import load_preset
     from meanteacher.teacher import unwrap
-    from meanteacher.train import Trainer
+    from meanteacher.run.train import Trainer
 
     from .throughput import synthetic_cifar
 
@@ -158,11 +158,11 @@ def phase_equality(args: argparse.Namespace) -> None:
         for name, value in {**schedule, "method": method, **settings}.items():
             setattr(config, name, value)
         trainer = Trainer(config, folder, progress=False, dataset=dataset)
-        trainer.method.model.train()
+        trainer.parts.method.model.train()
         return trainer
 
     def state(trainer):
-        return list(unwrap(trainer.model).state_dict().values()) + list(trainer.method.ema.module.state_dict().values())
+        return list(unwrap(trainer.parts.model).state_dict().values()) + list(trainer.parts.method.ema.module.state_dict().values())
 
     def largest(a, b):
         return max(float((x.double() - y.double()).abs().max()) for x, y in zip(state(a), state(b), strict=True))
@@ -176,15 +176,15 @@ def phase_equality(args: argparse.Namespace) -> None:
             graphed = None if args.dry_run else build(method, scratch / f"{method}-graph", cuda_graphs=True)
             graph_vs_twin, twin_vs_plain = [], []
             for step in range(steps):
-                twin.train_step(step)
-                plain.train_step(step)
+                twin.step()
+                plain.step()
                 twin_vs_plain.append(largest(twin, plain))
                 if graphed is not None:
-                    graphed.train_step(step)
+                    graphed.step()
                     graph_vs_twin.append(largest(graphed, twin))
             entry = {"steps": steps, "twin_vs_default_eager_final": twin_vs_plain[-1]}
             if graphed is not None:
-                entry.update(captured=graphed.optimize.graph is not None, graph_vs_twin_max=max(graph_vs_twin),
+                entry.update(captured=graphed.parts.optimize.graph is not None, graph_vs_twin_max=max(graph_vs_twin),
                              first_differing_step=next((i for i, d in enumerate(graph_vs_twin) if d > 0), None))
         except Exception as error:  # noqa: BLE001 - written down, and the next method still runs
             entry = {"error": f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}"}
@@ -219,7 +219,7 @@ def _throughput(args: argparse.Namespace, modes: dict[str, dict]) -> None:
                     entry["share_of_bf16_peak"] = round(flops / seconds / 1e12 / peak, 4)
                 if device.type == "cuda":
                     entry["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
-                    entry["captured"] = getattr(trainer.optimize, "graph", None) is not None
+                    entry["captured"] = getattr(trainer.parts.optimize, "graph", None) is not None
                 del trainer
             except Exception as error:  # noqa: BLE001 - written down, and the next mode still runs
                 entry["error"] = f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}"
@@ -325,7 +325,7 @@ def paper(args: argparse.Namespace) -> int:
             os.killpg(process.pid, signal.SIGKILL)  # resumes from its last checkpoint (30 s apart at most)
             process.wait()
     from meanteacher.report import plot_curves
-    from meanteacher.train import load_checkpoint
+    from meanteacher.run.rundir import load_checkpoint
 
     for method in PAPER_PRESETS:
         run_dir = runs / method

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from meanteacher.config import Config
-from meanteacher.report import read_summary
+from meanteacher.run.rundir import read_summary
 
 
 def tuned_runs_parser(description: str, json_help: str, out: str) -> argparse.ArgumentParser:
@@ -64,7 +64,7 @@ def _train_one(config: dict[str, Any], run_dir: str, threads: int) -> dict[str, 
     """Train (or resume) one run in this worker process; None if another runner holds it."""
     import torch
 
-    from meanteacher.train import train
+    from meanteacher.run.train import train
 
     run = Path(run_dir)
     if not _claim(run):

@@ -22,7 +22,7 @@ import torch
 from meanteacher.config import Config
 from meanteacher.data.sources import load_dataset
 from meanteacher.inference import LoadedRun
-from meanteacher.train import Trainer
+from meanteacher.run.train import Trainer
 
 from .common import SHARED_CIFAR, machine, markdown_table, median_seconds, today
 from .reference_recipe import ReferenceRecipe
@@ -36,17 +36,16 @@ def bench_config(data: str, method: str, precision: str, width: float, batch_siz
 
 
 def time_steps(trainer: Trainer, repeats: int, warmup: int = 2) -> float:
-    step = iter(range(10**6))
-    return median_seconds(lambda: trainer.train_step(next(step)), repeats, warmup)
+    return median_seconds(trainer.step, repeats, warmup)
 
 
 def time_data_side(trainer: Trainer, repeats: int) -> float:
     step = iter(range(10**6))
-    return median_seconds(lambda: trainer._batch(trainer.sampler.batch(next(step))), max(repeats, 20), 2)
+    return median_seconds(lambda: trainer.batch(next(step)), max(repeats, 20), 2)
 
 
 def time_ema(trainer: Trainer, repeats: int) -> float:
-    return median_seconds(lambda: trainer.method.after_step(1000), max(repeats, 20), 2)
+    return median_seconds(lambda: trainer.parts.method.after_step(1000), max(repeats, 20), 2)
 
 
 def measure(data: str, width: float, repeats: int, batch_size: int, precisions: tuple[str, ...]) -> dict:
@@ -56,7 +55,7 @@ def measure(data: str, width: float, repeats: int, batch_size: int, precisions: 
         for precision in precisions:
             for method in METHODS:
                 trainer = Trainer(bench_config(data, method, precision, width, batch_size), Path(scratch) / f"{method}-{precision}", progress=False, dataset=dataset)
-                trainer.method.model.train()
+                trainer.parts.method.model.train()
                 seconds = time_steps(trainer, repeats)
                 entry = {"step_s": seconds, "images_per_s": batch_size / seconds}
                 if method == "mean-teacher":
@@ -73,7 +72,7 @@ def measure(data: str, width: float, repeats: int, batch_size: int, precisions: 
             "bf16+channels_last": Trainer(fast, Path(scratch) / "fast", progress=False, dataset=dataset),
         }
         for trainer in contenders.values():
-            trainer.method.model.train()
+            trainer.parts.method.model.train()
             time_steps(trainer, 1)
         reference = ReferenceRecipe(dataset, width, batch_size, workers=2)
         rounds = []
@@ -90,13 +89,13 @@ def measure(data: str, width: float, repeats: int, batch_size: int, precisions: 
 
 
 def predict_rate(trainer: Trainer, dataset) -> float:
-    run = LoadedRun(trainer.config, dataset.classes, dataset.image_shape, trainer.normalizer,
-                    {"student": trainer.model, "ema": trainer.method.ema.module})
+    run = LoadedRun(trainer.config, dataset.classes, dataset.image_shape, trainer.feed.normalizer,
+                    {"student": trainer.parts.model, "ema": trainer.parts.method.ema.module})
     images = dataset.test_images[:2000]
     start = time.perf_counter()
     run.predict(images)
     rate = len(images) / (time.perf_counter() - start)
-    trainer.model.train()
+    trainer.parts.model.train()
     return rate
 
 

@@ -24,8 +24,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from meanteacher.config import load_preset
-from meanteacher.data.sources import Dataset
-from meanteacher.train import Trainer
+from meanteacher.data.dataset import Dataset
+from meanteacher.run.train import Trainer
 
 from .common import machine, markdown_table, today
 
@@ -64,14 +64,14 @@ def make_trainer(dataset: Dataset, method: str, device: str, scratch: Path, **se
     for name, value in settings.items():
         setattr(config, name, value)
     trainer = Trainer(config, scratch / f"{method}-{len(list(scratch.iterdir()))}", progress=False, dataset=dataset)
-    trainer.method.model.train()
+    trainer.parts.method.model.train()
     return trainer
 
 
 def flops_per_step(trainer: Trainer) -> int:
     counter = FlopCounterMode(display=False)
     with counter:
-        trainer.train_step(0)
+        trainer.step()
     return counter.get_total_flops()
 
 
@@ -81,15 +81,14 @@ def synchronize(device: torch.device) -> None:
 
 
 def seconds_per_step(trainer: Trainer, repeats: int, block: int, warmup: int) -> float:
-    steps = iter(range(1, 10**9))
     for _ in range(warmup):
-        trainer.train_step(next(steps))
+        trainer.step()
     times = []
     for _ in range(repeats):
         synchronize(trainer.device)
         start = time.perf_counter()
         for _ in range(block):
-            trainer.train_step(next(steps))
+            trainer.step()
         synchronize(trainer.device)
         times.append((time.perf_counter() - start) / block)
     return statistics.median(times)

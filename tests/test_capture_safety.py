@@ -12,20 +12,20 @@ import torch
 
 from meanteacher.config import Config
 from meanteacher.errors import MeanTeacherError
-from meanteacher.graphs import GraphedStep
-from meanteacher.hyperparameters import StepHyperparameters, hyperparameters_at
+from meanteacher.run.graphs import GraphedStep
+from meanteacher.run.hyperparameters import StepHyperparameters, hyperparameters_at
 from meanteacher.methods import Batch
-from meanteacher.train import Trainer
+from meanteacher.run.train import Trainer
 from tests.helpers import HostReads, tiny_config
 
 
 def _guarded_step(trainer, step):
     """``trainer.train_step``'s optimisation part (cost, backward, optimizer step, EMA update),
     recording host reads."""
-    trainer.hyperparameters.set_step(step)
-    batch = trainer._batch(trainer.sampler.batch(step))
+    trainer.parts.hyperparameters.set_step(step)
+    batch = trainer.batch(step)
     with HostReads() as guard:
-        logs = trainer._optimize(batch)
+        logs = trainer.parts.optimize(batch)
     assert guard.reads == [], f"the step read tensors on the host: {guard.reads}"
     return logs
 
@@ -46,7 +46,7 @@ def test_training_step_reads_no_tensor_on_the_host(tmp_path, case):
     trainer = Trainer(tiny_config(device_schedules=True, **CASES[case]), tmp_path, progress=False)
     logs = _guarded_step(trainer, 0)
     if case == "temporal-ensembling":
-        trainer.method.end_epoch()  # with targets now: the other branch-free path
+        trainer.parts.method.end_epoch()  # with targets now: the other branch-free path
         logs = _guarded_step(trainer, 1)
         assert float(logs["consistency_weight"]) > 0
     assert torch.isfinite(torch.stack([v.float() for v in logs.values()])).all()
@@ -56,10 +56,10 @@ def test_the_guard_catches_host_reads(tmp_path):
     """The guard must see what would break capture: a supervised batch not known to be all labeled
     (checked with ``bool``), a Python-scalar lerp weight given as a tensor (read in C++), a boolean mask."""
     trainer = Trainer(tiny_config(method="supervised", device_schedules=True), tmp_path, progress=False)
-    batch = trainer._batch(trainer.sampler.batch(0))
+    batch = trainer.batch(0)
     batch.all_labeled = False
     with HostReads() as guard:
-        trainer.method.loss(batch, 0)
+        trainer.parts.method.loss(batch, 0)
     assert "aten._local_scalar_dense" in guard.reads
     with HostReads() as guard:
         torch._foreach_lerp_([torch.zeros(3)], [torch.ones(3)], torch.tensor(0.5))
@@ -81,9 +81,9 @@ TOLERANCE = {"atol": 1e-9, "rtol": 0.0}
 
 
 def _assert_same_training(reference, other):
-    for a, b in zip(reference.model.parameters(), other.model.parameters()):
+    for a, b in zip(reference.parts.model.parameters(), other.parts.model.parameters()):
         torch.testing.assert_close(a, b, **TOLERANCE)
-    for a, b in zip(reference.method.ema.module.state_dict().values(), other.method.ema.module.state_dict().values()):
+    for a, b in zip(reference.parts.method.ema.module.state_dict().values(), other.parts.method.ema.module.state_dict().values()):
         torch.testing.assert_close(a, b, **TOLERANCE)
 
 
@@ -93,13 +93,13 @@ def test_device_schedules_train_like_float_schedules(tmp_path, method):
     config = tiny_config(method=method, steps=16, batch_size=128, labeled_per_batch=-1, eval_every=8, checkpoint_every=8, **EXACT)
     floats = Trainer(config, tmp_path / "floats", progress=False)
     tensors = Trainer(dataclasses.replace(config, device_schedules=True), tmp_path / "tensors", progress=False)
-    assert isinstance(tensors.optimizer.param_groups[0]["lr"], torch.Tensor)
+    assert isinstance(tensors.parts.optimizer.param_groups[0]["lr"], torch.Tensor)
     floats.run()
     tensors.run()
     _assert_same_training(floats, tensors)
     if method == "temporal-ensembling":
-        assert tensors.method.epochs == 1
-        torch.testing.assert_close(tensors.method.ensemble, floats.method.ensemble, **TOLERANCE)
+        assert tensors.parts.method.epochs == 1
+        torch.testing.assert_close(tensors.parts.method.ensemble, floats.parts.method.ensemble, **TOLERANCE)
 
 
 def _interrupted(config, run_dir, steps):
@@ -107,8 +107,7 @@ def _interrupted(config, run_dir, steps):
     run_dir.mkdir()
     trainer = Trainer(config, run_dir, progress=False)
     for step in range(steps):
-        trainer.train_step(step)
-        trainer.step = step + 1
+        trainer.step()
     trainer.save_checkpoint()
 
 
@@ -122,11 +121,11 @@ def test_resume_switches_between_float_and_device_schedules(tmp_path):
     uninterrupted = Trainer(config, tmp_path / "c", progress=False)
     uninterrupted.run()
     resumed_plain = Trainer(config, tmp_path / "a", resume=True, progress=False)
-    assert isinstance(resumed_plain.optimizer.param_groups[0]["lr"], float)
-    assert all(state["step"].device.type == "cpu" for state in resumed_plain.optimizer.state.values())
+    assert isinstance(resumed_plain.parts.optimizer.param_groups[0]["lr"], float)
+    assert all(state["step"].device.type == "cpu" for state in resumed_plain.parts.optimizer.state.values())
     resumed_plain.run()
     resumed_tensors = Trainer(device_schedules, tmp_path / "b", resume=True, progress=False)
-    assert resumed_tensors.optimizer.param_groups[0]["lr"] is resumed_tensors.hyperparameters.tensors["lr"]
+    assert resumed_tensors.parts.optimizer.param_groups[0]["lr"] is resumed_tensors.parts.hyperparameters.tensors["lr"]
     resumed_tensors.run()
     for trainer in (resumed_plain, resumed_tensors):
         _assert_same_training(uninterrupted, trainer)
@@ -157,13 +156,13 @@ def test_cuda_graph_settings_that_cannot_work_are_refused(tmp_path):
 def test_graphed_step_reads_every_batch_through_the_same_static_buffers():
     graphed = GraphedStep(lambda batch: {})
     first = Batch(torch.zeros(4, 3), torch.tensor([0, 1, -1, -1]), torch.ones(4, 3), torch.arange(4), all_labeled=False)
-    static = graphed._load(first)
+    static = graphed.load_batch(first)
     assert static.student_input is not first.student_input  # buffers of its own, filled by copying
     second = Batch(torch.full((4, 3), 2.0), torch.tensor([1, -1, -1, 0]), torch.full((4, 3), 3.0), torch.arange(4, 8))
     buffers = [static.student_input, static.labels, static.teacher_input, static.indices]
-    again = graphed._load(second)
+    again = graphed.load_batch(second)
     assert all(a is b for a, b in zip([again.student_input, again.labels, again.teacher_input, again.indices], buffers))
     for name in ("student_input", "labels", "teacher_input", "indices"):
         assert torch.equal(getattr(again, name), getattr(second, name)), name
     with pytest.raises(ValueError, match="student_input changed shape"):
-        graphed._load(Batch(torch.zeros(5, 3), torch.zeros(5, dtype=torch.long), torch.zeros(5, 3), torch.arange(5)))
+        graphed.load_batch(Batch(torch.zeros(5, 3), torch.zeros(5, dtype=torch.long), torch.zeros(5, 3), torch.arange(5)))

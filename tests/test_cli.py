@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from meanteacher.cli import main
-from meanteacher.train import train
+from meanteacher.run.train import train
 from tests.helpers import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,9 +3,10 @@
 import pytest
 import torch
 
-from meanteacher.distributed import World
+from meanteacher.run.distributed import World
 from meanteacher.errors import MeanTeacherError
-from meanteacher.train import Trainer, resolve_device
+from meanteacher.run.setup import resolve_device
+from meanteacher.run.train import Trainer
 from tests.helpers import tiny_config
 
 

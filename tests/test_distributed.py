@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from meanteacher.train import load_checkpoint
+from meanteacher.run.rundir import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 

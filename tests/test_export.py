@@ -12,7 +12,7 @@ from meanteacher import load_model
 from meanteacher.cli import main
 from meanteacher.errors import MeanTeacherError
 from meanteacher.inference import exported_normalizer, load_run
-from meanteacher.train import train
+from meanteacher.run.train import train
 from tests.helpers import tiny_config
 
 

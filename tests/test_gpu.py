@@ -8,9 +8,9 @@ close to the default eager path, a step never synchronises with the host, and a 
 import pytest
 import torch
 
-from meanteacher.hyperparameters import hyperparameters_at
+from meanteacher.run.hyperparameters import hyperparameters_at
 from meanteacher.teacher import unwrap
-from meanteacher.train import Trainer
+from meanteacher.run.train import Trainer
 from tests.helpers import tiny_config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -24,7 +24,7 @@ METHODS = ["mean-teacher", "temporal-ensembling", "pi", "supervised"]
 
 
 def _state(trainer):
-    return list(unwrap(trainer.model).state_dict().values()) + list(trainer.method.ema.module.state_dict().values())
+    return list(unwrap(trainer.parts.model).state_dict().values()) + list(trainer.parts.method.ema.module.state_dict().values())
 
 
 def _largest_difference(a, b):
@@ -37,11 +37,11 @@ def test_captured_step_equals_the_same_step_run_eagerly(tmp_path, method):
     graphed = Trainer(tiny_config(method=method, cuda_graphs=True, **STABLE), tmp_path / "graphed", progress=False)
     twin = Trainer(tiny_config(method=method, device_schedules=True, **STABLE), tmp_path / "twin", progress=False)
     for trainer in (graphed, twin):
-        trainer.method.model.train()
+        trainer.parts.method.model.train()
     changing = set()
     for step in range(STABLE["steps"]):
-        graphed_logs = {k: v.clone() for k, v in graphed.train_step(step).items()}
-        twin_logs = twin.train_step(step)
+        graphed_logs = {k: v.clone() for k, v in graphed.step().items()}
+        twin_logs = twin.step()
         assert _largest_difference(graphed, twin) <= 1e-6, f"step {step}"
         for name in graphed_logs.keys() & twin_logs.keys():
             torch.testing.assert_close(graphed_logs[name].float(), twin_logs[name].float(), atol=1e-6, rtol=0.0)
@@ -51,7 +51,7 @@ def test_captured_step_equals_the_same_step_run_eagerly(tmp_path, method):
         if step >= 4:
             before = hyperparameters_at(config, step - 1)
             changing |= {name for name in expected if expected[name] != before[name]}
-    assert graphed.optimize.graph is not None  # captured and replayed, not eager all along
+    assert graphed.parts.optimize.graph is not None  # captured and replayed, not eager all along
     assert {"lr", "adam_beta1", "consistency_weight"} <= changing  # the replays saw values change
 
 
@@ -63,7 +63,7 @@ def test_captured_run_stays_close_to_the_default_eager_run(tmp_path, method):
     graphed = Trainer(tiny_config(method=method, cuda_graphs=True, **STABLE), tmp_path / "graphed", progress=False)
     eager.run()
     graphed.run()
-    for model_a, model_b in zip(eager.method.evaluation_models().values(), graphed.method.evaluation_models().values()):
+    for model_a, model_b in zip(eager.parts.method.evaluation_models().values(), graphed.parts.method.evaluation_models().values()):
         for a, b in zip(model_a.parameters(), model_b.parameters()):
             torch.testing.assert_close(a, b, atol=2e-2, rtol=0.0)
 
@@ -73,13 +73,13 @@ def test_step_does_not_synchronise_with_the_host(tmp_path, precision):
     settings = {**STABLE, "deterministic": False}
     trainer = Trainer(tiny_config(cuda_graphs=True, precision=precision, channels_last=True, normalize="standardize", **settings),
                       tmp_path, progress=False)
-    trainer.method.model.train()
+    trainer.parts.method.model.train()
     for step in range(5):  # warm-up, capture, first replays
-        trainer.train_step(step)
+        trainer.step()
     torch.cuda.set_sync_debug_mode("error")
     try:
         for step in range(5, 10):
-            trainer.train_step(step)
+            trainer.step()
     finally:
         torch.cuda.set_sync_debug_mode("default")
 
@@ -90,14 +90,13 @@ def test_cuda_graph_run_resumes_to_the_uninterrupted_result(tmp_path):
     whole.run()
     (tmp_path / "parts").mkdir()
     first = Trainer(config, tmp_path / "parts", progress=False)
-    first.method.model.train()
+    first.parts.method.model.train()
     for step in range(12):
-        first.train_step(step)
-        first.step = step + 1
+        first.step()
     first.save_checkpoint()
     resumed = Trainer(config, tmp_path / "parts", resume=True, progress=False)
     resumed.run()
-    for a, b in zip(whole.method.ema.module.parameters(), resumed.method.ema.module.parameters()):
+    for a, b in zip(whole.parts.method.ema.module.parameters(), resumed.parts.method.ema.module.parameters()):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=0.0)
 
 

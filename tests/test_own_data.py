@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from meanteacher.config import AUTO, Config, load_config_file, resolve_auto
+from meanteacher.config import Config, apply_settings, load_config_file, resolve_auto, to_toml
 from meanteacher.data.sources import load_digits
-from meanteacher.hyperparameters import hyperparameters_at
+from meanteacher.run.hyperparameters import hyperparameters_at
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,7 +87,9 @@ def test_auto_settings_follow_the_run(steps, labeled, all_labeled, expected):
 def test_settings_chosen_by_hand_are_kept_and_long_ramps_warned_once(image_folder, tmp_path):
     config = resolve_auto(Config(dataset="digits", steps=1000, rampup_steps=200, consistency=5.0), 10, False, labeled_images=100)
     assert config.rampup_steps == 200 and config.consistency == 5.0 and config.rampdown_steps == 167
-    assert Config(dataset="digits", rampup_steps=AUTO).rampup_steps == AUTO
+    automatic = apply_settings(Config(dataset="digits", rampup_steps=200), {"rampup_steps": "auto"}, "test")
+    assert automatic.rampup_steps is None and Config(dataset="digits").rampup_steps is None
+    assert 'rampup_steps = "auto"' in to_toml(automatic)
     result = _cli("train", "--data", str(image_folder), "--labels", "100", "--steps", "4", "--set", "rampup_steps=40000",
                   "--set", "arch_options.width=0.125", "--set", "eval_every=4", "--quiet", "--out", str(tmp_path / "run"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -8,7 +8,7 @@ from meanteacher.errors import MeanTeacherError
 from meanteacher.losses import logit_distance
 from meanteacher.models import ConvNet13
 from meanteacher.models.layers import MeanOnlyBatchNorm
-from meanteacher.train import extra_subset
+from meanteacher.data.feed import extra_subset
 
 
 @pytest.mark.parametrize("preset, steps", [

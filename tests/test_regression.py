@@ -18,7 +18,7 @@ import pytest
 
 from meanteacher.config import apply_settings, load_preset
 from meanteacher.data.sources import load_dataset
-from meanteacher.train import Trainer
+from meanteacher.run.train import Trainer
 
 SEEDS = (0, 1, 2, 3)
 # The demo preset at width 0.125 and 400 steps: a quarter of the demo's cost per run. Measured over

@@ -5,7 +5,7 @@ from PIL import Image
 
 from meanteacher.data.batches import TwoStreamBatches
 from meanteacher.data.streaming import StepBatchSampler, eval_view, index_image_folder, train_view
-from meanteacher.train import train
+from meanteacher.run.train import train
 from tests.helpers import tiny_config
 
 

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from meanteacher.errors import MeanTeacherError
-from meanteacher.hyperparameters import hyperparameters_at
-from meanteacher.train import Trainer, load_checkpoint, train
+from meanteacher.run.hyperparameters import hyperparameters_at
+from meanteacher.run.rundir import load_checkpoint
+from meanteacher.run.train import Trainer, train
 from tests.helpers import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +44,7 @@ def test_other_methods_train(tmp_path, method):
     assert summary["method"] == method
     assert 0.0 <= summary["student_error"] <= 1.0
     if method == "temporal-ensembling":
-        assert trainer.method.epochs == int(60 * 32 / 1347)
+        assert trainer.parts.method.epochs == int(60 * 32 / 1347)
     assert 0.0 <= summary["ema_error"] <= 1.0  # every method is evaluated on EMA weights too
 
 
@@ -110,10 +111,10 @@ def test_resume_refuses_other_architecture(tmp_path):
     train(tiny_config(steps=10), run, progress=False)
     config_text = (run / "config.toml").read_text().replace('arch = "convnet13"', 'arch = "shakeshake26"')
     (run / "config.toml").write_text(config_text)
-    from meanteacher.train import resume_config
+    from meanteacher.run.rundir import RunDirectory
 
     with pytest.raises(MeanTeacherError, match="architecture 'convnet13', not 'shakeshake26'"):
-        train(resume_config(run), run, resume=True, progress=False)
+        train(RunDirectory(run).read_config(), run, resume=True, progress=False)
     with pytest.raises(MeanTeacherError, match="already exists"):
         train(tiny_config(steps=10), run, progress=False)
 
@@ -142,9 +143,9 @@ def test_compiled_step_on_cpu(tmp_path, monkeypatch):
     eager = Trainer(config, tmp_path / "eager", progress=False)
     eager.run()
     compiled = Trainer(tiny_config(**{**config.to_dict(), "compile": True}), tmp_path / "compiled", progress=False)
-    assert compiled.method.teacher_forward is not compiled.method.teacher.module
+    assert compiled.parts.method.teacher_forward is not compiled.parts.method.teacher.module
     compiled.run()
-    for a, b in zip(eager.method.teacher.module.parameters(), compiled.method.teacher.module.parameters()):
+    for a, b in zip(eager.parts.method.teacher.module.parameters(), compiled.parts.method.teacher.module.parameters()):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)
 
 
@@ -153,6 +154,6 @@ def test_checkpoints_are_spaced_in_steps_and_in_time(tmp_path, monkeypatch, seco
     trainer = Trainer(tiny_config(checkpoint_seconds=seconds), tmp_path, progress=False)
     steps = []
     save = trainer.save_checkpoint
-    monkeypatch.setattr(trainer, "save_checkpoint", lambda: (steps.append(trainer.step), save()))
+    monkeypatch.setattr(trainer, "save_checkpoint", lambda: (steps.append(trainer.global_step), save()))
     trainer.run()
     assert steps == written  # the last step always writes one

@@ -5,9 +5,9 @@ import torch
 from torch import nn
 
 from meanteacher.losses import softmax_kl, vat_cost, vat_perturbation
-from meanteacher.methods import Batch, MeanTeacher, MeanTeacherVAT, VAT
+from meanteacher.methods import Batch, MeanTeacher, MeanTeacherVAT
 from meanteacher.models import ConvNet13
-from meanteacher.train import Trainer
+from meanteacher.run.train import Trainer
 from tests.helpers import tiny_config
 
 
@@ -90,7 +90,7 @@ def test_mean_teacher_vat_trains_like_mean_teacher_at_zero_eps_and_differently_a
     for name, settings in (("mt", {}), ("mtvat0", {"method": "mean-teacher-vat", "vat_eps": 0.0}), ("mtvat", {"method": "mean-teacher-vat", "vat_eps": 2.0})):
         trainer = Trainer(tiny_config(steps=10, eval_every=10, checkpoint_every=10, **settings), tmp_path / name, progress=False)
         trainer.run()
-        runs[name] = list(trainer.model.parameters())
+        runs[name] = list(trainer.parts.model.parameters())
     assert all(torch.equal(a, b) for a, b in zip(runs["mt"], runs["mtvat0"]))
     assert any(not torch.equal(a, b) for a, b in zip(runs["mt"], runs["mtvat"]))
 

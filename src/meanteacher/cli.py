@@ -1,4 +1,4 @@
-"""The ``meanteacher`` command: train, evaluate, predict, export, presets, report, demo, data, bench."""
+"""The ``meanteacher`` command: train, evaluate, predict, export, presets, report, demo, data."""
 
 from __future__ import annotations
 
@@ -74,11 +74,12 @@ def resolve_config(args: argparse.Namespace) -> Config:
 
 
 def command_train(args: argparse.Namespace) -> int:
-    from .train import default_run_name, prepare_run_dir, resume_config, train
+    from .run.rundir import RunDirectory, default_run_name
+    from .run.train import train
 
     if args.resume:
-        prepare_run_dir(Path(args.resume), resume=True)
-        config = resume_config(args.resume)
+        RunDirectory(args.resume).prepare(resume=True)
+        config = RunDirectory(args.resume).read_config()
         overrides = {key: getattr(args, key) for key in ("steps", "device", "precision") if getattr(args, key, None) is not None}
         config = apply_settings(config, {**overrides, **parse_set_options(args.settings)}, "command line")
         run_dir = Path(args.resume)
@@ -163,7 +164,8 @@ def _find_runs(paths: list[str]) -> list[Path]:
 
 def command_report(args: argparse.Namespace) -> int:
     from .files import atomic_write_text
-    from .report import aggregate, read_summary
+    from .report import aggregate
+    from .run.rundir import read_summary
 
     table = aggregate([read_summary(run) for run in _find_runs(args.run_dirs)])
     if args.out:
@@ -197,14 +199,6 @@ def command_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def command_bench(args: argparse.Namespace) -> int:
-    try:
-        from benchmarks.speed import main as speed_main
-    except ImportError:
-        raise MeanTeacherError("`meanteacher bench` runs from a source checkout (the benchmarks/ folder)") from None
-    return speed_main(args.bench_args)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="meanteacher", description="Mean Teacher semi-supervised learning (Tarvainen & Valpola, 2017)")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -236,14 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--test-data")
     data.add_argument("--extra", action="store_true", help="also load SVHN's extra set")
     data.add_argument("--json", action="store_true")
-    bench = commands.add_parser("bench", help="speed benchmark table (source checkout only)")
-    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     return parser
 
 
 COMMANDS = {
     "train": command_train, "evaluate": command_evaluate, "predict": command_predict, "export": command_export, "presets": command_presets,
-    "report": command_report, "data": command_data, "demo": command_demo, "bench": command_bench,
+    "report": command_report, "data": command_data, "demo": command_demo,
 }
 
 

@@ -20,10 +20,10 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 
-AUTO = -2
-"""Value of a setting derived from the run: its length, batch, classes and labels (see ``resolve_auto``)."""
-
-AUTO_FIELDS = ("rampup_steps", "rampdown_steps", "ema_decay", "ema_decay_rampup", "consistency", "labeled_per_batch")
+AUTO_FIELDS = {"rampup_steps": int, "rampdown_steps": int, "ema_decay": float, "ema_decay_rampup": float, "consistency": float,
+               "labeled_per_batch": int}
+"""Settings that may be left to the run (``None``, written "auto" in TOML and on the command line): derived
+from its length, batch, classes and labels by ``resolve_auto``, once, before the run starts."""
 
 RAMPUP_SHARE = 40_000 / 150_000
 """Ramp-up length as a share of the run: the paper's 40k of 150k steps."""
@@ -58,7 +58,7 @@ class ScheduleWarning(UserWarning):
 class Config:
     """Everything that defines a run. Step counts are optimizer steps.
 
-    Settings left at ``AUTO`` are derived from the run by ``resolve_auto`` before it starts (the run's
+    Settings left at ``None`` ("auto") are derived from the run by ``resolve_auto`` before it starts (the run's
     ``config.toml`` records the numbers): ramp-up and ramp-down are the paper's shares of its 150k-step
     run (27 % and 17 %), the EMA averages over a 50th of the run, half of every batch is labeled and the
     consistency weight is 3 per class. A preset starts from the paper's exact values instead.
@@ -83,14 +83,14 @@ class Config:
     arch_options: dict[str, Any] = field(default_factory=dict)
     # method
     method: str = "mean-teacher"
-    consistency: float = float(AUTO)
+    consistency: float | None = None
     consistency_type: str = "mse"
     consistency_on_labeled: bool = True
-    rampup_steps: int = AUTO
+    rampup_steps: int | None = None
     """Sigmoid ramp-up of consistency weight (and of the learning rate with ``lr_schedule="sigmoid"``);
     Adam's beta2 and the EMA decay switch from their ramp-up values at this step."""
-    ema_decay: float = float(AUTO)
-    ema_decay_rampup: float = float(AUTO)
+    ema_decay: float | None = None
+    ema_decay_rampup: float | None = None
     logit_distance: float = 0.0
     logit_distance_classes: str = "mean"
     """"mean" averages the two-head distance over classes (PyTorch reference code); "sum" sums (TF code, Figure 4(e))."""
@@ -108,13 +108,13 @@ class Config:
     # optimization
     steps: int = 150_000
     batch_size: int = 100
-    labeled_per_batch: int = AUTO
+    labeled_per_batch: int | None = None
     """Labeled examples in each batch; -1 draws labeled and unlabeled alike ("varying")."""
     optimizer: str = "adam"
     lr: float = 0.003
     lr_schedule: str = "sigmoid"
     """"sigmoid": TF runs' ramp-up and ramp-down; "cosine": linear warm-up then cosine; "constant"."""
-    rampdown_steps: int = AUTO
+    rampdown_steps: int | None = None
     lr_warmup_steps: int = 0
     lr_warmup_start: float = 0.0
     cosine_steps: int = 0
@@ -182,12 +182,12 @@ class Config:
         if self.checkpoint_seconds < 0:
             raise MeanTeacherError(f"checkpoint_seconds must be >= 0, got {self.checkpoint_seconds}")
         for name in ("ema_decay", "ema_decay_rampup", "te_alpha"):
-            if not 0.0 <= getattr(self, name) < 1.0 and not (name in AUTO_FIELDS and getattr(self, name) == AUTO):
+            if getattr(self, name) is not None and not 0.0 <= getattr(self, name) < 1.0:
                 raise MeanTeacherError(f"{name} must be in [0, 1) or auto, got {getattr(self, name)}")
-        if not -1 <= self.labeled_per_batch <= self.batch_size and self.labeled_per_batch != AUTO:
+        if self.labeled_per_batch is not None and not -1 <= self.labeled_per_batch <= self.batch_size:
             raise MeanTeacherError(f"labeled_per_batch must be auto, -1 or in [0, batch_size={self.batch_size}]")
         for name in ("rampup_steps", "rampdown_steps", "consistency"):
-            if getattr(self, name) < 0 and getattr(self, name) != AUTO:
+            if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise MeanTeacherError(f"{name} must be >= 0 or auto, got {getattr(self, name)}")
         if self.labels < 0:
             raise MeanTeacherError(f"labels must be >= 0 (0 keeps every label), got {self.labels}")
@@ -214,9 +214,9 @@ FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
 
 def _coerce(name: str, value: Any, current: Any) -> Any:
-    kind = type(current)
-    if name in AUTO_FIELDS and str(value).lower() == "auto":
-        return kind(AUTO)
+    kind = AUTO_FIELDS.get(name, type(current))
+    if name in AUTO_FIELDS and (value is None or str(value).lower() == "auto"):
+        return None
     if isinstance(current, dict):
         if not isinstance(value, dict):
             raise MeanTeacherError(f"setting {name!r} must be a table of options")
@@ -295,12 +295,12 @@ def load_preset(name: str) -> Config:
 
 
 def auto_values(config: Config, num_classes: int, all_labeled: bool, labeled_images: int) -> dict[str, Any]:
-    """What each ``AUTO`` setting stands for in a run of ``config.steps`` steps with ``num_classes``
+    """What each automatic setting stands for in a run of ``config.steps`` steps with ``num_classes``
     classes and ``labeled_images`` labeled training images (``all_labeled``: every training image
     keeps its label)."""
     steps = config.steps
     decay = 1.0 - 1.0 / min(max(steps * EMA_WINDOW_SHARE, 10.0), 1000.0)
-    ema_decay = decay if config.ema_decay == AUTO else config.ema_decay
+    ema_decay = decay if config.ema_decay is None else config.ema_decay
     passes = steps * config.batch_size * LABELED_SHARE / max(labeled_images, 1)
     labeled_share = SHORT_RUN_LABELED_SHARE if passes < SHORT_RUN_PASSES else LABELED_SHARE
     return {
@@ -314,10 +314,10 @@ def auto_values(config: Config, num_classes: int, all_labeled: bool, labeled_ima
 
 
 def resolve_auto(config: Config, num_classes: int, all_labeled: bool, labeled_images: int) -> Config:
-    """A copy of ``config`` with every ``AUTO`` setting replaced by its number (see ``auto_values``);
+    """A copy of ``config`` with every automatic (``None``) setting replaced by its number (see ``auto_values``);
     warns (``ScheduleWarning``) about a ramp set longer than the run."""
     derived = auto_values(config, num_classes, all_labeled, labeled_images)
-    resolved = apply_settings(config, {k: v for k, v in derived.items() if getattr(config, k) == AUTO}, "auto")
+    resolved = apply_settings(config, {k: v for k, v in derived.items() if getattr(config, k) is None}, "auto")
     for name, what in (("rampup_steps", "the consistency weight and learning rate never reach their full values"),
                        ("rampdown_steps", "the learning rate starts falling before the run begins")):
         length = getattr(resolved, name)
@@ -327,8 +327,8 @@ def resolve_auto(config: Config, num_classes: int, all_labeled: bool, labeled_im
 
 
 def has_auto(config: Config) -> bool:
-    """Whether some setting is still ``AUTO`` (not yet resolved for a run)."""
-    return any(getattr(config, name) == AUTO for name in AUTO_FIELDS)
+    """Whether some setting is still automatic (``None``: not yet resolved for a run)."""
+    return any(getattr(config, name) is None for name in AUTO_FIELDS)
 
 
 def load_config_file(path: str | Path) -> Config:
@@ -344,6 +344,8 @@ def load_config_file(path: str | Path) -> Config:
 
 
 def _toml_value(value: Any) -> str:
+    if value is None:
+        return '"auto"'
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):

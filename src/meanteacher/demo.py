@@ -9,7 +9,8 @@ from .config import apply_settings, load_preset
 from .data.sources import load_dataset
 from .files import atomic_write_text
 from .report import aggregate, mean_std, plot_comparison
-from .train import Trainer, prepare_run_dir
+from .run.rundir import RunDirectory
+from .run.train import Trainer
 
 DEMO_PRESET = "demo-digits"
 DEMO_SEEDS = (0, 1, 2)
@@ -32,7 +33,7 @@ def run_demo(out: Path, steps: int | None = None, seeds: tuple[int, ...] = DEMO_
         for method in DEMO_METHODS:
             config = apply_settings(base, {"method": method, "seed": seed}, "demo")
             run_dir = out / f"{method}-s{seed}"
-            prepare_run_dir(run_dir, resume=False)
+            RunDirectory(run_dir).prepare(resume=False)
             print(f"training {method} on {config.dataset}, {config.labels} labels (label set {seed}), {config.steps} steps ...", flush=True)
             summaries[method].append(Trainer(config, run_dir, progress=progress, dataset=dataset).run())
             run_dirs[method].append(run_dir)

@@ -1,5 +1,9 @@
 """Using a finished (or running) run: evaluate its networks, predict classes of new images, export
-the teacher (or student) and load it back as a plain ``nn.Module``."""
+the teacher (or student) and load it back as a plain ``nn.Module``.
+
+It reads run directories without the trainer; the dataset readers are loaded when a run is
+evaluated or asked for predictions, so ``import meanteacher`` stays light.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +17,11 @@ from torch import nn
 
 from .config import Config
 from .data.augment import Normalizer
-from .data.sources import IMAGE_SUFFIXES, load_dataset
-from .data.streaming import eval_view, evaluation_loader, index_image_folder, open_rgb
+from .data.dataset import IMAGE_SUFFIXES
 from .errors import DataError, MeanTeacherError
 from .models import create_model, split_heads
-from .train import build_model, check_architecture, evaluate, evaluate_batches, load_checkpoint, resume_config
+from .run.evaluation import evaluate, evaluate_batches
+from .run.rundir import RunDirectory, check_architecture, load_checkpoint
 
 
 @dataclass
@@ -38,6 +42,9 @@ class LoadedRun:
     def evaluate(self, data: str | None = None, precision: str | None = None) -> dict[str, float]:
         """Error and classification cost of each network on the test split of the run's (or ``data``'s)
         dataset, in the run's precision (as during training) unless ``precision`` says otherwise."""
+        from .data.sources import load_dataset
+        from .data.streaming import evaluation_loader, index_image_folder
+
         precision = precision or self.config.precision
         if self.config.streaming:
             index = index_image_folder(data or self.config.dataset, self.config.image_size)
@@ -74,6 +81,8 @@ class LoadedRun:
         Images are converted and resized to the run's shape; for streamed runs they get the
         evaluation view (resize and centre crop) instead.
         """
+        from .data.streaming import eval_view, open_rgb
+
         files = image_files(paths)
         if self.config.streaming:
             labels, confidences = self._classify(torch.stack([eval_view(open_rgb(f), self.image_shape[1]) for f in files]))
@@ -117,12 +126,12 @@ def read_image(path: Path, shape: tuple[int, int, int]) -> torch.Tensor:
 def load_run(run_dir: str | Path) -> LoadedRun:
     """Load a run directory's configuration and checkpoint (``torch.load(weights_only=True)``)."""
     run_dir = Path(run_dir)
-    config = resume_config(run_dir)
+    config = RunDirectory(run_dir).read_config()
     state = load_checkpoint(run_dir / "checkpoint.pt")
     check_architecture(state, config.arch, run_dir / "checkpoint.pt")
     classes = list(state["classes"])
     shape = tuple(state["image_shape"])
-    models = {name: build_model(config, len(classes), shape[0]) for name in ("student", "ema")}
+    models = {name: create_model(config.arch, len(classes), shape[0], **config.arch_options) for name in ("student", "ema")}
     try:
         models["student"].load_state_dict(state["model"])
         models["ema"].load_state_dict(state["method"]["ema"]["module"])

@@ -22,8 +22,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-NO_LABEL = -1
-"""Label value of an unlabeled example (or position); the classification cost ignores it."""
+from .data.batch import NO_LABEL
 
 REDUCTIONS = ("mean", "sum", "none")
 

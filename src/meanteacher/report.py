@@ -2,38 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .errors import MeanTeacherError
 from .files import atomic_write
-
-
-def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """The records of a ``metrics.jsonl`` file."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+from .run.rundir import read_metrics
 
 
 def ema_name(method: str) -> str:
     """What a method's EMA network is called in tables: Mean Teacher's is its teacher."""
     return "teacher (EMA)" if method == "mean-teacher" else "EMA"
-
-
-def read_summary(run_dir: str | Path) -> dict[str, Any]:
-    """A run directory's ``summary.json``; a clear error if it has none."""
-    path = Path(run_dir) / "summary.json"
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise MeanTeacherError(f"{run_dir}: no summary.json (the run has not finished)") from None
-    except json.JSONDecodeError as error:
-        raise MeanTeacherError(f"{path}: not valid JSON ({error})") from None
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

@@ -15,8 +15,10 @@ import torch
 from ..errors import DataWarning
 
 
-def _pass_seed(seed: int, stream: int, index: int) -> int:
-    return (seed * 1_000_003 + stream * 7_919 + index * 104_729) % (2**63 - 1)
+def mixed_seed(seed: int, stream: int, index: int, offset: int = 0) -> int:
+    """The package's one seed mixer: a seed for item ``index`` of random stream ``stream`` of a run
+    seeded ``seed`` (passes over a data stream, training steps of a process, subsets of a set)."""
+    return (seed * 1_000_003 + stream * 7_919 + index * 104_729 + offset) % (2**63 - 1)
 
 
 class Stream:
@@ -32,7 +34,7 @@ class Stream:
         if index not in self._cache:
             if len(self._cache) > 2:
                 self._cache.pop(min(self._cache))
-            generator = torch.Generator().manual_seed(_pass_seed(self.seed, self.stream, index))
+            generator = torch.Generator().manual_seed(mixed_seed(self.seed, self.stream, index))
             self._cache[index] = self.indices[torch.randperm(len(self.indices), generator=generator)]
         return self._cache[index]
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import DataError
-from ..losses import NO_LABEL
+from .batch import NO_LABEL
 from .augment import Augmenter, Normalizer
 from .batches import IndexBatch, TwoStreamBatches
-from .sources import Dataset
+from .dataset import Dataset
 from .splits import LabelSplit, balanced_split, read_label_file, split_from_labels
 
 

@@ -18,10 +18,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import DataError
-from ..losses import NO_LABEL
+from .batch import NO_LABEL
 from .augment import Normalizer
 from .batches import TwoStreamBatches
-from .sources import IMAGE_SUFFIXES
+from .folders import folder_entries, group_by_split
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -49,30 +49,29 @@ class FolderIndex:
         return (3, self.image_size, self.image_size)
 
 
-def _list_split(root: Path, classes: list[str] | None) -> tuple[list[str], list[Path], list[int]]:
-    if not root.is_dir():
-        raise DataError(f"{root}: missing split folder")
-    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    classes = classes or found
-    files, labels = [], []
-    for label, name in enumerate(classes):
-        folder = root / name
-        members = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
-        if not members and folder.is_dir():
-            raise DataError(f"{folder}: empty class folder (no images)")
-        files += members
-        labels += [label] * len(members)
-    return classes, files, labels
-
-
 def index_image_folder(path: str | Path, image_size: int = 224) -> FolderIndex:
     """Index ``path/train/<class>/*`` and ``path/test/<class>/*`` (or ``path/val/...``) without decoding."""
     path = Path(path)
     if not path.is_dir():
         raise DataError(f"{path}: streaming needs an image folder with train/ and test/ (or val/) sub-folders")
-    classes, train_files, train_labels = _list_split(path / "train", None)
-    test_root = path / "test" if (path / "test").is_dir() else path / "val"
-    _, test_files, test_labels = _list_split(test_root, classes)
+    splits = group_by_split(folder_entries(path, read=False), str(path))
+    if "flat" in splits or "test" not in splits:
+        raise DataError(f"{path}: streaming needs an image folder with train/ and test/ (or val/) sub-folders")
+    classes = sorted(splits["train"])
+    unknown = sorted(set(splits["test"]) - set(classes))
+    if unknown:
+        raise DataError(f"{path}: test classes not in train: {', '.join(unknown)}")
+    lists = {}
+    for split in ("train", "test"):
+        files, labels = [], []
+        for label, name in enumerate(classes):
+            members = sorted(splits[split].get(name, []))
+            if split == "train" and not members:
+                raise DataError(f"{path / 'train' / name}: empty class folder (no images)")
+            files += [file for _, file in members]
+            labels += [label] * len(members)
+        lists[split] = (files, labels)
+    (train_files, train_labels), (test_files, test_labels) = lists["train"], lists["test"]
     return FolderIndex(
         name=path.name, classes=classes, train_files=train_files, train_labels=torch.tensor(train_labels),
         test_files=test_files, test_labels=torch.tensor(test_labels), image_size=image_size,

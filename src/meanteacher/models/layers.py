@@ -139,3 +139,13 @@ class Heads(nn.Module):
         if len(self.classifiers) == 1:
             return self.classifiers[0](features)
         return self.classifiers[0](features), self.classifiers[1](features)
+
+
+def convert_sync_batchnorm(model: nn.Module) -> nn.Module:
+    """``model`` with its batch statistics averaged over processes: PyTorch's ``SyncBatchNorm`` for
+    its BatchNorm layers, and synchronised batch means for its mean-only batch norm."""
+    model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    for module in model.modules():
+        if isinstance(module, MeanOnlyBatchNorm):
+            module.sync = True
+    return model

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
-from . import schedules
-from .config import Config, has_auto
+from .. import schedules
+from ..config import Config, has_auto
 
 NAMES = ("lr", "adam_beta1", "adam_beta2", "ema_decay", "consistency_weight", "steps_taken")
 
@@ -44,7 +46,7 @@ class StepHyperparameters:
 
     def __init__(self, config: Config, device: torch.device, on_device: bool = False) -> None:
         if has_auto(config):
-            raise ValueError("the configuration has settings left at AUTO: resolve them first (config.resolve_auto)")
+            raise ValueError("the configuration has automatic settings (None): resolve them first (config.resolve_auto)")
         self.config = config
         self.values: dict[str, float] = {}
         self.tensors: dict[str, torch.Tensor] = {}
@@ -75,3 +77,8 @@ class StepHyperparameters:
     def __getitem__(self, name: str) -> float | torch.Tensor:
         """The device tensor of ``name`` when kept on the device, else its float."""
         return self.tensors[name] if self._packed is not None else self.values[name]
+
+    def schedule(self, name: str) -> Callable[[int | torch.Tensor], float | torch.Tensor]:
+        """``name`` as a method's schedule (see ``methods.Schedule``): the value of the step last given
+        to ``set_step``, which the loop calls before the method asks."""
+        return lambda step: self[name]

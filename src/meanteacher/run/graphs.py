@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-from .methods import Batch
+from ..data.batch import Batch
 
 StepFunction = Callable[[Batch], dict[str, torch.Tensor]]
 
@@ -42,7 +42,7 @@ class GraphedStep:
         self.static_logs: dict[str, torch.Tensor] = {}
         self.graph: torch.cuda.CUDAGraph | None = None
 
-    def _load(self, batch: Batch) -> Batch:
+    def load_batch(self, batch: Batch) -> Batch:
         """Copy ``batch`` into the static buffers (made from the first batch) and return them."""
         if self.static_batch is None:
             self.static_batch = dataclasses.replace(batch, **{k: v.clone() for k, v in _tensor_fields(batch).items()})
@@ -58,7 +58,7 @@ class GraphedStep:
         return self.static_batch
 
     def __call__(self, batch: Batch) -> dict[str, torch.Tensor]:
-        static = self._load(batch)
+        static = self.load_batch(batch)
         if self.calls < self.warmup:
             self.calls += 1
             side = torch.cuda.Stream()

@@ -67,3 +67,18 @@ def barrier(world: World) -> None:
     """Wait for every process (no-op when not distributed)."""
     if world.distributed:
         dist.barrier()
+
+
+def average_float_buffers_(module: torch.nn.Module, world: World) -> None:
+    """Average ``module``'s floating-point buffers (BatchNorm statistics) over processes, so every
+    process holds the same network (no-op when not distributed)."""
+    average_([b for b in module.buffers() if b.is_floating_point()], world)
+
+
+def rank_spread(module: torch.nn.Module, world: World) -> float:
+    """Largest difference between processes of ``module``'s parameter checksum (0 when identical)."""
+    checksum = torch.stack([p.double().sum() for p in module.parameters()]).sum().reshape(1)
+    gathered = [torch.zeros_like(checksum) for _ in range(world.size)]
+    dist.all_gather(gathered, checksum)
+    values = torch.cat(gathered)
+    return float(values.max() - values.min())

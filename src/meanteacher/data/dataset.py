@@ -1,0 +1,66 @@
+"""A dataset held in memory, and the file suffixes the readers know."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
+
+
+@dataclass
+class Dataset:
+    """A labeled image dataset held in memory."""
+
+    name: str
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    classes: list[str]
+    train_ids: list[str] = field(default_factory=list)
+    extra_images: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if not self.train_ids:
+            self.train_ids = [str(i) for i in range(len(self.train_labels))]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train_images.shape[1:])
+
+    def summary(self) -> dict:
+        """Splits, image shape and per-class counts, as plain values."""
+        counts = torch.bincount(self.train_labels, minlength=self.num_classes).tolist()
+        test_counts = torch.bincount(self.test_labels, minlength=self.num_classes).tolist()
+        return {
+            "name": self.name,
+            "train": len(self.train_labels),
+            "test": len(self.test_labels),
+            "extra": 0 if self.extra_images is None else len(self.extra_images),
+            "image_shape": list(self.image_shape),
+            "channels": self.image_shape[0],
+            "classes": self.classes,
+            "train_per_class": dict(zip(self.classes, counts)),
+            "test_per_class": dict(zip(self.classes, test_counts)),
+        }
+
+
+def is_archive(path: Path) -> bool:
+    """Whether ``path`` is a .tar, .tar.gz, .tgz or .zip file."""
+    return path.is_file() and path.name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def archive_stem(name: str) -> str:
+    """``name`` without an archive suffix (``cifar10.tar.gz`` -> ``cifar10``)."""
+    for suffix in ARCHIVE_SUFFIXES:
+        if name.endswith(suffix):
+            return name.removesuffix(suffix)
+    return name

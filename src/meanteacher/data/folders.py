@@ -1,0 +1,243 @@
+"""Image folders and archives: ``train/<class>/*`` and ``test/<class>/*`` (or ``val/``), or plain
+``<class>/*`` folders, read from a folder or a .tar/.tar.gz/.zip archive. ``group_by_split`` is the one
+parser of this layout, used for in-memory datasets and for streamed ones alike."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from ..errors import DataError, DataWarning
+from .cache import cached
+from .dataset import IMAGE_SUFFIXES, Dataset, archive_stem, is_archive
+
+Members = dict[str, list[tuple[str, Any]]]
+"""class name -> [(image id ``class/file``, the file's bytes or path)]"""
+
+
+def folder_entries(root: Path, read: bool = True) -> Iterator[tuple[str, bytes | Path | None]]:
+    """(relative name, bytes) of every file below ``root`` (its path instead with ``read=False``);
+    folders come as (name, None)."""
+    for entry in sorted(root.rglob("*")):
+        name = entry.relative_to(root).as_posix()
+        if entry.is_file():
+            yield name, entry.read_bytes() if read else entry
+        elif entry.is_dir():
+            yield name, None
+
+
+def archive_entries(path: Path) -> Iterator[tuple[str, bytes | None]]:
+    """Like ``folder_entries`` for the members of a .tar, .tar.gz or .zip archive."""
+    try:
+        if path.name.lower().endswith(".zip"):
+            with zipfile.ZipFile(path) as archive:
+                for info in archive.infolist():
+                    yield info.filename, None if info.is_dir() else archive.read(info)
+        else:
+            with tarfile.open(path) as archive:
+                for member in archive:
+                    if member.isfile():
+                        yield member.name, archive.extractfile(member).read()
+                    elif member.isdir():
+                        yield member.name, None
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as error:
+        detail = " ".join(str(error).split())
+        if isinstance(error, tarfile.ReadError) and "could not be opened" in detail:
+            detail = "neither a tar file nor one compressed with gzip, bzip2 or xz"
+        raise DataError(f"{path}: not a readable archive ({detail})") from None
+
+
+def _decode(name: str, data: bytes) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            if image.mode not in ("L", "RGB"):
+                image = image.convert("RGBA" if "A" in image.mode else "RGB").convert("RGB")
+            return np.asarray(image)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+        raise DataError(f"{name}: not a readable image ({error})") from None
+
+
+TEST_SPLIT_NAMES = ("test", "val", "valid", "validation")
+"""Folder names taken as the test split, in this order of preference."""
+HELD_OUT_EVERY = 5
+"""Without a test folder, every 5th image of each class (in name order) is held out as the test set."""
+
+
+def group_by_split(entries: Iterator[tuple[str, Any]], source: str) -> dict[str, Members]:
+    """Group files as split -> class -> [(id, payload)] from paths ending in ``split/class/file``; files
+    in plain ``class/file`` folders (no split folders at all) form the split ``"flat"``, which is the
+    training split when there is no other. The first of ``TEST_SPLIT_NAMES`` present is the ``"test"``
+    split. A payload of None is a folder: it names a class that may be empty."""
+    splits: dict[str, Members] = {}
+    for name, data in entries:
+        parts = [p for p in name.split("/") if p not in ("", ".")]
+        if any(p.startswith(".") or p == "__MACOSX" for p in parts):
+            continue
+        if data is None:
+            if len(parts) >= 2 and parts[-2] in ("train", *TEST_SPLIT_NAMES):
+                splits.setdefault(parts[-2], {}).setdefault(parts[-1], [])
+            continue
+        if len(parts) < 2:
+            continue
+        split = parts[-3] if len(parts) >= 3 and parts[-3] in ("train", *TEST_SPLIT_NAMES) else "flat"
+        label, filename = parts[-2], parts[-1]
+        if not filename.lower().endswith(IMAGE_SUFFIXES):
+            if split == "flat":
+                continue  # files beside the class folders (a README, a labels file) are not images to check
+            raise DataError(f"{source}: {name}: not an image file (expected one of {', '.join(IMAGE_SUFFIXES)})")
+        splits.setdefault(split, {}).setdefault(label, []).append((f"{label}/{filename}", data))
+    test = next((name for name in TEST_SPLIT_NAMES if splits.get(name)), None)
+    if test is not None:
+        splits["test"] = splits[test]
+    if "train" not in splits and "test" not in splits and splits.get("flat"):
+        splits["train"] = splits["flat"]
+    return splits
+
+
+def _hold_out_test(train: dict[str, list[tuple[str, bytes]]]) -> tuple[dict[str, list[tuple[str, bytes]]], dict[str, list[tuple[str, bytes]]]]:
+    """Every ``HELD_OUT_EVERY``-th image of each class (in name order) as the test split, the rest for training."""
+    kept, held = {}, {}
+    for label, files in train.items():
+        files = sorted(files)
+        kept[label] = [f for i, f in enumerate(files) if i % HELD_OUT_EVERY != HELD_OUT_EVERY - 1]
+        held_files = files[HELD_OUT_EVERY - 1 :: HELD_OUT_EVERY]
+        if held_files:
+            held[label] = held_files
+    return kept, held
+
+
+def _decode_split(members: dict[str, list[tuple[str, bytes]]], classes: list[str], where: str) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
+    images, labels, ids = [], [], []
+    for label, name in enumerate(classes):
+        files = sorted(members.get(name, []))
+        if not files:
+            raise DataError(f"{where}/{name}: empty class folder (no images)")
+        for image_id, data in files:
+            images.append(_decode(f"{where}/{image_id}", data))
+            labels.append(label)
+            ids.append(image_id)
+    return images, np.asarray(labels, dtype=np.int64), ids
+
+
+def _to_nchw(images: np.ndarray) -> torch.Tensor:
+    tensor = torch.from_numpy(images)
+    return tensor.unsqueeze(1).contiguous() if tensor.dim() == 3 else tensor.permute(0, 3, 1, 2).contiguous()
+
+
+def _uniform(train: list[np.ndarray], test: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
+    """Both splits stacked as arrays of one shape: grayscale images turned into RGB when any image is in
+    colour, and images of another size resized (bilinear, antialiased) to the most common size of the
+    training images (the smaller of equally common ones). Returns the arrays and how many images were resized."""
+    from collections import Counter
+
+    from PIL import Image
+
+    sizes = Counter(a.shape[:2] for a in train)
+    target = max(sizes, key=lambda size: (sizes[size], -size[0] * size[1]))
+    color = any(a.ndim == 3 for a in train + test)
+    resized = 0
+
+    def fit(image: np.ndarray) -> np.ndarray:
+        nonlocal resized
+        if image.shape[:2] != target:
+            image = np.asarray(Image.fromarray(image).resize((target[1], target[0]), Image.BILINEAR))
+            resized += 1
+        return np.repeat(image[..., None], 3, axis=2) if color and image.ndim == 2 else image
+
+    return np.stack([fit(a) for a in train]), np.stack([fit(a) for a in test]), resized
+
+
+def _decode_image_folder(path: Path, test_path: Path | None) -> dict:
+    entries = archive_entries(path) if is_archive(path) else folder_entries(path)
+    splits = group_by_split(entries, str(path))
+    if test_path is not None:
+        test_entries = archive_entries(test_path) if is_archive(test_path) else folder_entries(test_path)
+        test_members: dict[str, list] = {}
+        for name, data in test_entries:
+            parts = [p for p in name.split("/") if p]
+            if data is None:
+                if len(parts) == 1:
+                    test_members.setdefault(parts[0], [])
+            elif len(parts) >= 2 and not any(p.startswith(".") for p in parts):
+                if not parts[-1].lower().endswith(IMAGE_SUFFIXES):
+                    raise DataError(f"{test_path}: {name}: not an image file")
+                test_members.setdefault(parts[-2], []).append((f"{parts[-2]}/{parts[-1]}", data))
+        splits["test"] = test_members
+    if not splits.get("train"):
+        raise DataError(f"{path}: no images found (expected train/<class>/<image> and test/<class>/<image>, or <class>/<image> folders)")
+    held_out = 0
+    if not splits.get("test"):
+        splits["train"], splits["test"] = _hold_out_test(splits["train"])
+        held_out = sum(len(files) for files in splits["test"].values())
+        if not held_out:
+            raise DataError(f"{path}: no test folder, and too few images to hold out every {HELD_OUT_EVERY}th as a test set")
+    classes = sorted(splits["train"])
+    unknown = sorted(set(splits["test"]) - set(classes))
+    if unknown:
+        raise DataError(f"{path}: test classes not in train: {', '.join(unknown)}")
+    train_images, train_labels, train_ids = _decode_split(splits["train"], classes, f"{path}:train")
+    test_classes = [c for c in classes if c in splits["test"]]
+    test_images, test_labels, _ = _decode_split(splits["test"], test_classes, f"{path}:test")
+    test_labels = np.asarray([classes.index(test_classes[i]) for i in test_labels], dtype=np.int64)
+    train_images, test_images, resized = _uniform(train_images, test_images)
+    return {
+        "resized": resized,
+        "held_out": held_out,
+        "train_images": _to_nchw(train_images),
+        "train_labels": torch.from_numpy(train_labels),
+        "test_images": _to_nchw(test_images),
+        "test_labels": torch.from_numpy(test_labels),
+        "classes": classes,
+        "train_ids": train_ids,
+    }
+
+
+def _source_fingerprint(*paths: Path | None) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        if path is None:
+            continue
+        digest.update(str(path.resolve()).encode())
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        for file in files:
+            stat = file.stat()
+            digest.update(f"{file}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return digest.hexdigest()
+
+
+def load_image_folder(path: str | Path, test_path: str | Path | None = None, use_cache: bool = True) -> Dataset:
+    """Images in ``train/<class>/*`` and ``test/<class>/*`` (a folder or a .tar/.tar.gz/.zip archive).
+
+    With ``test_path`` the test images come from ``test_path/<class>/*`` and ``path`` may hold the
+    class folders directly. Decoded tensors are cached, keyed by the sources' sizes and times.
+    """
+    path = Path(path)
+    test = Path(test_path) if test_path is not None else None
+    for candidate in (path, test):
+        if candidate is not None and not candidate.exists():
+            raise DataError(f"{candidate}: no such file or folder")
+    if path.is_file() and not is_archive(path):
+        raise DataError(f"{path}: not an archive (expected .tar, .tar.gz, .tgz or .zip) nor a folder")
+    key = f"{path.name}-{_source_fingerprint(path, test)[:24]}"
+    fields = dict(cached(key, lambda: _decode_image_folder(path, test)) if use_cache else _decode_image_folder(path, test))
+    resized, held_out = fields.pop("resized", 0), fields.pop("held_out", 0)
+    if held_out:
+        warnings.warn(f"{path}: no test folder: every {HELD_OUT_EVERY}th image of each class ({held_out} images) is held out "
+                      "as the test set", DataWarning, stacklevel=2)
+    if resized:
+        height, width = fields["train_images"].shape[-2:]
+        total = len(fields["train_images"]) + len(fields["test_images"])
+        warnings.warn(f"{path}: {resized} of {total} images differ in size from the most common, {height}x{width}, "
+                      "and were resized to it", DataWarning, stacklevel=2)
+    return Dataset(name=archive_stem(path.name), **fields)

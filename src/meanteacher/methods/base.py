@@ -1,0 +1,155 @@
+"""The methods' contract (``Method``) and the simplest methods: supervised-only and the Pi model."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+import torch
+from torch import nn
+
+from ..data.batch import NO_LABEL, Batch
+from ..losses import classification_cost, consistency_cost
+from ..models import split_heads
+from ..teacher import EMATeacher, unwrap
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+Schedule = float | Callable[[int], "float | torch.Tensor"]
+"""A constant, or a function of the step. A function may return a 0-dim device tensor (updated in
+place each step): the loss then involves no host synchronisation and can be captured in a CUDA graph."""
+
+
+def _at(value: Schedule, step: int | torch.Tensor) -> float | torch.Tensor:
+    result = value(step) if callable(value) else value
+    return result if isinstance(result, torch.Tensor) else float(result)
+
+
+class Method:
+    """Base of the methods: holds the student, the classification-cost settings and an EMA of
+    the student's weights.
+
+    Every method keeps an :class:`EMATeacher` (``self.ema``) updated after each optimizer step: the
+    paper evaluates all its models on exponential-moving-average weights (Section 3). Mean Teacher's
+    EMA is its teacher; for the other methods it has no role in training. ``ema_buffers`` says what
+    the EMA does with BatchNorm statistics (see :class:`EMATeacher`): an EMA that never runs a
+    forward pass of its own averages the student's.
+    """
+
+    name = "method"
+    views = 1
+    """How many independently noised views of each example ``loss`` needs (``teacher_input`` is the 2nd)."""
+    uses_unlabeled = True
+
+    def __init__(
+        self, model: nn.Module, class_normalize: str = "batch", ema_decay: Schedule = 0.999, ema_buffers: str = "average"
+    ) -> None:
+        self.model = model
+        self.class_normalize = class_normalize
+        self.ema_decay = ema_decay
+        self.ema = EMATeacher(model, _at(ema_decay, 0), ema_buffers)
+
+    @classmethod
+    def from_config(
+        cls, config: "Config", model: nn.Module, consistency: Schedule, ema_decay: Schedule, num_examples: int, num_classes: int
+    ) -> "Method":
+        """The method around ``model`` as ``config`` sets it up, with the run's ``consistency`` weight and
+        ``ema_decay`` schedules; ``num_examples`` and ``num_classes`` size per-example state."""
+        return cls(model, config.class_normalize, ema_decay)
+
+    def loss(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The total cost to minimise and detached per-term values for logging."""
+        raise NotImplementedError
+
+    def compile(self) -> None:
+        """``torch.compile`` the networks the method runs besides the student it was given (which its
+        owner compiles): Mean Teacher's teacher."""
+
+    def after_step(self, step: int | torch.Tensor) -> None:
+        """Called after each optimizer step (``step`` counts steps taken, from 1; may be a 0-dim device
+        tensor): moves the EMA towards the student."""
+        self.ema.update(self.model, step, _at(self.ema_decay, step))
+
+    def end_epoch(self) -> None:
+        """Called after each complete pass over the unlabeled stream."""
+
+    def evaluation_models(self) -> dict[str, nn.Module]:
+        """The networks to evaluate by name: ``student`` (raw weights) and ``ema`` (averaged weights;
+        Mean Teacher's teacher)."""
+        return {"student": unwrap(self.model), "ema": self.ema.module}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Method state beyond the student's weights (the EMA, prediction ensembles)."""
+        return {"ema": self.ema.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
+        self.ema.load_state_dict(state["ema"])
+
+    def _second_view(self, batch: Batch) -> torch.Tensor:
+        if batch.teacher_input is None:
+            raise ValueError(f"{self.name} needs batch.teacher_input, a second noised view of the inputs")
+        if batch.teacher_input.shape != batch.student_input.shape:
+            raise ValueError(
+                f"teacher_input shape {tuple(batch.teacher_input.shape)} differs from "
+                f"student_input shape {tuple(batch.student_input.shape)}"
+            )
+        return batch.teacher_input
+
+
+class Supervised(Method):
+    """Supervised-only baseline: classification cost on the labeled examples, nothing else."""
+
+    name = "supervised"
+    uses_unlabeled = False
+
+    def loss(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        labeled = (batch.labels != NO_LABEL).reshape(len(batch.labels), -1).any(dim=1)  # an example with any labeled position
+        inputs, labels = batch.student_input, batch.labels
+        if not batch.all_labeled and not bool(labeled.all()):
+            inputs, labels = inputs[labeled], labels[labeled]
+        class_logits, _ = split_heads(self.model(inputs))
+        cost = classification_cost(class_logits, labels, self.class_normalize)
+        return cost, {"class_cost": cost.detach()}
+
+
+class _ConsistencyMethod(Method):
+    def __init__(
+        self,
+        model: nn.Module,
+        consistency: Schedule = 1.0,
+        consistency_type: str = "mse",
+        class_normalize: str = "batch",
+        ema_decay: Schedule = 0.999,
+        ema_buffers: str = "average",
+    ) -> None:
+        super().__init__(model, class_normalize, ema_decay, ema_buffers)
+        self.consistency = consistency
+        self.consistency_type = consistency_type
+        self.consistency_fn = consistency_cost(consistency_type)
+
+    @classmethod
+    def from_config(
+        cls, config: "Config", model: nn.Module, consistency: Schedule, ema_decay: Schedule, num_examples: int, num_classes: int
+    ) -> "Method":
+        return cls(model, consistency, config.consistency_type, config.class_normalize, ema_decay)
+
+
+class PiModel(_ConsistencyMethod):
+    """Pi model (Laine & Aila): the teacher is the student itself; two noisy passes, gradients through both."""
+
+    name = "pi"
+    views = 2
+
+    def loss(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        class_logits, cons_logits = split_heads(self.model(batch.student_input))
+        second_logits, _ = split_heads(self.model(self._second_view(batch)))
+        class_cost = classification_cost(class_logits, batch.labels, self.class_normalize)
+        weight = _at(self.consistency, step)
+        cons_cost = self.consistency_fn(cons_logits, second_logits, detach_teacher=False)
+        total = class_cost + weight * cons_cost
+        return total, {
+            "class_cost": class_cost.detach(),
+            "consistency_cost": cons_cost.detach(),
+            "consistency_weight": torch.as_tensor(weight),
+        }

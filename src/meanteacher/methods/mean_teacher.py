@@ -1,0 +1,107 @@
+"""Mean Teacher: consistency with an EMA teacher that sees its own noised view."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+import torch
+from torch import nn
+
+from ..data.batch import NO_LABEL, Batch
+from ..losses import classification_cost, logit_distance
+from ..models import split_heads
+from ..teacher import EMATeacher
+from .base import Method, Schedule, _at, _ConsistencyMethod
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+
+class MeanTeacher(_ConsistencyMethod):
+    """Mean Teacher: consistency with an EMA teacher that sees its own noised view.
+
+    ``ema_decay`` may be a schedule (e.g. 0.99 during ramp-up, 0.999 after). With a two-head model,
+    the consistency cost is applied to the second head and ``logit_distance`` weights the squared
+    distance between the two heads' logits (averaged or, with ``logit_distance_classes="sum"``, summed
+    over classes). ``consistency_on_labeled=False`` restricts consistency
+    to the unlabeled examples (the paper applies it to all). The teacher is the method's EMA
+    (``self.teacher is self.ema``); ``buffers`` is its BatchNorm policy.
+    """
+
+    name = "mean-teacher"
+    views = 2
+
+    def __init__(
+        self,
+        model: nn.Module,
+        consistency: Schedule = 1.0,
+        consistency_type: str = "mse",
+        ema_decay: Schedule = 0.999,
+        logit_distance: float = 0.0,
+        consistency_on_labeled: bool = True,
+        buffers: str = "own",
+        class_normalize: str = "batch",
+        logit_distance_classes: str = "mean",
+    ) -> None:
+        super().__init__(model, consistency, consistency_type, class_normalize, ema_decay, buffers)
+        self.logit_distance = logit_distance
+        self.logit_distance_classes = logit_distance_classes
+        self.consistency_on_labeled = consistency_on_labeled
+        self.teacher_forward: Callable[[torch.Tensor], Any] = self.ema.module
+        """Calls the teacher network (a ``torch.compile``'d one after ``compile()``)."""
+
+    @property
+    def teacher(self) -> EMATeacher:
+        """The teacher: the method's EMA of the student."""
+        return self.ema
+
+    @classmethod
+    def from_config(
+        cls, config: "Config", model: nn.Module, consistency: Schedule, ema_decay: Schedule, num_examples: int, num_classes: int
+    ) -> "Method":
+        return cls(model, consistency, config.consistency_type, ema_decay, config.logit_distance, config.consistency_on_labeled,
+                   config.bn_buffers, config.class_normalize, config.logit_distance_classes, **cls._extra_options(config))
+
+    @staticmethod
+    def _extra_options(config: "Config") -> dict[str, Any]:
+        return {}
+
+    def compile(self) -> None:
+        self.teacher_forward = torch.compile(self.ema.module)
+
+    def loss(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        teacher_input = self._second_view(batch)
+        student_output = self.model(batch.student_input)
+        self.teacher.module.train(self.model.training)
+        with torch.no_grad():
+            teacher_logits, _ = split_heads(self.teacher_forward(teacher_input))
+        return self._costs(student_output, teacher_logits, batch.labels, step)
+
+    def _costs(
+        self, student_output: torch.Tensor | tuple[torch.Tensor, torch.Tensor], teacher_logits: torch.Tensor, labels: torch.Tensor, step: int,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The costs given the student's output (one or two heads) and the teacher's logits."""
+        class_logits, cons_logits = split_heads(student_output)
+        class_cost = classification_cost(class_logits, labels, self.class_normalize)
+        if self.consistency_on_labeled:
+            cons_cost = self.consistency_fn(cons_logits, teacher_logits)
+        else:
+            cons_cost = self._unlabeled_consistency(cons_logits, teacher_logits, labels == NO_LABEL)
+        weight = _at(self.consistency, step)
+        total = class_cost + weight * cons_cost
+        logs = {
+            "class_cost": class_cost.detach(),
+            "teacher_class_cost": classification_cost(teacher_logits, labels, self.class_normalize).detach(),
+            "consistency_cost": cons_cost.detach(),
+            "consistency_weight": torch.as_tensor(weight),
+        }
+        if self.logit_distance > 0:
+            distance = logit_distance(class_logits, cons_logits, self.logit_distance_classes)
+            total = total + self.logit_distance * distance
+            logs["logit_distance"] = distance.detach()
+        return total, logs
+
+    def _unlabeled_consistency(self, cons_logits: torch.Tensor, teacher_logits: torch.Tensor, unlabeled: torch.Tensor) -> torch.Tensor:
+        """Mean consistency cost over the unlabeled rows (positions, for dense labels): a masked mean,
+        0 when there are none, without a host-side count."""
+        return self.consistency_fn(cons_logits, teacher_logits, mask=unlabeled)

@@ -1,0 +1,5 @@
+"""Running an experiment: the configuration made into parts, the training loop, and the run directory.
+
+``run.train`` (the loop) uses ``run.setup`` (device, model, optimizer, method), ``data.feed`` (the
+training data), ``run.evaluation``, ``run.rundir`` (files) and ``run.progress``.
+"""

@@ -1,0 +1,67 @@
+"""Error rate and classification cost of networks on a test set: shared by training and inference."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Iterable, Iterator
+
+import torch
+from torch import nn
+
+from ..data.augment import Normalizer
+from ..losses import classification_cost
+from ..models import split_heads
+
+
+def autocast(device: torch.device, precision: str, cache: bool = True) -> contextlib.AbstractContextManager:
+    """bf16 autocast or nothing; ``cache=False`` under CUDA-graph capture, which autocast's weight cache breaks."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=cache)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def evaluate_batches(
+    models: dict[str, nn.Module], batches: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]],
+    precision: str = "fp32", channels_last: bool = False,
+) -> dict[str, float]:
+    """Error rate and mean classification cost of each model (in eval mode) over ``batches()``,
+    an iterable of (network input, labels) pairs."""
+    results = {}
+    device = next(next(iter(models.values())).parameters()).device
+    for name, model in models.items():
+        was_training = model.training
+        model.eval()
+        wrong = torch.zeros((), dtype=torch.long, device=device)  # summed on the device: one host read per model
+        cost = torch.zeros((), dtype=torch.float64, device=device)
+        count = 0
+        for x, y in batches():
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast(device, precision):
+                logits, _ = split_heads(model(x))
+            wrong += (logits.argmax(1) != y).sum()
+            cost += classification_cost(logits.float(), y, "batch").double() * len(y)
+            count += len(y)
+        model.train(was_training)
+        results[f"{name}_error"] = int(wrong) / max(count, 1)
+        results[f"{name}_class_cost"] = float(cost) / max(count, 1)
+    return results
+
+
+def evaluate(
+    models: dict[str, nn.Module],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    normalizer: Normalizer,
+    batch_size: int = 500,
+    precision: str = "fp32",
+    channels_last: bool = False,
+) -> dict[str, float]:
+    """Error rate and mean classification cost of each model on stored (see ``Normalizer.prepare``) ``images``."""
+    def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for start in range(0, len(images), batch_size):
+            yield normalizer(images[start : start + batch_size]), labels[start : start + batch_size]
+
+    return evaluate_batches(models, batches, precision, channels_last)

@@ -1,0 +1,267 @@
+"""The training loop: one step at a time, with evaluation, checkpoints and logs at their cadence.
+
+``train(config, run_dir)`` runs (or, with ``resume=True``, continues) one run and writes its run
+directory (see ``run.rundir``).
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import Config, resolve_auto
+from ..data.batch import Batch
+from ..data.batches import IndexBatch, mixed_seed
+from ..data.pipeline import make_split, to_device
+from ..data.sources import Dataset, load_dataset
+from ..data.splits import write_label_file
+from ..data.streaming import FolderIndex, index_image_folder
+from ..errors import MeanTeacherError
+from ..methods import METHODS
+from ..teacher import unwrap
+from .distributed import any_true, average_float_buffers_, barrier, init_world, leave_world, rank_spread
+from .evaluation import evaluate_batches
+from .progress import Progress, plan_line
+from .rundir import RunDirectory, check_architecture
+from .setup import build_feed, build_parts, resolve_device, use_device
+
+
+class TrainingError(MeanTeacherError):
+    """Training cannot go on (e.g. the loss became non-finite)."""
+
+
+def step_seed(seed: int, rank: int, step: int) -> int:
+    """The seed of all randomness (noise, dropout, shake-shake) of one step on one process.
+
+    Reseeding every step makes each step a pure function of (seed, rank, step): a resumed run
+    repeats exactly what an uninterrupted one would have drawn, without saving generator states.
+    """
+    return mixed_seed(seed, rank, step, offset=12_345)
+
+
+class Trainer:
+    """One run: its data feed and parts, built from a config; ``step()`` trains one step, ``run()`` to the end."""
+
+    def __init__(self, config: Config, run_dir: str | Path, resume: bool = False, progress: bool = True,
+                 dataset: Dataset | FolderIndex | None = None) -> None:
+        config.validate()
+        self.run_dir = RunDirectory(run_dir)
+        self.world = init_world("cuda" if config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available()) else "cpu")
+        self.device = resolve_device(config.device, self.world)
+        use_device(self.device, config.deterministic)
+        self.show_progress = progress and self.world.is_main
+        if config.cuda_graphs and (self.device.type != "cuda" or self.world.distributed):
+            raise MeanTeacherError("cuda_graphs needs one process on a CUDA device (not CPU, not torchrun)")
+        torch.manual_seed(config.seed)
+        if resume:
+            check_architecture(self.run_dir.load_checkpoint(), config.arch, self.run_dir.checkpoint)
+        if dataset is None:
+            dataset = (index_image_folder(config.dataset, config.image_size) if config.streaming
+                       else load_dataset(config.dataset, config.test_data or None, extra=config.extra_unlabeled != 0))
+        self.dataset = dataset
+        self.split, self.masked_labels = make_split(dataset, config.labels, config.seed, config.label_file, config.validation_per_class)
+        all_labeled = len(self.split.unlabeled) == 0 and config.extra_unlabeled == 0
+        self.config = config = resolve_auto(config, dataset.num_classes, all_labeled, labeled_images=len(self.split.labeled))
+        self.feed, self.sampler = build_feed(config, dataset, self.split, self.masked_labels, self.device, self.world)
+        self.parts = build_parts(config, dataset.num_classes, dataset.image_shape, len(dataset.train_labels) + self.feed.extra,
+                                 self.device, self.world)
+        self.views, self.labeled_only = METHODS[config.method].views, not METHODS[config.method].uses_unlabeled
+        self.generator = torch.Generator(device=self.device)
+        self.global_step = 0
+        self.log_sums: dict[str, float | torch.Tensor] = {}  # summed on the device: no sync per step
+        self.log_count = 0
+        self.elapsed = self.eval_seconds = self.checkpoint_seconds = 0.0
+        if resume:
+            self._load_checkpoint()
+
+    # ------------------------------------------------------------------ one step
+
+    def batch(self, step: int, index_batch: IndexBatch | None = None) -> Batch:
+        """The noised batch of 0-based ``step`` on this process's device (of ``index_batch``, the
+        sampler's batch of that step, when the caller has it)."""
+        index_batch = self.sampler.batch(step) if index_batch is None else index_batch
+        views, labels, indices = self.feed.views(step, index_batch, self.views, self.generator)
+        if self.config.channels_last:
+            views = [v.contiguous(memory_format=torch.channels_last) for v in views]
+        return Batch(student_input=views[0], teacher_input=views[1] if len(views) > 1 else None, labels=labels,
+                     indices=to_device(indices, self.device), all_labeled=self.labeled_only)
+
+    def step(self) -> dict[str, torch.Tensor]:
+        """Train one step (the next one); returns its detached cost terms.
+
+        With ``cuda_graphs`` the returned tensors are overwritten by the next step: read them first.
+        """
+        step, parts = self.global_step, self.parts
+        seed = step_seed(self.config.seed, self.world.rank, step)
+        torch.manual_seed(seed)
+        self.generator.manual_seed(seed + 1)
+        index_batch = self.sampler.batch(step)  # cheap: permutations are cached per pass
+        batch = self.batch(step, index_batch)
+        parts.hyperparameters.set_step(step)
+        if not parts.hyperparameters.on_device:  # floats: the optimizer takes this step's values
+            values = parts.hyperparameters.values
+            for group in parts.optimizer.param_groups:
+                group["lr"] = values["lr"]
+                if "betas" in group:
+                    group["betas"] = (values["adam_beta1"], values["adam_beta2"])
+        logs = parts.optimize(batch)
+        if index_batch.epoch_end:
+            parts.method.end_epoch()
+        self.global_step += 1
+        return logs
+
+    # ------------------------------------------------------------------ the run
+
+    def run(self) -> dict[str, Any]:
+        """Train to ``config.steps``; returns the summary written to ``summary.json``."""
+        cfg, files = self.config, self.run_dir
+        if self.world.is_main:
+            files.write_config(cfg)
+            write_label_file(files.labels_file, self.dataset.train_ids, self.dataset.classes, self.split.labeled,
+                             self.masked_labels[self.split.labeled])
+        barrier(self.world)
+        self.parts.method.model.train()
+        progress = Progress(cfg.steps, self.global_step, self.show_progress, self._plan())
+        self.last_checkpoint = time.perf_counter()
+        started = time.perf_counter() - self.elapsed
+        steps_started, since, side_seconds = self.global_step, time.perf_counter(), self.eval_seconds + self.checkpoint_seconds
+        try:
+            while self.global_step < cfg.steps:
+                logs = self.step()
+                for key, value in logs.items():
+                    self.log_sums[key] = self.log_sums.get(key, 0.0) + value.detach().float()
+                self.log_count += 1
+                progress.step()
+                step = self.global_step
+                at_eval = step % cfg.eval_every == 0 or step == cfg.steps
+                at_checkpoint = step == cfg.steps or (step % cfg.checkpoint_every == 0 and self._checkpoint_due())
+                if at_eval or at_checkpoint or step % 20 == 0:
+                    self._check_finite()
+                if at_eval:
+                    evaluation_start = time.perf_counter()
+                    record = {"step": step, **{k: float(v) / self.log_count for k, v in self.log_sums.items()}, **self.evaluate()}
+                    self.log_sums, self.log_count = {}, 0
+                    if self.world.is_main:
+                        files.append_metrics(record)
+                    progress.report(step, record)
+                    self.eval_seconds += time.perf_counter() - evaluation_start
+                if at_checkpoint:
+                    checkpoint_start = time.perf_counter()
+                    self.elapsed = time.perf_counter() - started  # the checkpoint records the time so far
+                    self.save_checkpoint()
+                    self.checkpoint_seconds += time.perf_counter() - checkpoint_start
+                    self.last_checkpoint = time.perf_counter()
+                self.elapsed = time.perf_counter() - started
+        finally:
+            progress.close()
+        train_seconds = time.perf_counter() - since - (self.eval_seconds + self.checkpoint_seconds - side_seconds)
+        summary = self._summary(train_seconds, self.global_step - steps_started)
+        if self.world.is_main:
+            from ..report import plot_curves
+
+            files.write_summary(summary)
+            plot_curves(files.metrics, files.curves)
+        barrier(self.world)
+        return summary
+
+    def evaluate(self) -> dict[str, float]:
+        """Test (and validation) error and classification cost of the student and the EMA network."""
+        self._sync_ema_buffers()
+        models, cfg = self.parts.method.evaluation_models(), self.config
+        results = evaluate_batches(models, self.feed.test_batches(), cfg.precision, cfg.channels_last)
+        if self.world.distributed:
+            results["ema_rank_spread"] = rank_spread(self.parts.method.ema.module, self.world)
+        validation = self.feed.validation_batches()
+        if validation is not None:
+            results.update({f"validation_{k}": v for k, v in evaluate_batches(models, validation, cfg.precision, cfg.channels_last).items()})
+        return results
+
+    def _check_finite(self) -> None:
+        if any_true(self.parts.nonfinite, self.world):
+            last = "no checkpoint yet"
+            if self.run_dir.checkpoint.is_file():
+                last = f"the last good checkpoint (step {self.run_dir.load_checkpoint()['step']}) is intact"
+            raise TrainingError(f"loss became non-finite before step {self.global_step}; stopped, {last} in {self.run_dir.path}")
+
+    def _checkpoint_due(self) -> bool:
+        """Whether ``checkpoint_seconds`` have passed since the last checkpoint (or the start), as the
+        main process's clock says: every process must take the same decision."""
+        due = torch.tensor(time.perf_counter() - self.last_checkpoint >= self.config.checkpoint_seconds, device=self.device)
+        if self.world.distributed:
+            torch.distributed.broadcast(due, src=0)
+        return bool(due)
+
+    def _sync_ema_buffers(self) -> None:
+        """Every process holds one EMA network (teacher): average its BatchNorm statistics."""
+        if self.world.distributed:
+            average_float_buffers_(self.parts.method.ema.module, self.world)
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def save_checkpoint(self) -> None:
+        """Write ``checkpoint.pt`` atomically (main process only)."""
+        self._sync_ema_buffers()
+        if self.world.is_main:
+            self.run_dir.save_checkpoint({
+                "arch": self.config.arch, "classes": self.dataset.classes, "image_shape": list(self.dataset.image_shape),
+                "step": self.global_step, "model": unwrap(self.parts.model).state_dict(), "method": self.parts.method.state_dict(),
+                "optimizer": self.parts.optimizer.state_dict(), "normalizer": self.feed.normalizer.state_dict(), "seed": self.config.seed,
+                "log_sums": {key: float(value) for key, value in self.log_sums.items()}, "log_count": self.log_count,
+                "elapsed": self.elapsed, "eval_seconds": self.eval_seconds, "checkpoint_seconds": self.checkpoint_seconds,
+            })
+
+    def _load_checkpoint(self) -> None:
+        state = self.run_dir.load_checkpoint()
+        optimizer = self.parts.optimizer
+        try:
+            unwrap(self.parts.model).load_state_dict(state["model"])
+            self.parts.method.load_state_dict(state["method"])
+            own = [{key: value for key, value in group.items() if key != "params"} for group in optimizer.param_groups]
+            optimizer.load_state_dict(state["optimizer"])
+            for group, settings in zip(optimizer.param_groups, own):  # this run's own lr and betas (tensors or floats)
+                group.update(settings)
+        except (RuntimeError, KeyError, ValueError) as error:
+            raise MeanTeacherError(f"{self.run_dir.checkpoint}: does not fit this run's model ({str(error).splitlines()[0]})") from None
+        self.global_step = int(state["step"])
+        self.log_sums, self.log_count = dict(state["log_sums"]), int(state["log_count"])
+        self.elapsed, self.eval_seconds = float(state["elapsed"]), float(state["eval_seconds"])
+        self.checkpoint_seconds = float(state["checkpoint_seconds"])
+        if self.world.is_main:
+            self.run_dir.truncate_metrics(self.global_step)
+
+    # ------------------------------------------------------------------ what the run says
+
+    def _plan(self) -> str:
+        data = self.dataset
+        return plan_line(self.config, data.name, len(data.train_labels), len(self.split.labeled), self.sampler.labeled_per_batch,
+                         data.num_classes, self.config.steps - self.global_step, self.run_dir.path)
+
+    def _summary(self, train_seconds: float, steps: int) -> dict[str, Any]:
+        """The run's summary; its speed is that of the ``steps`` trained since this process started (``train_seconds``)."""
+        last, cfg = self.run_dir.last_metrics(), self.config
+        return {
+            "method": cfg.method, "dataset": self.dataset.name, "labels": len(self.split.labeled), "seed": cfg.seed,
+            "steps": self.global_step, "arch": cfg.arch, "student_error": last.get("student_error"), "ema_error": last.get("ema_error"),
+            **{key: last[key] for key in ("validation_ema_error", "validation_student_error") if key in last},
+            "precision": cfg.precision, "seconds": round(self.elapsed, 2),
+            "train_seconds": round(self.elapsed - self.eval_seconds - self.checkpoint_seconds, 2),
+            "eval_seconds": round(self.eval_seconds, 2), "checkpoint_seconds": round(self.checkpoint_seconds, 2),
+            "images_per_second": round(steps * cfg.batch_size / train_seconds, 1) if train_seconds > 0 else None,
+        }
+
+
+def train(config: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) training as configured and write the run directory; returns the summary."""
+    RunDirectory(run_dir).prepare(resume)
+    trainer = Trainer(config, run_dir, resume=resume, progress=progress)
+    world = trainer.world
+    try:
+        return trainer.run()
+    finally:
+        del trainer  # its DDP wrapper holds the process group, which must be gone before the group ends
+        gc.collect()
+        leave_world(world)

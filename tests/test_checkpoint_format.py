@@ -1,0 +1,50 @@
+"""Run directories written by earlier versions of the package (checkpoint format 2) still resume,
+evaluate and export. ``tests/data/format2-run`` was written before the trainer was split into
+``meanteacher.run``: 20 steps on the digits with a small MLP, checkpoint at step 20."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from meanteacher.config import apply_settings
+from meanteacher.inference import export_model, load_model, load_run
+from meanteacher.run.rundir import CHECKPOINT_FORMAT, RunDirectory, load_checkpoint, read_metrics
+from meanteacher.run.train import train
+
+FIXTURE = Path(__file__).parent / "data" / "format2-run"
+
+
+@pytest.fixture
+def old_run(tmp_path):
+    run_dir = tmp_path / "format2-run"
+    shutil.copytree(FIXTURE, run_dir)
+    return run_dir
+
+
+def test_the_fixture_is_a_format_2_checkpoint():
+    assert CHECKPOINT_FORMAT == 2
+    assert load_checkpoint(FIXTURE / "checkpoint.pt")["step"] == 20
+
+
+def test_an_old_run_resumes_to_a_longer_end(old_run):
+    before = (old_run / "metrics.jsonl").read_text()
+    config = apply_settings(RunDirectory(old_run).read_config(), {"steps": 30}, "test")
+    summary = train(config, old_run, resume=True, progress=False)
+    assert summary["steps"] == 30
+    assert [record["step"] for record in read_metrics(old_run / "metrics.jsonl")] == [10, 20, 30]
+    assert (old_run / "metrics.jsonl").read_text().startswith(before)  # what the old version wrote is kept as it was
+    assert load_checkpoint(old_run / "checkpoint.pt")["step"] == 30
+
+
+def test_an_old_run_evaluates_and_exports(old_run, tmp_path):
+    run = load_run(old_run)
+    last = read_metrics(old_run / "metrics.jsonl")[-1]
+    results = run.evaluate()
+    for network in ("ema", "student"):  # the networks evaluated at step 20, read back from the checkpoint
+        assert results[f"{network}_error"] == pytest.approx(last[f"{network}_error"], abs=0.01)
+    weights, _ = export_model(old_run, tmp_path / "model.pt")
+    images = run.normalizer(run.normalizer.prepare(torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8)))
+    with torch.no_grad():
+        assert torch.equal(load_model(weights)(images), run.predictor(images))
