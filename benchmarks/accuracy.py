@@ -35,7 +35,7 @@ from meanteacher.report import error_curves, mean_std, plot_comparison
 
 from .common import machine, today
 from .defaults import DEFAULT_LR, LONGER, OUT, recipe_job
-from .runner import Job, finished, run_jobs, tuned_runs_parser
+from .runner import Job, Sweep, choose_on_validation, finished, tuned_runs_parser
 
 STEPS = {1000: 1500, 4000: 5000}
 """Steps per label count: the same for every method."""
@@ -52,19 +52,19 @@ the default learning rate)."""
 FIGURE = Path(__file__).resolve().parents[1] / "docs" / "figure3-cpu-{labels}-{steps}.png"
 
 
+def tuning_grid() -> dict[tuple[int, str], dict[float, Job]]:
+    """Per label count and tuned method, the run at seed 0 of each learning rate."""
+    return {(labels, method): {lr: recipe_job(labels, steps, method, 0, lr=lr) for lr in LEARNING_RATES}
+            for labels, steps in STEPS.items() for method in TUNED}
+
+
 def tune_jobs() -> list[Job]:
-    return [recipe_job(labels, steps, method, 0, lr=lr) for labels, steps in STEPS.items() for method in TUNED for lr in LEARNING_RATES]
+    return [job for jobs in tuning_grid().values() for job in jobs.values()]
 
 
 def chosen_lr(summaries: dict[str, dict[str, Any]], labels: int, method: str) -> float | None:
     """The learning rate of the grid with the lowest validation error (None until the grid is done)."""
-    scores = {}
-    for lr in LEARNING_RATES:
-        summary = summaries.get(recipe_job(labels, STEPS[labels], method, 0, lr=lr).name)
-        if summary is None:
-            return None
-        scores[lr] = summary["validation_ema_error"]
-    return min(scores, key=scores.get)
+    return choose_on_validation({lr: summaries.get(job.name) for lr, job in tuning_grid()[(labels, method)].items()})
 
 
 def learning_rate(choices: dict[tuple[int, str], float], labels: int, method: str) -> float:
@@ -143,16 +143,9 @@ def longer_jobs(seeds: list[int], choices: dict[tuple[int, str], float]) -> list
 def main(argv: list[str] | None = None) -> int:
     args = tuned_runs_parser(__doc__, "write the runs, the chosen learning rates, the table and the crossings here", OUT).parse_args(argv)
     out = Path(args.out)
-    if args.phase in ("tune", "all"):
-        run_jobs(tune_jobs(), out, args.workers)
-    tuning = finished(tune_jobs(), out)
-    choices = {(labels, method): lr for labels in STEPS for method in TUNED if (lr := chosen_lr(tuning, labels, method)) is not None}
+    sweep = Sweep(tuning_grid(), lambda choices: table_jobs(args.seeds, choices) + longer_jobs(args.seeds, choices))
+    tuning, choices, _ = sweep.run(args.phase, out, args.workers)
     jobs, longer_runs = table_jobs(args.seeds, choices), longer_jobs(args.seeds, choices)
-    if args.phase in ("table", "all"):
-        untuned = [f"{method} at {labels} labels" for labels in STEPS for method in TUNED if (labels, method) not in choices]
-        if untuned:
-            print(f"tuning not finished for {', '.join(untuned)}: the default learning rate {DEFAULT_LR} is used", flush=True)
-        run_jobs(jobs + longer_runs, out, args.workers)
     summaries = finished(jobs, out)
     table = rows(jobs, summaries)
     for row in table:

@@ -53,14 +53,18 @@ def lr_suffix(lr: float) -> str:
 def recipe_job(labels: int, steps: int, method: str, seed: int, lr: float = DEFAULT_LR) -> Job:
     """One run of the user's recipe; named ``verify-LABELS-STEPS-METHOD-sSEED`` (with ``lr_suffix``),
     a name ``benchmarks.accuracy`` shares for the same run."""
-    return Job(f"verify-{labels}-{steps}-{method}{lr_suffix(lr)}-s{seed}", recipe_config(labels=labels, steps=steps, seed=seed, method=method, lr=lr))
+    fields = {"phase": "verify", "labels": labels, "steps": steps, "method": method, "seed": seed, "lr": lr}
+    return Job(f"verify-{labels}-{steps}-{method}{lr_suffix(lr)}-s{seed}", recipe_config(**{k: v for k, v in fields.items() if k != "phase"}), fields)
 
 
 def choose_jobs(seeds: list[int]) -> list[Job]:
-    return [
-        Job(f"choose-c{int(c)}-l{k}-s{seed}", recipe_config(labels=1000, steps=1000, seed=seed, consistency=c, labeled_per_batch=k))
-        for seed in seeds for c in CHOICES["consistency"] for k in CHOICES["labeled_per_batch"]
-    ]
+    return [_job("choose", f"choose-c{int(c)}-l{k}-s{seed}", labels=1000, steps=1000, seed=seed, consistency=c, labeled_per_batch=k)
+            for seed in seeds for c in CHOICES["consistency"] for k in CHOICES["labeled_per_batch"]]
+
+
+def _job(phase: str, name: str, **settings) -> Job:
+    """A run of the user's recipe that sets ``settings`` (Mean Teacher unless they say otherwise)."""
+    return Job(name, recipe_config(**settings), {"phase": phase, "method": "mean-teacher", **settings})
 
 
 SHORT_RUNS = {(1000, 500): (50, 75), (4000, 500): (50, 75, 100), (4000, 1500): (50, 75)}
@@ -71,9 +75,9 @@ images per batch of 100 tried there, on the validation split."""
 def share_jobs(seeds: list[int]) -> list[Job]:
     """Mean Teacher with each labeled share of ``SHORT_RUNS`` (and, at 4000 labels and 1500 steps, a
     consistency weight of 1 per class instead of 3 as the other way to let the labels through)."""
-    jobs = [Job(f"share-{labels}-{steps}-l{k}-s{seed}", recipe_config(labels=labels, steps=steps, seed=seed, labeled_per_batch=k))
+    jobs = [_job("share", f"share-{labels}-{steps}-l{k}-s{seed}", labels=labels, steps=steps, seed=seed, labeled_per_batch=k)
             for seed in seeds for (labels, steps), shares in SHORT_RUNS.items() for k in shares]
-    return jobs + [Job(f"share-4000-1500-l50-c10-s{seed}", recipe_config(labels=4000, steps=1500, seed=seed, labeled_per_batch=50, consistency=10.0))
+    return jobs + [_job("share", f"share-4000-1500-l50-c10-s{seed}", labels=4000, steps=1500, seed=seed, labeled_per_batch=50, consistency=10.0)
                    for seed in seeds]
 
 

@@ -23,6 +23,17 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 RESULTS = DOCS / "bench"
 
 
+def _runs(runs: dict[str, dict], **fields) -> list[dict]:
+    """The runs whose fields (set by their benchmark's jobs) are ``fields``; a field given as None must be unset."""
+    return [run for run in runs.values() if all(run.get(name) == value for name, value in fields.items())]
+
+
+def _run(runs: dict[str, dict], **fields) -> dict | None:
+    """The first run with ``fields`` (see ``_runs``), or None."""
+    found = _runs(runs, **fields)
+    return found[0] if found else None
+
+
 def _load(name: str) -> dict | None:
     path = RESULTS / f"{name}.json"
     return json.loads(path.read_text()) if path.is_file() else None
@@ -133,7 +144,7 @@ def _percent(values: list[float]) -> str:
 
 def defaults_section(result: dict) -> str:
     from .common import markdown_table
-    from .defaults import BUDGETS, CHOICES, LABELS, LONGER, SHORT_RUNS
+    from .defaults import BUDGETS, CHOICES, DEFAULT_LR, LABELS, LONGER, SHORT_RUNS
 
     runs = result["runs"]
     text = _stamp(result, "python -m benchmarks.defaults --phase report --seeds 0 1 2 --json docs/bench/defaults.json") + (
@@ -148,7 +159,7 @@ def defaults_section(result: dict) -> str:
     rows = []
     for weight in CHOICES["consistency"]:
         for labeled in CHOICES["labeled_per_batch"]:
-            found = [r for name, r in runs.items() if name.startswith(f"choose-c{int(weight)}-l{labeled}-")]
+            found = _runs(runs, phase="choose", consistency=weight, labeled_per_batch=labeled)
             if found:
                 rows.append([f"{weight / 10:g} per class ({weight:g})", labeled, _percent([r["validation_ema_error"] for r in found]),
                              _percent([r["ema_error"] for r in found])])
@@ -157,16 +168,17 @@ def defaults_section(result: dict) -> str:
              "of each batch labeled, validation error of the EMA network, with supervised-only's beside it.\n\n")
     rows = []
     for (labels, steps), shares in SHORT_RUNS.items():
-        supervised = runs.get(f"verify-{labels}-{steps}-supervised-s0")
-        cells = [f"{100 * r['validation_ema_error']:.2f}" if (r := runs.get(f"share-{labels}-{steps}-l{k}-s0")) else "–" for k in (50, 75, 100)]
-        weight = runs.get(f"share-{labels}-{steps}-l50-c10-s0")
+        supervised = _run(runs, phase="verify", labels=labels, steps=steps, method="supervised", seed=0, lr=DEFAULT_LR)
+        cells = [f"{100 * r['validation_ema_error']:.2f}" if (r := _run(runs, phase="share", labels=labels, steps=steps, labeled_per_batch=k,
+                                                                         seed=0, consistency=None)) else "–" for k in (50, 75, 100)]
+        weight = _run(runs, phase="share", labels=labels, steps=steps, labeled_per_batch=50, seed=0, consistency=10.0)
         rows.append([labels, steps, f"{100 * supervised['validation_ema_error']:.2f}" if supervised else "–", *cells,
                      f"{100 * weight['validation_ema_error']:.2f}" if weight else "–"])
     text += markdown_table(["labels", "steps", "supervised-only", "50 labeled", "75 labeled", "100 labeled",
                             "50 labeled, weight 1 per class"], rows) + "\n"
     rows = []
     for labels, steps in [(labels, steps) for steps in BUDGETS for labels in LABELS] + list(LONGER):
-        errors = {method: {r["seed"]: r["ema_error"] for name, r in runs.items() if name.startswith(f"verify-{labels}-{steps}-{method}-s")}
+        errors = {method: {r["seed"]: r["ema_error"] for r in _runs(runs, phase="verify", labels=labels, steps=steps, method=method, lr=DEFAULT_LR)}
                   for method in ("supervised", "mean-teacher")}
         paired = sorted(set(errors["supervised"]) & set(errors["mean-teacher"]))
         gains = [errors["supervised"][seed] - errors["mean-teacher"][seed] for seed in paired]

@@ -11,9 +11,9 @@ import multiprocessing
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from meanteacher.config import Config
 from meanteacher.run.rundir import read_summary
@@ -33,10 +33,48 @@ def tuned_runs_parser(description: str, json_help: str, out: str) -> argparse.Ar
 
 @dataclass
 class Job:
-    """One run: its directory name under the output folder and its configuration."""
+    """One run: its directory name under the output folder, its configuration, and the fields that set
+    it apart from the other runs of its benchmark (phase, labels, steps, method, seed, learning rate,
+    and whatever else it varies). The fields go into its summary; nothing reads them back from the name."""
 
     name: str
     config: Config
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def choose_on_validation(grid: dict[float, dict[str, Any] | None]) -> float | None:
+    """The grid value whose finished run has the lowest validation error of its EMA network, the smaller
+    value on a tie; None until every run of the grid has finished. The test set is never looked at."""
+    if any(summary is None for summary in grid.values()):
+        return None
+    return min(sorted(grid), key=lambda value: grid[value]["validation_ema_error"])
+
+
+@dataclass
+class Sweep:
+    """Tune, then tabulate: each cell's grid of runs at seed 0 (``grid``: cell -> grid value -> job), the
+    value chosen on the validation split, then the runs of the table over seeds (``table``: the choices
+    made so far -> jobs)."""
+
+    grid: dict[Any, dict[float, Job]]
+    table: Callable[[dict[Any, float]], list[Job]]
+
+    def run(self, phase: str, out: Path, workers: int) -> tuple[dict[str, dict[str, Any]], dict[Any, float], list[Job]]:
+        """Train what ``phase`` (tune, table, all, report) asks; returns the finished grid runs, the
+        choices and the table's jobs."""
+        grid_jobs = [job for jobs in self.grid.values() for job in jobs.values()]
+        if phase in ("tune", "all"):
+            run_jobs(grid_jobs, out, workers)
+        tuning = finished(grid_jobs, out)
+        choices = {cell: value for cell, jobs in self.grid.items()
+                   if (value := choose_on_validation({v: tuning.get(job.name) for v, job in jobs.items()})) is not None}
+        table = self.table(choices)
+        if phase in ("table", "all"):
+            untuned = [str(cell) for cell in self.grid if cell not in choices]
+            if untuned:
+                print(f"tuning not finished for {', '.join(untuned)}", flush=True)
+            run_jobs(table, out, workers)
+        return tuning, choices, table
 
 
 def _claim(run_dir: Path) -> bool:
@@ -109,11 +147,12 @@ def run_jobs(jobs: list[Job], out: Path, workers: int = 2, threads: int = 1) -> 
 
 
 def finished(jobs: list[Job], out: Path) -> dict[str, dict[str, Any]]:
-    """The summaries of the jobs that have finished, by name, each with the run's learning rate added."""
+    """The summaries of the jobs that have finished, by name, each with the run's learning rate and the
+    job's fields added."""
     summaries = {}
     for job in jobs:
         if (out / job.name / "summary.json").is_file():
-            summaries[job.name] = read_summary(out / job.name) | {"lr": job.config.lr}
+            summaries[job.name] = read_summary(out / job.name) | {"lr": job.config.lr} | job.fields
     return summaries
 
 
@@ -162,8 +201,6 @@ def restore(source: Path, out: Path) -> int:
 
 
 if __name__ == "__main__":
-    import argparse
-
     parser = argparse.ArgumentParser(description="Keep finished runs beyond this machine: archive OUT FILE.tar.gz, or restore FILE.tar.gz OUT.")
     parser.add_argument("action", choices=("archive", "restore"))
     parser.add_argument("first", type=Path)

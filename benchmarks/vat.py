@@ -27,7 +27,7 @@ from meanteacher.report import mean_std, plot_comparison
 from .common import machine, today
 from . import accuracy
 from .defaults import DEFAULT_LR, OUT, lr_suffix, recipe_config, recipe_job
-from .runner import Job, finished, run_jobs, tuned_runs_parser
+from .runner import Job, Sweep, choose_on_validation, finished, tuned_runs_parser
 
 LABELS, STEPS = 1000, 1500
 VAT_METHODS = ("vat", "mean-teacher-vat")
@@ -39,8 +39,9 @@ FIGURE = Path(__file__).resolve().parents[1] / "docs" / "vat-cpu-1000.png"
 
 def vat_job(method: str, eps: float, seed: int, lr: float = DEFAULT_LR) -> Job:
     """One VAT run of the recipe (named with ``lr_suffix``)."""
+    fields = {"phase": "vat", "labels": LABELS, "steps": STEPS, "method": method, "vat_eps": eps, "seed": seed, "lr": lr}
     return Job(f"vat-{LABELS}-{STEPS}-{method}-eps{eps:g}{lr_suffix(lr)}-s{seed}",
-               recipe_config(labels=LABELS, steps=STEPS, seed=seed, method=method, vat_eps=eps, lr=lr))
+               recipe_config(**{k: v for k, v in fields.items() if k != "phase"}), fields)
 
 
 def mean_teacher_lr(out: Path) -> float:
@@ -49,14 +50,14 @@ def mean_teacher_lr(out: Path) -> float:
     return accuracy.chosen_lr(tuning, LABELS, "mean-teacher") or DEFAULT_LR
 
 
-def tune_jobs(lr: float) -> list[Job]:
-    return [vat_job(method, eps, 0, lr) for method in VAT_METHODS for eps in EPS_GRID]
+def tuning_grid(lr: float) -> dict[str, dict[float, Job]]:
+    """Per VAT method, the run at seed 0 of each perturbation norm."""
+    return {method: {eps: vat_job(method, eps, 0, lr) for eps in EPS_GRID} for method in VAT_METHODS}
 
 
 def chosen_eps(tuning: dict[str, dict[str, Any]], method: str, lr: float) -> float | None:
     """The norm of the grid with the lowest validation error, the smaller on a tie (None until the grid is done)."""
-    scores = {eps: tuning[job.name]["validation_ema_error"] for eps in EPS_GRID if (job := vat_job(method, eps, 0, lr)).name in tuning}
-    return min(scores, key=scores.get) if len(scores) == len(EPS_GRID) else None
+    return choose_on_validation({eps: tuning.get(job.name) for eps, job in tuning_grid(lr)[method].items()})
 
 
 def table_jobs(seeds: list[int], choices: dict[str, float], lr: float) -> dict[str, list[Job]]:
@@ -90,18 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     args = tuned_runs_parser(__doc__, "write the tuning, the chosen norms, the table and the runs here", OUT).parse_args(argv)
     out = Path(args.out)
     lr = mean_teacher_lr(out)
-    grid = tune_jobs(lr)
-    if args.phase in ("tune", "all"):
-        run_jobs(grid, out, args.workers)
-    done = finished(grid, out)
-    tuning = {job.name: done[job.name] | {"vat_eps": job.config.vat_eps} for job in grid if job.name in done}
-    choices = {method: eps for method in VAT_METHODS if (eps := chosen_eps(tuning, method, lr)) is not None}
+    sweep = Sweep(tuning_grid(lr), lambda choices: [job for jobs in table_jobs(args.seeds, choices, lr).values() for job in jobs])
+    tuning, choices, _ = sweep.run(args.phase, out, args.workers)
     jobs = table_jobs(args.seeds, choices, lr)
-    if args.phase in ("table", "all"):
-        untuned = [method for method in VAT_METHODS if method not in choices]
-        if untuned:
-            print(f"tuning not finished for {', '.join(untuned)}: run --phase tune first; those rows are left out", flush=True)
-        run_jobs([job for method_jobs in jobs.values() for job in method_jobs], out, args.workers)
     summaries = finished([job for method_jobs in jobs.values() for job in method_jobs], out)
     table = rows(jobs, summaries)
     for row in table:

@@ -110,3 +110,21 @@ def test_the_vat_runs_take_the_learning_rate_the_accuracy_benchmark_chose_for_me
     assert vat.mean_teacher_lr(tmp_path) == grid[2].config.lr != DEFAULT_LR
     mean_teacher_runs = vat.table_jobs([0, 1], {"vat": 4.0}, grid[2].config.lr)["mean-teacher"]
     assert [job.config.lr for job in mean_teacher_runs] == [grid[2].config.lr] * 2
+
+
+def test_finished_runs_carry_their_jobs_fields_and_ties_go_to_the_smaller_value(tmp_path):
+    import json
+
+    from benchmarks.defaults import choose_jobs, recipe_job
+    from benchmarks.runner import choose_on_validation, finished
+
+    jobs = [recipe_job(1000, 1500, "mean-teacher", 2, lr=0.006), choose_jobs([0])[0]]
+    for job in jobs:
+        (tmp_path / job.name).mkdir()
+        (tmp_path / job.name / "summary.json").write_text(json.dumps({"ema_error": 0.4}))
+    runs = finished(jobs, tmp_path)
+    assert runs[jobs[0].name] == {"ema_error": 0.4, "phase": "verify", "labels": 1000, "steps": 1500, "method": "mean-teacher",
+                                  "seed": 2, "lr": 0.006}
+    assert runs[jobs[1].name]["consistency"] == jobs[1].config.consistency and runs[jobs[1].name]["phase"] == "choose"
+    assert choose_on_validation({2.0: {"validation_ema_error": 0.3}, 1.0: {"validation_ema_error": 0.3}, 4.0: {"validation_ema_error": 0.5}}) == 1.0
+    assert choose_on_validation({1.0: {"validation_ema_error": 0.3}, 2.0: None}) is None
