@@ -265,6 +265,19 @@ def throughput_section(result: dict) -> str:
     return text
 
 
+def image_size_section(result: dict) -> str:
+    from .image_size import MINUTES, STEPS_WANTED, table as image_size_table
+
+    text = _stamp(result, result["command"]) + (
+        f"\nA Mean Teacher step (batch 100, ConvNet-13, {result['precision']}, {result['threads']} threads) on images of each "
+        f"size, median of {result['repeats']} steps. An in-memory image folder is brought down to the default size "
+        f"as it is decoded: the largest size at which width 0.25 takes {STEPS_WANTED:,} steps (the CPU Table 2's "
+        f"shortest budget) in {MINUTES} minutes.\n\n"
+    )
+    text += image_size_table(result) + "\n"
+    return text + f"Chosen: **{result['chosen']} px** (`config.FOLDER_IMAGE_SIZE`; `--image-size N` sets another).\n\n" + result.get("notes", "") + "\n"
+
+
 SECTIONS = [
     ("## The demo under several CPU kernel sets", "demo", demo_section),
     ("## Defaults for a user's own data", "defaults", defaults_section),
@@ -273,6 +286,7 @@ SECTIONS = [
     ("## 2. Speed: one table, one run, ratios", "speed", speed_section),
     ("## EMA update cost", "ema", ema_section),
     ("## Loading the CIFAR-10 JPEG archive", "data_load", data_section),
+    ("## Image size for a folder of photos", "image_size", image_size_section),
     ("## 3. GPU: achieved TFLOP/s of the paper-scale step", "throughput", throughput_section),
 ]
 """Each section: its heading, the JSON file in docs/bench/ it is written from, and the function writing its body."""

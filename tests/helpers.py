@@ -24,6 +24,7 @@ TINY = {
     "eval_every": 10,
     "checkpoint_every": 10,
     "checkpoint_seconds": 0.0,
+    "precision": "fp32",
 }
 
 
@@ -107,3 +108,30 @@ class HostReads(TorchDispatchMode):
                 self.reads.append(name)
         return func(*args, **kwargs)
 
+
+
+class Watched(nn.Module):
+    """A slow ConvNet that keeps, at its second training forward pass (the second step of a supervised
+    run), what the process had written to ``sys.stderr`` by then (``Watched.seen``)."""
+
+    seen: list[str] = []
+
+    def __init__(self, num_classes, in_channels, **options):
+        super().__init__()
+        self.net = ConvNet13(num_classes, in_channels, **options)
+        self.calls = 0
+
+    def forward(self, x):
+        import sys
+        import time
+
+        if self.training:
+            self.calls += 1
+            time.sleep(0.5)
+            if self.calls == 2:
+                Watched.seen.append(sys.stderr.getvalue())
+        return self.net(x)
+
+
+def watched(num_classes, in_channels, **options):
+    return Watched(num_classes, in_channels, **options)

@@ -47,7 +47,9 @@ def test_a_run_without_preset_learns_and_its_schedules_complete(image_folder, tm
     plan = [line for line in result.stderr.splitlines() if "run directory" in line]
     assert len(plan) == 1, result.stderr
     assert "1,347 training images, 100 labeled, 10 classes; 300 steps of 100 images (50 labeled: 150 passes over the labeled images)" in plan[0]
-    assert "to go" in plan[0] and str(run) in plan[0]
+    assert str(run) in plan[0]
+    lines = result.stderr.splitlines()
+    assert "first step" in lines[lines.index(plan[0]) + 1] and "to go" in lines[lines.index(plan[0]) + 1]  # estimated after one step
     assert "few for" not in plan[0]  # 150 passes: enough for Mean Teacher to pay on CIFAR-10
     assert "warning" not in result.stderr
 
@@ -136,3 +138,15 @@ def test_a_run_too_short_for_its_labels_is_told_before_it_starts(image_folder, t
     assert result.returncode == 0, result.stderr[-2000:]
     plan = [line for line in result.stderr.splitlines() if "run directory" in line]
     assert "(75 labeled: 15 passes over the labeled images) - few for mean-teacher" in plan[0], plan
+
+
+def test_bf16_is_the_default_only_on_a_cpu_that_computes_it_in_hardware(monkeypatch):
+    from meanteacher import hardware
+    from meanteacher.config import load_preset
+
+    for native, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda native=native: native)
+        assert resolve_auto(Config(dataset="digits"), 10, False, labeled_images=50).precision == expected
+        assert resolve_auto(Config(dataset="digits"), 10, False, labeled_images=50, device_type="cuda").precision == "fp32"
+        assert resolve_auto(Config(dataset="digits", precision="fp32"), 10, False, labeled_images=50).precision == "fp32"
+    assert load_preset("demo-digits").precision == "fp32"  # presets keep the paper's arithmetic

@@ -157,3 +157,17 @@ def test_checkpoints_are_spaced_in_steps_and_in_time(tmp_path, monkeypatch, seco
     monkeypatch.setattr(trainer, "save_checkpoint", lambda: (steps.append(trainer.global_step), save()))
     trainer.run()
     assert steps == written  # the last step always writes one
+
+
+def test_the_plan_and_a_first_estimate_come_before_the_second_step(tmp_path, monkeypatch):
+    import io
+
+    from tests.helpers import Watched
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal: plain lines
+    Watched.seen.clear()
+    Trainer(tiny_config(method="supervised", arch="tests.helpers:watched", steps=3, eval_every=3), tmp_path, progress=True).run()
+    before_second_step = Watched.seen[0]
+    assert "run directory" in before_second_step  # the plan line
+    assert "first step" in before_second_step and "to go" in before_second_step  # estimated from one timed step
+    assert "step 1/3" in before_second_step and "images/s" in before_second_step  # the progress line

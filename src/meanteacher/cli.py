@@ -15,6 +15,7 @@ from typing import Any
 
 from .config import Config, apply_settings, list_presets, load_preset, parse_set_options
 from .errors import MeanTeacherError
+from .run.budget import parse_duration
 from .report import ema_name
 
 EXIT_USAGE = 2
@@ -38,6 +39,11 @@ def _train_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--method", help="mean-teacher, pi, supervised, temporal-ensembling, vat or mean-teacher-vat")
     parser.add_argument("--arch", help="architecture name or package.module:factory")
     parser.add_argument("--steps", type=int)
+    parser.add_argument("--time", dest="time_budget", metavar="DURATION",
+                        help="train for about this long (e.g. 90s, 10m, 1.5h), the set-up, evaluations and checkpoints included: "
+                        "a step is timed on this machine and --steps set to what fits")
+    parser.add_argument("--image-size", type=int, help="bring larger images of a folder down to N x N as they are decoded "
+                        "(shorter side to N, centre crop; default 64, and 224 crops for streamed folders)")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--labeled-per-batch", type=int, help="labeled examples per batch; -1 samples labeled and unlabeled alike "
                         "(default without a preset: half the batch, or -1 when every image is labeled)")
@@ -57,13 +63,15 @@ def _train_parser(commands: argparse._SubParsersAction) -> None:
 
 
 FLAG_KEYS = ("dataset", "test_data", "labels", "label_file", "method", "arch", "steps", "batch_size", "labeled_per_batch",
-             "ema_decay", "consistency", "consistency_type", "logit_distance", "seed", "device", "precision")
+             "ema_decay", "consistency", "consistency_type", "logit_distance", "seed", "device", "precision", "image_size")
 
 
 def resolve_config(args: argparse.Namespace) -> Config:
     """Preset (or defaults), then the explicit flags, then ``--set`` overrides."""
     config = load_preset(args.preset) if args.preset else Config()
     flags = {key: getattr(args, key) for key in FLAG_KEYS if getattr(args, key, None) is not None}
+    if args.time_budget is not None:
+        flags["time_budget"] = parse_duration(args.time_budget)
     config = apply_settings(config, flags, "command line")
     config = apply_settings(config, parse_set_options(args.settings), "--set")
     if args.preset and not config.dataset:

@@ -21,7 +21,9 @@ else:  # pragma: no cover - Python 3.10
 
 
 AUTO_FIELDS = {"rampup_steps": int, "rampdown_steps": int, "ema_decay": float, "ema_decay_rampup": float, "consistency": float,
-               "labeled_per_batch": int}
+               "labeled_per_batch": int, "precision": str}
+OPTIONAL_FIELDS = {**AUTO_FIELDS, "image_size": int, "time_budget": float}
+"""Settings that may be ``None`` ("auto"), with the type of their values."""
 """Settings that may be left to the run (``None``, written "auto" in TOML and on the command line): derived
 from its length, batch, classes and labels by ``resolve_auto``, once, before the run starts."""
 
@@ -43,9 +45,15 @@ labeled images and was level or behind below; a run that makes fewer is told so 
 CONSISTENCY_PER_CLASS = 3.0
 """MSE consistency weight per class (the authors' rule of thumb: between C and C**2 for C classes)."""
 
+FOLDER_IMAGE_SIZE = 64
+"""Default side of in-memory image folders: larger photos are brought down to 64 x 64 as they are decoded
+(docs/benchmarks.md, "Image size for a folder of photos", has the step times this was chosen from)."""
+STREAMED_IMAGE_SIZE = 224
+"""Default crop of streamed (ImageNet-style) folders: the paper's ResNeXt runs."""
+
 PAPER_SCHEDULE = {
     "rampup_steps": 40_000, "rampdown_steps": 25_000, "ema_decay": 0.999, "ema_decay_rampup": 0.99,
-    "consistency": 100.0, "labeled_per_batch": -1, "class_normalize": "batch",
+    "consistency": 100.0, "labeled_per_batch": -1, "class_normalize": "batch", "precision": "fp32",
 }
 """The paper's TensorFlow ConvNet runs: what a preset starts from before its own values."""
 
@@ -107,6 +115,9 @@ class Config:
     """Classification cost divided by the "labeled" examples of the batch, or by the whole "batch" (the paper's code)."""
     # optimization
     steps: int = 150_000
+    time_budget: float | None = None
+    """Seconds the run may take (``--time 10m``): its step, an evaluation and a checkpoint are timed on
+    its own data and network and ``steps`` is set to what fits; the schedules then follow ``steps``."""
     batch_size: int = 100
     labeled_per_batch: int | None = None
     """Labeled examples in each batch; -1 draws labeled and unlabeled alike ("varying")."""
@@ -137,7 +148,9 @@ class Config:
     large share of the run; a killed run loses at most this long, or ``checkpoint_every`` steps."""
     eval_batch_size: int = 500
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str | None = None
+    """"fp32" or "bf16" (autocast). Auto: bf16 on a CPU with bf16 in hardware (AVX512_BF16 or AMX), where it
+    is faster, fp32 elsewhere (emulated bf16 is slower); presets start from fp32."""
     channels_last: bool = False
     compile: bool = False
     cuda_graphs: bool = False
@@ -153,7 +166,10 @@ class Config:
     workers: int = 4
     streaming: bool = False
     """Decode and augment each image in DataLoader workers (Appendix B.2.2) instead of holding the set in memory."""
-    image_size: int = 224
+    image_size: int | None = None
+    """Side of the square images an image folder is brought down to: in memory, at decode (shorter side to
+    this, then a centre crop; smaller images are kept as they are); streamed, the crops' size. Auto:
+    ``FOLDER_IMAGE_SIZE`` in memory, ``STREAMED_IMAGE_SIZE`` streamed (see ``resolve_image_size``)."""
 
     def validate(self) -> None:
         """Raise ``MeanTeacherError`` naming the first setting that cannot work."""
@@ -171,7 +187,7 @@ class Config:
             "logit_distance_classes": ("mean", "sum"),
         }
         for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
+            if getattr(self, name) not in allowed and not (name in AUTO_FIELDS and getattr(self, name) is None):
                 raise MeanTeacherError(f"unknown {name} {getattr(self, name)!r}; expected one of: {', '.join(allowed)}")
         if not self.dataset:
             raise MeanTeacherError("no dataset: pass --data PATH (or 'digits' for the built-in one)")
@@ -179,6 +195,10 @@ class Config:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise MeanTeacherError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.time_budget is not None and self.time_budget <= 0:
+            raise MeanTeacherError(f"time_budget must be positive seconds, got {self.time_budget}")
+        if self.image_size is not None and self.image_size < 1:
+            raise MeanTeacherError(f"image_size must be a positive number of pixels, got {self.image_size}")
         if self.checkpoint_seconds < 0:
             raise MeanTeacherError(f"checkpoint_seconds must be >= 0, got {self.checkpoint_seconds}")
         for name in ("ema_decay", "ema_decay_rampup", "te_alpha"):
@@ -214,8 +234,8 @@ FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
 
 def _coerce(name: str, value: Any, current: Any) -> Any:
-    kind = AUTO_FIELDS.get(name, type(current))
-    if name in AUTO_FIELDS and (value is None or str(value).lower() == "auto"):
+    kind = OPTIONAL_FIELDS.get(name, type(current))
+    if name in OPTIONAL_FIELDS and (value is None or str(value).lower() == "auto"):
         return None
     if isinstance(current, dict):
         if not isinstance(value, dict):
@@ -294,10 +314,12 @@ def load_preset(name: str) -> Config:
     return apply_settings(Config(**PAPER_SCHEDULE), tomllib.loads(files[name].read_text()), f"preset {name}")
 
 
-def auto_values(config: Config, num_classes: int, all_labeled: bool, labeled_images: int) -> dict[str, Any]:
+def auto_values(config: Config, num_classes: int, all_labeled: bool, labeled_images: int, device_type: str = "cpu") -> dict[str, Any]:
     """What each automatic setting stands for in a run of ``config.steps`` steps with ``num_classes``
     classes and ``labeled_images`` labeled training images (``all_labeled``: every training image
-    keeps its label)."""
+    keeps its label) on a ``device_type`` device."""
+    from .hardware import cpu_has_native_bf16
+
     steps = config.steps
     decay = 1.0 - 1.0 / min(max(steps * EMA_WINDOW_SHARE, 10.0), 1000.0)
     ema_decay = decay if config.ema_decay is None else config.ema_decay
@@ -310,13 +332,14 @@ def auto_values(config: Config, num_classes: int, all_labeled: bool, labeled_ima
         "ema_decay_rampup": round(min(0.99, ema_decay), 6),
         "consistency": 1.0 if config.method == "vat" else CONSISTENCY_PER_CLASS * num_classes,  # VAT's cost is a KL
         "labeled_per_batch": -1 if all_labeled else max(1, math.floor(config.batch_size * labeled_share)),
+        "precision": "bf16" if device_type == "cpu" and cpu_has_native_bf16() else "fp32",
     }
 
 
-def resolve_auto(config: Config, num_classes: int, all_labeled: bool, labeled_images: int) -> Config:
+def resolve_auto(config: Config, num_classes: int, all_labeled: bool, labeled_images: int, device_type: str = "cpu") -> Config:
     """A copy of ``config`` with every automatic (``None``) setting replaced by its number (see ``auto_values``);
     warns (``ScheduleWarning``) about a ramp set longer than the run."""
-    derived = auto_values(config, num_classes, all_labeled, labeled_images)
+    derived = auto_values(config, num_classes, all_labeled, labeled_images, device_type)
     resolved = apply_settings(config, {k: v for k, v in derived.items() if getattr(config, k) is None}, "auto")
     for name, what in (("rampup_steps", "the consistency weight and learning rate never reach their full values"),
                        ("rampdown_steps", "the learning rate starts falling before the run begins")):
@@ -324,6 +347,14 @@ def resolve_auto(config: Config, num_classes: int, all_labeled: bool, labeled_im
         if length > resolved.steps and not (name == "rampdown_steps" and resolved.lr_schedule != "sigmoid"):
             warnings.warn(f"{name}={length} is longer than the run ({resolved.steps} steps): {what}", ScheduleWarning, stacklevel=2)
     return resolved
+
+
+def resolve_image_size(config: Config) -> Config:
+    """``config`` with its image size set (``FOLDER_IMAGE_SIZE`` or, streamed, ``STREAMED_IMAGE_SIZE``)
+    unless it is; needed before the data is read, so resolved apart from ``resolve_auto``."""
+    if config.image_size is not None:
+        return config
+    return apply_settings(config, {"image_size": STREAMED_IMAGE_SIZE if config.streaming else FOLDER_IMAGE_SIZE}, "auto")
 
 
 def has_auto(config: Config) -> bool:

@@ -50,7 +50,7 @@ class LoadedRun:
             index = index_image_folder(data or self.config.dataset, self.config.image_size)
             loader = evaluation_loader(index, self.config.eval_batch_size, self.config.workers)
             return evaluate_batches(self.models, lambda: loader, precision)
-        dataset = load_dataset(data or self.config.dataset, None if data else (self.config.test_data or None))
+        dataset = load_dataset(data or self.config.dataset, None if data else (self.config.test_data or None), image_size=self.config.image_size)
         if dataset.image_shape != self.image_shape or dataset.classes != self.classes:
             raise MeanTeacherError(
                 f"{data or self.config.dataset}: images {dataset.image_shape} / {len(dataset.classes)} classes do not "
@@ -87,7 +87,7 @@ class LoadedRun:
         if self.config.streaming:
             labels, confidences = self._classify(torch.stack([eval_view(open_rgb(f), self.image_shape[1]) for f in files]))
         else:
-            labels, confidences = self.predict(torch.stack([read_image(file, self.image_shape) for file in files]))
+            labels, confidences = self.predict(torch.stack([read_image(file, self.image_shape, self.config.image_size) for file in files]))
         return [(str(f), self.classes[int(l)], float(c)) for f, l, c in zip(files, labels, confidences)]
 
 
@@ -106,14 +106,19 @@ def image_files(paths: list[str]) -> list[Path]:
     return files
 
 
-def read_image(path: Path, shape: tuple[int, int, int]) -> torch.Tensor:
-    """A uint8 ``C x H x W`` tensor of the image, converted and resized to the run's image shape."""
+def read_image(path: Path, shape: tuple[int, int, int], image_size: int | None = None) -> torch.Tensor:
+    """A uint8 ``C x H x W`` tensor of the image, converted and resized to the run's image shape (first
+    brought down to ``image_size`` as the run's training images were, see ``data.folders.fit_square``)."""
     from PIL import Image, UnidentifiedImageError
+
+    from .data.folders import fit_square
 
     channels, height, width = shape
     try:
         with Image.open(path) as image:
             image = image.convert("L" if channels == 1 else "RGB")
+            if image_size is not None:
+                image = fit_square(image, image_size)
             if image.size != (width, height):
                 image = image.resize((width, height), Image.BILINEAR)
             array = np.asarray(image)

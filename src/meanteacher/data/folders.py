@@ -55,15 +55,37 @@ def archive_entries(path: Path) -> Iterator[tuple[str, bytes | None]]:
         raise DataError(f"{path}: not a readable archive ({detail})") from None
 
 
-def _decode(name: str, data: bytes) -> np.ndarray:
+def fit_square(image: Any, size: int) -> Any:
+    """A PIL image with its shorter side brought down to ``size`` (bilinear, antialiased) and its centre
+    cropped to ``size`` x ``size``; an image whose shorter side is ``size`` or less is returned as it is."""
+    from PIL import Image
+
+    width, height = image.size
+    if min(width, height) <= size:
+        return image
+    scale = size / min(width, height)
+    width, height = max(size, round(width * scale)), max(size, round(height * scale))
+    image = image.resize((width, height), Image.BILINEAR, reducing_gap=3.0)
+    left, top = (width - size) // 2, (height - size) // 2
+    return image.crop((left, top, left + size, top + size))
+
+
+def decode_image(name: str, data: bytes | Path, image_size: int | None = None) -> tuple[np.ndarray, bool]:
+    """An image file (its bytes or its path) as an ``H x W`` or ``H x W x 3`` uint8 array, and whether it
+    was brought down to ``image_size`` (see ``fit_square``). A large JPEG is decoded at a reduced scale
+    first, so a 12-megapixel photo never takes its full size in memory."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as image:
+            if image_size is not None and image.format == "JPEG" and min(image.size) > image_size:
+                scale = image_size / min(image.size)
+                image.draft("RGB" if image.mode != "L" else "L", (round(image.size[0] * scale), round(image.size[1] * scale)))
             image.load()
             if image.mode not in ("L", "RGB"):
                 image = image.convert("RGBA" if "A" in image.mode else "RGB").convert("RGB")
-            return np.asarray(image)
+            fitted = fit_square(image, image_size) if image_size is not None else image
+            return np.asarray(fitted), fitted is not image
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
         raise DataError(f"{name}: not a readable image ({error})") from None
 
@@ -117,17 +139,20 @@ def _hold_out_test(train: dict[str, list[tuple[str, bytes]]]) -> tuple[dict[str,
     return kept, held
 
 
-def _decode_split(members: dict[str, list[tuple[str, bytes]]], classes: list[str], where: str) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
-    images, labels, ids = [], [], []
+def _decode_split(members: Members, classes: list[str], where: str, image_size: int | None) -> tuple[list[np.ndarray], np.ndarray, list[str], int]:
+    """The split's images, labels and ids, and how many images were brought down to ``image_size``."""
+    images, labels, ids, downscaled = [], [], [], 0
     for label, name in enumerate(classes):
         files = sorted(members.get(name, []))
         if not files:
             raise DataError(f"{where}/{name}: empty class folder (no images)")
         for image_id, data in files:
-            images.append(_decode(f"{where}/{image_id}", data))
+            image, fitted = decode_image(f"{where}/{image_id}", data, image_size)
+            images.append(image)
+            downscaled += fitted
             labels.append(label)
             ids.append(image_id)
-    return images, np.asarray(labels, dtype=np.int64), ids
+    return images, np.asarray(labels, dtype=np.int64), ids, downscaled
 
 
 def _to_nchw(images: np.ndarray) -> torch.Tensor:
@@ -158,11 +183,11 @@ def _uniform(train: list[np.ndarray], test: list[np.ndarray]) -> tuple[np.ndarra
     return np.stack([fit(a) for a in train]), np.stack([fit(a) for a in test]), resized
 
 
-def _decode_image_folder(path: Path, test_path: Path | None) -> dict:
-    entries = archive_entries(path) if is_archive(path) else folder_entries(path)
+def _decode_image_folder(path: Path, test_path: Path | None, image_size: int | None) -> dict:
+    entries = archive_entries(path) if is_archive(path) else folder_entries(path, read=False)
     splits = group_by_split(entries, str(path))
     if test_path is not None:
-        test_entries = archive_entries(test_path) if is_archive(test_path) else folder_entries(test_path)
+        test_entries = archive_entries(test_path) if is_archive(test_path) else folder_entries(test_path, read=False)
         test_members: dict[str, list] = {}
         for name, data in test_entries:
             parts = [p for p in name.split("/") if p]
@@ -182,17 +207,15 @@ def _decode_image_folder(path: Path, test_path: Path | None) -> dict:
         held_out = sum(len(files) for files in splits["test"].values())
         if not held_out:
             raise DataError(f"{path}: no test folder, and too few images to hold out every {HELD_OUT_EVERY}th as a test set")
-    classes = sorted(splits["train"])
-    unknown = sorted(set(splits["test"]) - set(classes))
-    if unknown:
-        raise DataError(f"{path}: test classes not in train: {', '.join(unknown)}")
-    train_images, train_labels, train_ids = _decode_split(splits["train"], classes, f"{path}:train")
+    classes = class_names(splits, str(path))
+    train_images, train_labels, train_ids, downscaled = _decode_split(splits["train"], classes, f"{path}:train", image_size)
     test_classes = [c for c in classes if c in splits["test"]]
-    test_images, test_labels, _ = _decode_split(splits["test"], test_classes, f"{path}:test")
+    test_images, test_labels, _, test_downscaled = _decode_split(splits["test"], test_classes, f"{path}:test", image_size)
     test_labels = np.asarray([classes.index(test_classes[i]) for i in test_labels], dtype=np.int64)
     train_images, test_images, resized = _uniform(train_images, test_images)
     return {
         "resized": resized,
+        "downscaled": downscaled + test_downscaled,
         "held_out": held_out,
         "train_images": _to_nchw(train_images),
         "train_labels": torch.from_numpy(train_labels),
@@ -216,11 +239,27 @@ def _source_fingerprint(*paths: Path | None) -> str:
     return digest.hexdigest()
 
 
-def load_image_folder(path: str | Path, test_path: str | Path | None = None, use_cache: bool = True) -> Dataset:
+def class_names(splits: dict[str, Members], source: str) -> list[str]:
+    """The classes of the training split, in name order; a one-line error for fewer than two (one class
+    is not a classification task) and for a test class that training lacks."""
+    classes = sorted(splits["train"])
+    if len(classes) < 2:
+        found = f"only the class {classes[0]!r}" if classes else "no class"
+        raise DataError(f"{source}: {found}; a classifier needs images of two classes or more (one folder per class)")
+    unknown = sorted(set(splits.get("test", {})) - set(classes))
+    if unknown:
+        raise DataError(f"{source}: test classes not in train: {', '.join(unknown)}")
+    return classes
+
+
+def load_image_folder(path: str | Path, test_path: str | Path | None = None, use_cache: bool = True,
+                      image_size: int | None = None) -> Dataset:
     """Images in ``train/<class>/*`` and ``test/<class>/*`` (a folder or a .tar/.tar.gz/.zip archive).
 
     With ``test_path`` the test images come from ``test_path/<class>/*`` and ``path`` may hold the
-    class folders directly. Decoded tensors are cached, keyed by the sources' sizes and times.
+    class folders directly. With ``image_size`` an image whose shorter side is longer is brought down
+    to ``image_size`` x ``image_size`` as it is decoded (``fit_square``), so memory follows the size
+    asked, not the files. Decoded tensors are cached, keyed by the sources' sizes and times and the size.
     """
     path = Path(path)
     test = Path(test_path) if test_path is not None else None
@@ -229,9 +268,14 @@ def load_image_folder(path: str | Path, test_path: str | Path | None = None, use
             raise DataError(f"{candidate}: no such file or folder")
     if path.is_file() and not is_archive(path):
         raise DataError(f"{path}: not an archive (expected .tar, .tar.gz, .tgz or .zip) nor a folder")
-    key = f"{path.name}-{_source_fingerprint(path, test)[:24]}"
-    fields = dict(cached(key, lambda: _decode_image_folder(path, test)) if use_cache else _decode_image_folder(path, test))
-    resized, held_out = fields.pop("resized", 0), fields.pop("held_out", 0)
+    key = f"{path.name}-{_source_fingerprint(path, test)[:24]}" + (f"-s{image_size}" if image_size is not None else "")
+    decode = lambda: _decode_image_folder(path, test, image_size)  # noqa: E731 - the cache calls it on a miss
+    fields = dict(cached(key, decode) if use_cache else decode())
+    resized, held_out, downscaled = fields.pop("resized", 0), fields.pop("held_out", 0), fields.pop("downscaled", 0)
+    if downscaled:
+        warnings.warn(f"{path}: {downscaled} images larger than {image_size}x{image_size} were brought down to it as they "
+                      f"were decoded (shorter side to {image_size}, centre crop); --image-size N sets another size",
+                      DataWarning, stacklevel=2)
     if held_out:
         warnings.warn(f"{path}: no test folder: every {HELD_OUT_EVERY}th image of each class ({held_out} images) is held out "
                       "as the test set", DataWarning, stacklevel=2)

@@ -24,6 +24,10 @@ def make_split(dataset: Dataset, labels: int, seed: int, label_file: str = "", v
         if validation_per_class:
             raise DataError("a label file and a validation hold-out cannot be combined")
         indices, file_labels = read_label_file(label_file, dataset.train_ids, dataset.classes)
+        named = sorted({dataset.classes[int(label)] for label in file_labels.unique()})
+        if len(named) < 2:
+            raise DataError(f"{label_file}: labels of {'only the class ' + repr(named[0]) if named else 'no class'}; "
+                            "a classifier needs labels of two classes or more")
         split = split_from_labels(indices, len(train_labels))
         train_labels = train_labels.clone()
         train_labels[indices] = file_labels

@@ -202,9 +202,9 @@ def _looks_like_cifar_archive(path: Path) -> bool:
     return False
 
 
-def load_dataset(path: str | Path, test_path: str | Path | None = None, extra: bool = False) -> Dataset:
+def load_dataset(path: str | Path, test_path: str | Path | None = None, extra: bool = False, image_size: int | None = None) -> Dataset:
     """Load whatever ``path`` holds: ``"digits"`` (built in), CIFAR pickles, SVHN .mat, idx files,
-    or an image folder / archive."""
+    or an image folder / archive (its images brought down to ``image_size``, see ``load_image_folder``)."""
     if str(path) in BUILTIN_DATASETS:
         return load_digits()
     path = Path(path)
@@ -220,4 +220,4 @@ def load_dataset(path: str | Path, test_path: str | Path | None = None, extra: b
             return load_idx(path)
     elif path.name.lower().endswith((".tar.gz", ".tgz")) and _looks_like_cifar_archive(path):
         return load_cifar(path)
-    return load_image_folder(path, test_path)
+    return load_image_folder(path, test_path, image_size=image_size)

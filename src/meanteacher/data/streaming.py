@@ -21,7 +21,7 @@ from ..errors import DataError
 from .batch import NO_LABEL
 from .augment import Normalizer
 from .batches import TwoStreamBatches
-from .folders import folder_entries, group_by_split
+from .folders import class_names, folder_entries, group_by_split
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -57,10 +57,7 @@ def index_image_folder(path: str | Path, image_size: int = 224) -> FolderIndex:
     splits = group_by_split(folder_entries(path, read=False), str(path))
     if "flat" in splits or "test" not in splits:
         raise DataError(f"{path}: streaming needs an image folder with train/ and test/ (or val/) sub-folders")
-    classes = sorted(splits["train"])
-    unknown = sorted(set(splits["test"]) - set(classes))
-    if unknown:
-        raise DataError(f"{path}: test classes not in train: {', '.join(unknown)}")
+    classes = class_names(splits, str(path))
     lists = {}
     for split in ("train", "test"):
         files, labels = [], []

@@ -26,50 +26,69 @@ def plan_line(config: Config, dataset_name: str, train_images: int, labeled: int
             f"{steps_left:,} steps of {batch}; run directory {run_dir}")
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """``seconds`` as a person reads a duration: 42 s, 7.5 min, 2.1 h."""
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 @dataclass
 class Progress:
-    """Progress bar on a terminal, plain log lines otherwise (only on the main process).
+    """What the main process says while a run trains: a progress bar on a terminal, plain lines otherwise.
 
-    After the first ``TIMED_STEPS`` steps it prints ``plan`` (what the run will do) with the time the
-    whole run will take at the speed of those steps.
+    ``plan`` (what the run will do) is printed at once; after the first step, the time the run will
+    take at that step's speed; after ``CORRECTED_AFTER`` more steps, the estimate again from those.
+    Without a terminal, a line with the step, images per second and the time left follows every
+    ``LINE_SECONDS`` (and the evaluations' lines, see ``report``).
     """
 
     total: int
     start: int
     enabled: bool
     plan: str = ""
+    images_per_step: int = 0
 
-    TIMED_STEPS = 5
+    CORRECTED_AFTER = 5
+    LINE_SECONDS = 60.0
 
     def __post_init__(self) -> None:
         self.bar = None
         self.started = time.perf_counter()
         self.first_step_done: float | None = None
+        self.last_line = self.started
         self.steps_done = 0
         if self.enabled and sys.stderr.isatty():
             from tqdm import tqdm
 
             self.bar = tqdm(total=self.total, initial=self.start, unit="step", dynamic_ncols=True)
+        if self.plan:
+            self._say(self.plan)
+
+    def _say(self, text: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr, flush=True)
 
     def step(self) -> None:
         self.steps_done += 1
+        now = time.perf_counter()
+        left = self.total - self.start - self.steps_done
         if self.steps_done == 1:
-            self.first_step_done = time.perf_counter()  # the first step warms up: time from its end
-        elif self.enabled and self.plan and (self.steps_done == self.TIMED_STEPS + 1 or self.start + self.steps_done == self.total):
-            self.plan, plan = "", self.plan  # printed once
-            per_step = (time.perf_counter() - self.first_step_done) / (self.steps_done - 1)
-            left = self.total - self.start - self.steps_done
-            text = f"{plan}; about {_duration(left * per_step)} to go ({per_step:.3f} s/step over the first steps)"
-            if self.bar is not None:
-                self.bar.write(text, file=sys.stderr)
-            else:
-                print(text, file=sys.stderr, flush=True)
+            self.first_step_done = now
+            first = now - self.started
+            self._say(f"first step {first:.2f} s: about {duration(left * first)} to go at that speed")
+        elif self.steps_done == self.CORRECTED_AFTER + 1 and left > 0:
+            per_step = (now - self.first_step_done) / self.CORRECTED_AFTER
+            self._say(f"steps 2-{self.steps_done}: {per_step:.3f} s/step, about {duration(left * per_step)} to go")
         if self.bar is not None:
             self.bar.update(1)
+        elif self.enabled and (self.steps_done == 1 or now - self.last_line >= self.LINE_SECONDS):
+            self.last_line = now
+            rate = self.steps_done / (now - self.started)
+            print(f"step {self.start + self.steps_done}/{self.total}  {rate * self.images_per_step:.0f} images/s  "
+                  f"ETA {duration(left / rate)}", file=sys.stderr, flush=True)
 
     def report(self, step: int, record: dict[str, Any]) -> None:
         if not self.enabled:

@@ -18,7 +18,8 @@ from ..data.feed import InMemoryFeed, StreamedFeed, TrainingFeed
 from ..data.pipeline import batches_for
 from ..data.dataset import Dataset
 from ..data.splits import LabelSplit
-from ..data.streaming import FolderIndex
+from ..data.sources import load_dataset
+from ..data.streaming import FolderIndex, index_image_folder
 from ..errors import MeanTeacherError
 from ..methods import METHODS, Method
 from ..models import create_model
@@ -104,6 +105,13 @@ def build_optimizer(config: Config, model: nn.Module, hyperparameters: StepHyper
         model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
         weight_decay=config.weight_decay,
     )
+
+
+def load_data(config: Config) -> Dataset | FolderIndex:
+    """The run's dataset: decoded into memory, or indexed for streaming (``config.image_size`` resolved)."""
+    if config.streaming:
+        return index_image_folder(config.dataset, config.image_size)
+    return load_dataset(config.dataset, config.test_data or None, extra=config.extra_unlabeled != 0, image_size=config.image_size)
 
 
 def build_feed(

@@ -7,27 +7,30 @@ directory (see ``run.rundir``).
 from __future__ import annotations
 
 import gc
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..config import Config, resolve_auto
+from ..config import Config, resolve_auto, resolve_image_size
 from ..data.batch import Batch
 from ..data.batches import IndexBatch, mixed_seed
+from ..data.dataset import Dataset
 from ..data.pipeline import make_split, to_device
-from ..data.sources import Dataset, load_dataset
 from ..data.splits import write_label_file
-from ..data.streaming import FolderIndex, index_image_folder
+from ..data.streaming import FolderIndex
 from ..errors import MeanTeacherError
 from ..methods import METHODS
 from ..teacher import unwrap
+from .budget import fit_to_time
 from .distributed import any_true, average_float_buffers_, barrier, init_world, leave_world, rank_spread
 from .evaluation import evaluate_batches
-from .progress import Progress, plan_line
+from .progress import Progress, duration, plan_line
 from .rundir import RunDirectory, check_architecture
-from .setup import build_feed, build_parts, resolve_device, use_device
+from .setup import build_feed, build_parts, load_data, resolve_device, use_device
 
 
 class TrainingError(MeanTeacherError):
@@ -59,13 +62,11 @@ class Trainer:
         torch.manual_seed(config.seed)
         if resume:
             check_architecture(self.run_dir.load_checkpoint(), config.arch, self.run_dir.checkpoint)
-        if dataset is None:
-            dataset = (index_image_folder(config.dataset, config.image_size) if config.streaming
-                       else load_dataset(config.dataset, config.test_data or None, extra=config.extra_unlabeled != 0))
-        self.dataset = dataset
+        config = resolve_image_size(config)
+        self.dataset = dataset = load_data(config) if dataset is None else dataset
         self.split, self.masked_labels = make_split(dataset, config.labels, config.seed, config.label_file, config.validation_per_class)
         all_labeled = len(self.split.unlabeled) == 0 and config.extra_unlabeled == 0
-        self.config = config = resolve_auto(config, dataset.num_classes, all_labeled, labeled_images=len(self.split.labeled))
+        self.config = config = resolve_auto(config, dataset.num_classes, all_labeled, len(self.split.labeled), self.device.type)
         self.feed, self.sampler = build_feed(config, dataset, self.split, self.masked_labels, self.device, self.world)
         self.parts = build_parts(config, dataset.num_classes, dataset.image_shape, len(dataset.train_labels) + self.feed.extra,
                                  self.device, self.world)
@@ -125,7 +126,7 @@ class Trainer:
                              self.masked_labels[self.split.labeled])
         barrier(self.world)
         self.parts.method.model.train()
-        progress = Progress(cfg.steps, self.global_step, self.show_progress, self._plan())
+        progress = Progress(cfg.steps, self.global_step, self.show_progress, self._plan(), cfg.batch_size)
         self.last_checkpoint = time.perf_counter()
         started = time.perf_counter() - self.elapsed
         steps_started, since, side_seconds = self.global_step, time.perf_counter(), self.eval_seconds + self.checkpoint_seconds
@@ -255,9 +256,23 @@ class Trainer:
 
 
 def train(config: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Run (or resume) training as configured and write the run directory; returns the summary."""
+    """Run (or resume) training as configured and write the run directory; returns the summary.
+
+    With ``time_budget`` (and not resuming) the steps are first fitted to the time, counted from here.
+    """
     RunDirectory(run_dir).prepare(resume)
-    trainer = Trainer(config, run_dir, resume=resume, progress=progress)
+    dataset = None
+    if config.time_budget is not None and not resume:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise MeanTeacherError("--time works in one process (not torchrun): set --steps for a distributed run")
+        deadline = time.perf_counter() + config.time_budget
+        config = resolve_image_size(config)
+        dataset = load_data(config)
+        config, timing = fit_to_time(config, dataset, deadline)
+        if progress:
+            print(f"time budget {duration(config.time_budget)}: a step takes {timing.step:.3f} s, an evaluation {timing.evaluation:.1f} s "
+                  f"and a checkpoint {timing.checkpoint:.1f} s here, so the run takes {config.steps:,} steps", file=sys.stderr, flush=True)
+    trainer = Trainer(config, run_dir, resume=resume, progress=progress, dataset=dataset)
     world = trainer.world
     try:
         return trainer.run()

@@ -1,0 +1,87 @@
+"""How long a step takes on this machine for photos brought down to each image size: the evidence the
+default size of an in-memory image folder (``config.FOLDER_IMAGE_SIZE``) is chosen from.
+
+    python -m benchmarks.image_size [--sizes 32 48 64 96] [--widths 0.25 1.0] [--json docs/bench/image_size.json]
+
+Mean Teacher, batch 100, ConvNet-13, the run's automatic precision, on synthetic images of each size
+(timing does not depend on pixel values); median of ``--repeats`` steps after 2 warm-up steps, all in
+one process. The rule: the default is the largest size at which a Mean Teacher step at width 0.25 lets a
+10-minute run take ``STEPS_WANTED`` steps (the shortest budget of the CPU Table 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from meanteacher.config import Config
+from meanteacher.data.dataset import Dataset
+from meanteacher.run.train import Trainer
+
+from .common import machine, markdown_table, median_seconds, today
+
+STEPS_WANTED = 1500
+MINUTES = 10
+
+
+def synthetic(size: int, images: int = 1000) -> Dataset:
+    generator = torch.Generator().manual_seed(0)
+    pixels = torch.randint(0, 256, (images, 3, size, size), dtype=torch.uint8, generator=generator)
+    labels = torch.arange(images) % 10
+    return Dataset(f"synthetic-{size}", pixels, labels, pixels[:100].clone(), labels[:100].clone(), [str(c) for c in range(10)])
+
+
+def step_seconds(size: int, width: float, repeats: int, scratch: Path) -> tuple[float, str]:
+    config = Config(dataset="synthetic", labels=100, steps=10**6, arch_options={"width": width}, device="cpu", flip=True)
+    trainer = Trainer(config, scratch / f"{size}-{width}", progress=False, dataset=synthetic(size))
+    trainer.parts.method.model.train()
+    return median_seconds(trainer.step, repeats, warmup=2), trainer.config.precision
+
+
+def choose(results: dict) -> int:
+    """The largest size whose width-0.25 step lets ``STEPS_WANTED`` steps fit in ``MINUTES`` minutes."""
+    budget = MINUTES * 60 / STEPS_WANTED
+    fitting = [int(size) for size, by_width in results["step_seconds"].items() if by_width.get("0.25", float("inf")) <= budget]
+    return max(fitting, default=min(int(size) for size in results["step_seconds"]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[32, 48, 64, 96])
+    parser.add_argument("--widths", type=float, nargs="+", default=[0.25, 1.0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    results: dict = {"machine": machine(), "date": today(), "threads": torch.get_num_threads(), "repeats": args.repeats,
+                     "steps_wanted": STEPS_WANTED, "minutes": MINUTES, "step_seconds": {}}
+    with tempfile.TemporaryDirectory() as folder:
+        for size in args.sizes:
+            for width in args.widths:
+                seconds, precision = step_seconds(size, width, args.repeats, Path(folder))
+                results["step_seconds"].setdefault(str(size), {})[str(width)] = round(seconds, 4)
+                results["precision"] = precision
+                print(f"{size:>4} px  width {width:<5} {seconds:.3f} s/step ({precision})", flush=True)
+    results["chosen"] = choose(results)
+    results["command"] = " ".join(["python -m benchmarks.image_size", *(sys.argv[1:] if argv is None else argv)])
+    print(f"chosen default image size: {results['chosen']} px")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def table(results: dict) -> str:
+    """The step times, one row per size."""
+    widths = sorted({w for by_width in results["step_seconds"].values() for w in by_width}, key=float)
+    rows = [[size, *(f"{by_width[w]:.3f}" if w in by_width else "–" for w in widths),
+             f"{MINUTES * 60 / by_width['0.25']:,.0f}" if "0.25" in by_width else "–"]
+            for size, by_width in results["step_seconds"].items()]
+    return markdown_table(["image size (px)", *(f"s/step, width {w}" for w in widths), f"steps in {MINUTES} min, width 0.25"], rows)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,77 @@
+"""A run that fits a time (``--time 10m``): its step, an evaluation and a checkpoint timed on the run's
+own data and network, and the number of steps that fits the time left."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+
+from ..config import Config, apply_settings
+from ..data.dataset import Dataset
+from ..data.streaming import FolderIndex
+from ..errors import MeanTeacherError
+
+PROBE_STEPS = 3
+"""Steps timed after one warm-up step."""
+UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``"90s"``, ``"10m"``, ``"1.5h"`` or ``"600"`` (seconds)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|m|min|h)?\s*", str(text))
+    if not match or float(match.group(1)) <= 0:
+        raise MeanTeacherError(f"--time {text!r}: expected a positive duration such as 90s, 10m or 1.5h")
+    return float(match.group(1)) * UNITS[match.group(2) or "s"]
+
+
+@dataclass
+class Timing:
+    """What the probe measured, in seconds."""
+
+    build: float
+    step: float
+    evaluation: float
+    checkpoint: float
+
+    def steps_within(self, seconds: float, config: Config) -> int:
+        """Steps whose training, evaluations (every ``eval_every`` steps and at the end) and checkpoints
+        (``checkpoint_seconds`` apart and at the end) fit ``seconds``, the trainer's set-up included."""
+        checkpoints = self.checkpoint * (seconds / max(config.checkpoint_seconds, 1.0) + 1)
+        fixed = self.build + self.evaluation + checkpoints
+        per_step = self.step + self.evaluation / config.eval_every
+        return max(1, int((seconds - fixed) / per_step))
+
+
+def time_run(config: Config, dataset: Dataset | FolderIndex) -> Timing:
+    """Build the run as configured (on ``dataset``, in a scratch directory) and time its parts."""
+    from .train import Trainer
+
+    probe_config = apply_settings(config, {"steps": 10**9, "time_budget": None}, "time budget")
+    with tempfile.TemporaryDirectory() as scratch:
+        started = time.perf_counter()
+        probe = Trainer(probe_config, scratch, progress=False, dataset=dataset)
+        build = time.perf_counter() - started
+        probe.parts.method.model.train()
+        probe.step()  # warm-up: the first step also builds kernels and caches
+        started = time.perf_counter()
+        for _ in range(PROBE_STEPS):
+            probe.step()
+        probe.evaluate()  # makes the step's work finish before the clock is read, on any device
+        step_and_evaluation = time.perf_counter() - started
+        started = time.perf_counter()
+        probe.evaluate()
+        evaluation = time.perf_counter() - started
+        started = time.perf_counter()
+        probe.save_checkpoint()
+        checkpoint = time.perf_counter() - started
+    return Timing(build, max(step_and_evaluation - evaluation, 1e-6) / PROBE_STEPS, evaluation, checkpoint)
+
+
+def fit_to_time(config: Config, dataset: Dataset | FolderIndex, deadline: float) -> tuple[Config, Timing]:
+    """``config`` with the steps that end the run by ``deadline`` (a ``time.perf_counter()`` value), and
+    the timing they were chosen from."""
+    timing = time_run(config, dataset)
+    steps = timing.steps_within(deadline - time.perf_counter(), config)
+    return apply_settings(config, {"steps": steps}, "time budget"), timing
