@@ -15,6 +15,7 @@ from typing import Any
 
 from .config import Config, apply_settings, list_presets, load_preset, parse_set_options
 from .errors import MeanTeacherError
+from .methods import METHODS
 from .run.budget import parse_duration
 from .report import ema_name
 
@@ -36,7 +37,7 @@ def _train_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--test-data", help="separate test folder (class sub-folders) for an image-folder dataset")
     parser.add_argument("--labels", type=int, help="labeled examples, spread as evenly over the classes as they allow (0: all)")
     parser.add_argument("--label-file", help="file of 'image-id label' lines naming the labeled examples")
-    parser.add_argument("--method", help="mean-teacher, pi, supervised, temporal-ensembling, vat or mean-teacher-vat")
+    parser.add_argument("--method", help=", ".join(METHODS))
     parser.add_argument("--arch", help="architecture name or package.module:factory")
     parser.add_argument("--steps", type=int)
     parser.add_argument("--time", dest="time_budget", metavar="DURATION",
