@@ -9,7 +9,7 @@ TORCH_PIP_FLAGS ?=
 .PHONY: install demo test test-kernels test-slow bench clean
 
 # Tests whose numbers depend on which CPU kernels PyTorch picks: run again under other kernel sets.
-SENSITIVE_TESTS = tests/test_capture_safety.py tests/test_regression.py tests/test_distributed.py tests/test_train.py
+SENSITIVE_TESTS = tests/test_capture_safety.py tests/test_optim.py tests/test_regression.py tests/test_distributed.py tests/test_train.py
 KERNEL_SETS = ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
 
 $(VENV)/.installed: pyproject.toml
