@@ -46,8 +46,9 @@ CONSISTENCY_PER_CLASS = 3.0
 """MSE consistency weight per class (the authors' rule of thumb: between C and C**2 for C classes)."""
 
 FOLDER_IMAGE_SIZE = 64
-"""Default side of in-memory image folders: larger photos are brought down to 64 x 64 as they are decoded
-(docs/benchmarks.md, "Image size for a folder of photos", has the step times this was chosen from)."""
+"""Default side of in-memory image folders: larger photos are brought down to 64 x 64 as they are decoded.
+Provisional: ``python -m benchmarks.image_size`` measures the step time per size that the default is to be
+chosen from (docs/benchmarks.md, "Image size for a folder of photos"); not yet measured."""
 STREAMED_IMAGE_SIZE = 224
 """Default crop of streamed (ImageNet-style) folders: the paper's ResNeXt runs."""
 
