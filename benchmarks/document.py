@@ -268,14 +268,22 @@ def throughput_section(result: dict) -> str:
 def image_size_section(result: dict) -> str:
     from .image_size import MINUTES, STEPS_WANTED, table as image_size_table
 
+    budget = MINUTES * 60 / STEPS_WANTED
     text = _stamp(result, result["command"]) + (
         f"\nA Mean Teacher step (batch 100, ConvNet-13, {result['precision']}, {result['threads']} threads) on images of each "
-        f"size, median of {result['repeats']} steps. An in-memory image folder is brought down to the default size "
-        f"as it is decoded: the largest size at which width 0.25 takes {STEPS_WANTED:,} steps in {MINUTES} minutes (75 "
-        f"passes over 1,000 labels at 50 per batch, from which Mean Teacher paid on CIFAR-10).\n\n"
+        f"size, median of {result['repeats']} steps. The rule: a {MINUTES}-minute run should make {STEPS_WANTED:,} steps "
+        f"({budget:.2f} s a step; 75 passes over 1,000 labels at 50 per batch, from which Mean Teacher paid on CIFAR-10). "
+        "The default size of an in-memory image folder is the largest at which width 0.25 fits, the smallest measured "
+        "if none does; the default width of ConvNet-13 on a CPU is then the widest that fits at that size, the narrowest if none does.\n\n"
     )
     text += image_size_table(result) + "\n"
-    return text + f"Chosen: **{result['chosen']} px** (`config.FOLDER_IMAGE_SIZE`; `--image-size N` sets another).\n\n" + result.get("notes", "") + "\n"
+    fits = any(by_width.get("0.25", float("inf")) <= budget for by_width in result["step_seconds"].values())
+    verdict = "" if fits else (f"On this machine no size fits the rule at width 0.25 ({result['step_seconds'][str(result['chosen'])]['0.25']:.2f} s a step "
+                               f"at {result['chosen']} px: about {MINUTES * 60 / result['step_seconds'][str(result['chosen'])]['0.25']:,.0f} steps in {MINUTES} minutes), "
+                               "so the smallest size and width measured are the defaults. ")
+    return text + (f"{verdict}Chosen: **{result['chosen']} px** (`config.FOLDER_IMAGE_SIZE`; `--image-size N` sets another) and "
+                   f"**width {result['chosen_width']:g}** (`config.CPU_WIDTH`; `--set arch_options.width=W` sets another; on a GPU "
+                   "the paper's width 1). Both are written into the run's `config.toml`.\n\n") + result.get("notes", "") + "\n"
 
 
 SECTIONS = [

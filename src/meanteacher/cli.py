@@ -44,7 +44,7 @@ def _train_parser(commands: argparse._SubParsersAction) -> None:
                         help="train for about this long (e.g. 90s, 10m, 1.5h), the set-up, evaluations and checkpoints included: "
                         "a step is timed on this machine and --steps set to what fits")
     parser.add_argument("--image-size", type=int, help="bring larger images of a folder down to N x N as they are decoded "
-                        "(shorter side to N, centre crop; default 64, and 224 crops for streamed folders)")
+                        "(shorter side to N, centre crop; default 32, and 224 crops for streamed folders)")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--labeled-per-batch", type=int, help="labeled examples per batch; -1 samples labeled and unlabeled alike "
                         "(default without a preset: half the batch, or -1 when every image is labeled)")
@@ -58,13 +58,19 @@ def _train_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--precision", help="fp32 or bf16 (autocast)")
     parser.add_argument("--out", help="run directory (default runs/<dataset>-<method>-<labels>-s<seed>)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR where it stopped")
+    parser.add_argument("--init", metavar="RUN_DIR|MODEL.pt", help="warm start: the student and the teacher begin from a "
+                        "finished run's EMA network, or from an exported state_dict of the same architecture")
+    parser.add_argument("--student-view", choices=("weak", "strong", "photometric"),
+                        help="the student's noise: weak (the paper's, as the teacher's), strong (RandAugment-style "
+                        "operations and cutout on top) or photometric (strong without moving pixels)")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                         help="override any configuration key (repeatable), e.g. --set arch_options.width=0.25")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
 
 
 FLAG_KEYS = ("dataset", "test_data", "labels", "label_file", "method", "arch", "steps", "batch_size", "labeled_per_batch",
-             "ema_decay", "consistency", "consistency_type", "logit_distance", "seed", "device", "precision", "image_size")
+             "ema_decay", "consistency", "consistency_type", "logit_distance", "seed", "device", "precision", "image_size",
+             "init", "student_view")
 
 
 def resolve_config(args: argparse.Namespace) -> Config:
@@ -109,15 +115,25 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
 
 def command_evaluate(args: argparse.Namespace) -> int:
     from .inference import load_run
+    from .report import per_class_errors, per_class_rows, plot_confusion, text_table
 
     run = load_run(args.run_dir)
     precision = args.precision or run.config.precision
-    results = run.evaluate(args.data, precision)
+    results = run.evaluate(args.data, precision, confusion=True)
+    matrices = {name: results.pop(f"{name}_confusion") for name in ("ema", "student")}
+    names = {"ema": ema_name(run.config.method), "student": "student"}
+    plot_path = Path(args.confusion or Path(args.run_dir) / "confusion.png")
+    plot_confusion(matrices["ema"], run.classes, plot_path, f"{names['ema']}: {results['ema_error']:.2%} error")
     if args.json:
-        print(json.dumps({**results, "precision": precision}, indent=2))
-    else:
-        for name, label in (("ema", ema_name(run.config.method)), ("student", "student")):
-            print(f"{label} error: {results[f'{name}_error']:.2%}  (test classification cost {results[f'{name}_class_cost']:.4f}, {precision})")
+        per_class = {name: dict(zip(run.classes, per_class_errors(matrix))) for name, matrix in matrices.items()}
+        print(json.dumps({**results, "precision": precision, "classes": run.classes, "per_class_error": per_class,
+                          "confusion": matrices, "confusion_plot": str(plot_path)}, indent=2))
+        return 0
+    for name in ("ema", "student"):
+        print(f"{names[name]} error: {results[f'{name}_error']:.2%}  (test classification cost {results[f'{name}_class_cost']:.4f}, {precision})")
+    print()
+    print(text_table(*per_class_rows(run.classes, matrices, names)), end="")
+    print(f"\nconfusion matrix of the {names['ema']}: {plot_path}")
     return 0
 
 
@@ -176,11 +192,37 @@ def command_report(args: argparse.Namespace) -> int:
     from .report import aggregate
     from .run.rundir import read_summary
 
-    table = aggregate([read_summary(run) for run in _find_runs(args.run_dirs)])
+    runs = _find_runs(args.run_dirs)
+    summaries = [read_summary(run) for run in runs]
+    table = aggregate(summaries)
+    if args.per_class:
+        table += per_class_section(runs, summaries)
     if args.out:
         atomic_write_text(args.out, table)
     print(table, end="")
     return 0
+
+
+def per_class_section(runs: list[Path], summaries: list[dict[str, Any]]) -> str:
+    """Per-class tables, one per dataset, method and labels, over the runs that wrote ``confusion.json``."""
+    from collections import defaultdict
+
+    from .report import per_class_over_runs
+    from .run.rundir import read_confusion
+
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    missing = 0
+    for run, summary in zip(runs, summaries):
+        confusion = read_confusion(run)
+        if confusion is None:
+            missing += 1
+            continue
+        groups[(summary["dataset"], summary["labels"], summary["method"], summary["steps"])].append(confusion)
+    text = "".join(f"\n{dataset}, {labels} labels, {method}, {steps} steps:\n\n" + per_class_over_runs(group)
+                   for (dataset, labels, method, steps), group in sorted(groups.items()))
+    if missing:
+        text += f"\n{missing} run(s) without confusion.json (written at the end of a run; `meanteacher evaluate` shows their classes)\n"
+    return text
 
 
 def command_data(args: argparse.Namespace) -> int:
@@ -216,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--data", help="evaluate on this dataset's test split instead of the run's")
     evaluate.add_argument("--precision", choices=("fp32", "bf16"), help="default: the run's own, as in its training-time evaluations")
-    evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--json", action="store_true", help="the same numbers (overall, per class, confusion matrices) as JSON")
+    evaluate.add_argument("--confusion", metavar="PNG", help="where to write the confusion matrix (default RUN_DIR/confusion.png)")
     predict = commands.add_parser("predict", help="class and confidence per image, from a run's EMA (Mean Teacher's teacher)")
     predict.add_argument("run_dir")
     predict.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
@@ -230,6 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="mean ± std table (markdown) over finished runs")
     report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     report.add_argument("--out", help="also write the table to this file")
+    report.add_argument("--per-class", action="store_true", help="add each class's error (mean ± std over the runs of "
+                        "each dataset, method and labels, from their confusion.json)")
     demo = commands.add_parser("demo", help="supervised-only vs Mean Teacher on the built-in digits, side by side")
     demo.add_argument("--out", help="folder for the demo's runs, table and plot")
     demo.add_argument("--steps", type=int, help="training steps per method (default: the demo preset's)")

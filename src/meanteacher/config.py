@@ -21,7 +21,7 @@ else:  # pragma: no cover - Python 3.10
 
 
 AUTO_FIELDS = {"rampup_steps": int, "rampdown_steps": int, "ema_decay": float, "ema_decay_rampup": float, "consistency": float,
-               "labeled_per_batch": int, "precision": str}
+               "labeled_per_batch": int, "precision": str, "eval_every": int, "flip": bool}
 OPTIONAL_FIELDS = {**AUTO_FIELDS, "image_size": int, "time_budget": float}
 """Settings that may be ``None`` ("auto"), with the type of their values."""
 """Settings that may be left to the run (``None``, written "auto" in TOML and on the command line): derived
@@ -42,19 +42,30 @@ labeled images at half of each batch. Then three quarters of each batch are labe
 CONSISTENCY_PAYS_FROM_PASSES = 75
 """On CIFAR-10 (docs/benchmarks.md) Mean Teacher beat supervised-only from about 75 passes over the
 labeled images and was level or behind below; a run that makes fewer is told so before it starts."""
+EVALUATIONS_PER_RUN = 25
+"""Evaluations in a run whose cadence is automatic: enough points for a learning curve (Figure 3) in a
+run of any length. With ``--time`` also bounded so that evaluation takes at most ``EVALUATION_SHARE``."""
+EVALUATION_SHARE = 0.1
 CONSISTENCY_PER_CLASS = 3.0
 """MSE consistency weight per class (the authors' rule of thumb: between C and C**2 for C classes)."""
 
-FOLDER_IMAGE_SIZE = 64
-"""Default side of in-memory image folders: larger photos are brought down to 64 x 64 as they are decoded.
-Provisional: ``python -m benchmarks.image_size`` measures the step time per size that the default is to be
-chosen from (docs/benchmarks.md, "Image size for a folder of photos"); not yet measured."""
+FOLDER_IMAGE_SIZE = 32
+"""Default side of in-memory image folders: larger photos are brought down to 32 x 32 as they are decoded.
+Chosen by ``python -m benchmarks.image_size`` (docs/benchmarks.md, "Image size for a folder of photos"):
+on 2 AVX2 cores a Mean Teacher step of 100 images at width 0.25 takes 0.6 s at 32 px and 1.4, 3.1 and
+8.9 s at 48, 64 and 96 px; even 32 px falls short of the 1,500 steps wanted in 10 minutes, so the
+smallest size measured is the default."""
+CPU_WIDTH = 0.25
+"""Width of ConvNet-13 on a CPU where neither the run nor its preset sets one (``arch_options.width``
+auto): chosen by ``python -m benchmarks.image_size`` (docs/benchmarks.md): at 32 px a step takes 0.6 s
+at width 0.25, 1.6 s at 0.5 and 6.1 s at 1 on 2 AVX2 cores. On a GPU: the paper's 1."""
 STREAMED_IMAGE_SIZE = 224
 """Default crop of streamed (ImageNet-style) folders: the paper's ResNeXt runs."""
 
 PAPER_SCHEDULE = {
     "rampup_steps": 40_000, "rampdown_steps": 25_000, "ema_decay": 0.999, "ema_decay_rampup": 0.99,
-    "consistency": 100.0, "labeled_per_batch": -1, "class_normalize": "batch", "precision": "fp32",
+    "consistency": 100.0, "labeled_per_batch": -1, "class_normalize": "batch", "precision": "fp32", "arch_options": {},
+    "eval_every": 500, "flip": False,
 }
 """The paper's TensorFlow ConvNet runs: what a preset starts from before its own values."""
 
@@ -85,11 +96,29 @@ class Config:
     """SVHN ``extra`` images added to the unlabeled pool: 0 none, -1 all."""
     normalize: str = "standardize"
     translate: int = 2
-    flip: bool = False
+    flip: bool | None = None
+    """Mirror a random half of the images left to right. Auto: on for colour images, off for grayscale
+    (chosen on CIFAR-10's validation split, docs/benchmarks.md); mirrored digits or text are other
+    symbols, so such colour data (SVHN) sets it off; presets set the paper's choice."""
     fill: str = "reflect"
+    student_view: str = "weak"
+    """The student's noise. "weak": the paper's (translation, flips), the teacher's too. "strong": weak, then
+    ``strong_ops`` RandAugment-style operations of random strength up to ``strong_magnitude`` and cutout
+    (``data/strong.py``). "photometric": strong without the operations that move pixels (for dense
+    outputs). The teacher's view stays weak; supervised-only gets the student's."""
+    strong_ops: int = 2
+    strong_magnitude: float = 1.0
+    """Largest strength of a strong operation, as a share of its range (each image draws up to this)."""
+    cutout: float = 0.5
+    """Side of cutout's square in the strong view, as a share of the image's shorter side (0: none)."""
     # model
     arch: str = "convnet13"
-    arch_options: dict[str, Any] = field(default_factory=dict)
+    arch_options: dict[str, Any] = field(default_factory=lambda: {"width": None})
+    """Options of the architecture. ``width`` auto: ``CPU_WIDTH`` for ConvNet-13 on a CPU, else the
+    architecture's own (dropped for other architectures); presets keep the paper's width unless they set one."""
+    init: str = ""
+    """Warm start: the student and the teacher begin from this run directory's EMA network (or a file of a
+    ``state_dict`` of the same architecture, as ``meanteacher export`` writes) instead of random weights."""
     # method
     method: str = "mean-teacher"
     consistency: float | None = None
@@ -141,13 +170,16 @@ class Config:
     weight_decay: float = 0.0
     # run
     seed: int = 0
-    eval_every: int = 500
+    eval_every: int | None = None
+    """Steps between evaluations. Auto: ``EVALUATIONS_PER_RUN`` evaluations per run; presets: the paper's 500."""
     checkpoint_every: int = 500
     checkpoint_seconds: float = 60.0
     """Checkpoints are also at least this many seconds apart (the last step always writes one): on a
     fast GPU 500 steps take about a second, and writing a 50 MB checkpoint that often would cost a
     large share of the run; a killed run loses at most this long, or ``checkpoint_every`` steps."""
     eval_batch_size: int = 500
+    tensorboard: bool = False
+    """Also write TensorBoard event files to ``RUN_DIR/tensorboard`` (needs ``pip install 'meanteacher[tensorboard]'``)."""
     device: str = "auto"
     precision: str | None = None
     """"fp32" or "bf16" (autocast). Auto: bf16 on a CPU with bf16 in hardware (AVX512_BF16 or AMX), where it
@@ -183,6 +215,7 @@ class Config:
             "precision": ("fp32", "bf16"),
             "normalize": ("standardize", "per_image", "zca", "none"),
             "fill": ("reflect", "zero"),
+            "student_view": ("weak", "strong", "photometric"),
             "bn_buffers": ("own", "copy", "average"),
             "class_normalize": ("batch", "labeled"),
             "logit_distance_classes": ("mean", "sum"),
@@ -194,7 +227,7 @@ class Config:
             raise MeanTeacherError("no dataset: pass --data PATH (or 'digits' for the built-in one)")
         positive = ("steps", "batch_size", "eval_every", "checkpoint_every", "eval_batch_size")
         for name in positive:
-            if getattr(self, name) <= 0:
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise MeanTeacherError(f"{name} must be positive, got {getattr(self, name)}")
         if self.time_budget is not None and self.time_budget <= 0:
             raise MeanTeacherError(f"time_budget must be positive seconds, got {self.time_budget}")
@@ -218,6 +251,12 @@ class Config:
             raise MeanTeacherError("cuda_graphs and device_schedules work with optimizer 'adam' (CapturableAdam)")
         if self.cuda_graphs and self.method in ("vat", "mean-teacher-vat"):
             raise MeanTeacherError(f"cuda_graphs does not capture {self.method}: its passes save and restore the random state")
+        if self.student_view != "weak":
+            if self.streaming or self.normalize == "zca":
+                raise MeanTeacherError(f"student_view={self.student_view!r} works on images held in memory as pixels "
+                                       f"(not with {'streaming' if self.streaming else 'normalize zca'})")
+            if self.strong_ops < 0 or not 0 <= self.strong_magnitude <= 1 or not 0 <= self.cutout <= 1:
+                raise MeanTeacherError("strong_ops must be >= 0, strong_magnitude and cutout in [0, 1]")
         if self.vat_eps < 0 or self.vat_xi <= 0 or self.vat_power_iterations < 1:
             raise MeanTeacherError("vat_eps must be >= 0, vat_xi > 0 and vat_power_iterations >= 1")
         from .losses import consistency_cost
@@ -242,7 +281,7 @@ def _coerce(name: str, value: Any, current: Any) -> Any:
         if not isinstance(value, dict):
             raise MeanTeacherError(f"setting {name!r} must be a table of options")
         return dict(value)
-    if isinstance(current, bool):
+    if kind is bool or isinstance(current, bool):
         if isinstance(value, bool):
             return value
         if str(value).lower() in ("true", "1", "yes", "on"):
@@ -315,10 +354,11 @@ def load_preset(name: str) -> Config:
     return apply_settings(Config(**PAPER_SCHEDULE), tomllib.loads(files[name].read_text()), f"preset {name}")
 
 
-def auto_values(config: Config, num_classes: int, all_labeled: bool, labeled_images: int, device_type: str = "cpu") -> dict[str, Any]:
+def auto_values(config: Config, num_classes: int, all_labeled: bool, labeled_images: int, device_type: str = "cpu",
+                channels: int = 3) -> dict[str, Any]:
     """What each automatic setting stands for in a run of ``config.steps`` steps with ``num_classes``
     classes and ``labeled_images`` labeled training images (``all_labeled``: every training image
-    keeps its label) on a ``device_type`` device."""
+    keeps its label) of ``channels`` channels on a ``device_type`` device."""
     from .hardware import cpu_has_native_bf16
 
     steps = config.steps
@@ -334,14 +374,32 @@ def auto_values(config: Config, num_classes: int, all_labeled: bool, labeled_ima
         "consistency": 1.0 if config.method == "vat" else CONSISTENCY_PER_CLASS * num_classes,  # VAT's cost is a KL
         "labeled_per_batch": -1 if all_labeled else max(1, math.floor(config.batch_size * labeled_share)),
         "precision": "bf16" if device_type == "cpu" and cpu_has_native_bf16() else "fp32",
+        "eval_every": max(1, steps // EVALUATIONS_PER_RUN),
+        "flip": channels == 3,
     }
 
 
-def resolve_auto(config: Config, num_classes: int, all_labeled: bool, labeled_images: int, device_type: str = "cpu") -> Config:
-    """A copy of ``config`` with every automatic (``None``) setting replaced by its number (see ``auto_values``);
-    warns (``ScheduleWarning``) about a ramp set longer than the run."""
-    derived = auto_values(config, num_classes, all_labeled, labeled_images, device_type)
-    resolved = apply_settings(config, {k: v for k, v in derived.items() if getattr(config, k) is None}, "auto")
+def _width_is_auto(config: Config) -> bool:
+    return "width" in config.arch_options and str(config.arch_options["width"]).lower() in ("none", "auto")
+
+
+def resolve_width(config: Config, device_type: str = "cpu") -> Config:
+    """``config`` with an automatic ``arch_options.width`` set: ``CPU_WIDTH`` for ConvNet-13 on a CPU,
+    the paper's 1 for it elsewhere; for other architectures the option is dropped (their own default)."""
+    if not _width_is_auto(config):
+        return config
+    options = {name: value for name, value in config.arch_options.items() if name != "width"}
+    if config.arch == "convnet13":
+        options["width"] = CPU_WIDTH if device_type == "cpu" else 1.0
+    return apply_settings(config, {"arch_options": options}, "auto")
+
+
+def resolve_auto(config: Config, num_classes: int, all_labeled: bool, labeled_images: int, device_type: str = "cpu",
+                 channels: int = 3) -> Config:
+    """A copy of ``config`` with every automatic (``None``) setting replaced by its number (see ``auto_values``
+    and ``resolve_width``); warns (``ScheduleWarning``) about a ramp set longer than the run."""
+    derived = auto_values(config, num_classes, all_labeled, labeled_images, device_type, channels)
+    resolved = apply_settings(resolve_width(config, device_type), {k: v for k, v in derived.items() if getattr(config, k) is None}, "auto")
     for name, what in (("rampup_steps", "the consistency weight and learning rate never reach their full values"),
                        ("rampdown_steps", "the learning rate starts falling before the run begins")):
         length = getattr(resolved, name)
@@ -360,7 +418,7 @@ def resolve_image_size(config: Config) -> Config:
 
 def has_auto(config: Config) -> bool:
     """Whether some setting is still automatic (``None``: not yet resolved for a run)."""
-    return any(getattr(config, name) is None for name in AUTO_FIELDS)
+    return any(getattr(config, name) is None for name in AUTO_FIELDS) or _width_is_auto(config)
 
 
 def load_config_file(path: str | Path) -> Config:

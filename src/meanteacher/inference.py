@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,9 +40,11 @@ class LoadedRun:
         """The network used for predictions: the EMA (Mean Teacher's teacher), usually the better one."""
         return self.models["ema"]
 
-    def evaluate(self, data: str | None = None, precision: str | None = None) -> dict[str, float]:
+    def evaluate(self, data: str | None = None, precision: str | None = None, confusion: bool = False) -> dict[str, Any]:
         """Error and classification cost of each network on the test split of the run's (or ``data``'s)
-        dataset, in the run's precision (as during training) unless ``precision`` says otherwise."""
+        dataset, in the run's precision (as during training) unless ``precision`` says otherwise; with
+        ``confusion``, each network's confusion matrix too (``ema_confusion``, ``student_confusion``)."""
+        num_classes = len(self.classes) if confusion else 0
         from .data.sources import load_dataset
         from .data.streaming import evaluation_loader, index_image_folder
 
@@ -49,7 +52,7 @@ class LoadedRun:
         if self.config.streaming:
             index = index_image_folder(data or self.config.dataset, self.config.image_size)
             loader = evaluation_loader(index, self.config.eval_batch_size, self.config.workers)
-            return evaluate_batches(self.models, lambda: loader, precision)
+            return evaluate_batches(self.models, lambda: loader, precision, num_classes=num_classes)
         dataset = load_dataset(data or self.config.dataset, None if data else (self.config.test_data or None), image_size=self.config.image_size)
         if dataset.image_shape != self.image_shape or dataset.classes != self.classes:
             raise MeanTeacherError(
@@ -57,7 +60,8 @@ class LoadedRun:
                 f"match the run's {self.image_shape} / {len(self.classes)} classes"
             )
         stored = self.normalizer.prepare(dataset.test_images)
-        return evaluate(self.models, stored, dataset.test_labels, self.normalizer, self.config.eval_batch_size, precision)
+        return evaluate(self.models, stored, dataset.test_labels, self.normalizer, self.config.eval_batch_size, precision,
+                        num_classes=num_classes)
 
     @torch.no_grad()
     def _classify(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,8 +12,8 @@ from .run.rundir import read_metrics
 
 
 def ema_name(method: str) -> str:
-    """What a method's EMA network is called in tables: Mean Teacher's is its teacher."""
-    return "teacher (EMA)" if method == "mean-teacher" else "EMA"
+    """What a method's EMA network is called in tables and plots: Mean Teacher's is its teacher."""
+    return "teacher (EMA)" if method in ("mean-teacher", "mean-teacher-vat") else "EMA"
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -63,19 +63,20 @@ def _save(figure, out_path: str | Path) -> None:
     _pyplot().close(figure)
 
 
-def plot_curves(metrics_path: str | Path, out_path: str | Path) -> None:
-    """Figure 3 of the paper for one run: test classification cost and error over steps, EMA and student."""
+def plot_curves(metrics_path: str | Path, out_path: str | Path, method: str = "") -> None:
+    """Figure 3 of the paper for one run: test classification cost and error over steps, of the EMA network
+    (named for ``method``: Mean Teacher's is its teacher) and the student."""
     plt = _pyplot()
     records = read_metrics(metrics_path)
     if not records:
         return
     steps = [r["step"] for r in records]
     figure, (cost_axis, error_axis) = plt.subplots(1, 2, figsize=(10, 4))
-    for name, style in (("ema", "--"), ("student", "-")):
+    for name, label, style in (("ema", ema_name(method), "--"), ("student", "student", "-")):
         if f"{name}_error" not in records[0]:
             continue
-        cost_axis.plot(steps, [r[f"{name}_class_cost"] for r in records], style, marker=".", label=f"{name} (test)")
-        error_axis.plot(steps, [100 * r[f"{name}_error"] for r in records], style, marker=".", label=name)
+        cost_axis.plot(steps, [r[f"{name}_class_cost"] for r in records], style, marker=".", label=f"{label} (test)")
+        error_axis.plot(steps, [100 * r[f"{name}_error"] for r in records], style, marker=".", label=label)
     if "class_cost" in records[0]:
         cost_axis.plot(steps, [r["class_cost"] for r in records], ":", marker=".", label="student (training batches)")
     cost_axis.set(xlabel="step", ylabel="classification cost", yscale="log", title="Classification cost")
@@ -111,3 +112,73 @@ def plot_comparison(groups: dict[str, list[str | Path]], out_path: str | Path, t
     axis.grid(alpha=0.3)
     axis.legend()
     _save(figure, out_path)
+
+
+def per_class_errors(confusion: list[list[int]]) -> list[float | None]:
+    """Each true class's error rate from a confusion matrix (rows true, columns predicted); None for a
+    class with no test images."""
+    return [None if sum(row) == 0 else 1.0 - row[k] / sum(row) for k, row in enumerate(confusion)]
+
+
+def most_confused(confusion: list[list[int]], k: int) -> tuple[int, int] | None:
+    """The class that true class ``k`` is most often taken for, and how often; None if never mistaken."""
+    count, other = max((count, other) for other, count in enumerate(confusion[k]) if other != k)
+    return (other, count) if count else None
+
+
+def per_class_rows(classes: list[str], matrices: dict[str, list[list[int]]], names: dict[str, str]) -> tuple[list[str], list[list[str]]]:
+    """A per-class table of one run: test images, each network's error (%), and what the first network
+    mistakes the class for most often."""
+    first = next(iter(matrices))
+    errors = {name: per_class_errors(matrix) for name, matrix in matrices.items()}
+    rows = []
+    for k, cls in enumerate(classes):
+        confused = most_confused(matrices[first], k)
+        rows.append([cls, str(sum(matrices[first][k])),
+                     *("–" if errors[name][k] is None else f"{100 * errors[name][k]:.1f}" for name in matrices),
+                     f"{classes[confused[0]]} ({confused[1]})" if confused else "–"])
+    return ["class", "test images", *(f"{names[name]} error %" for name in matrices), f"most often taken for ({names[first]})"], rows
+
+
+def text_table(header: list[str], rows: list[list[str]]) -> str:
+    """Columns aligned for a terminal."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    return "\n".join("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip() for line in [header, *rows]) + "\n"
+
+
+def per_class_over_runs(runs: list[dict[str, Any]]) -> str:
+    """A markdown table of each class's error (%) of the EMA network and of the student, mean ± std over
+    ``runs`` (``confusion.json`` contents of runs on the same classes, e.g. one per seed)."""
+    classes = runs[0]["classes"]
+    lines = ["| class | runs | EMA (teacher) error % | student error % |", "|---|---:|---:|---:|"]
+    errors = {name: [per_class_errors(run[name]) for run in runs] for name in ("ema", "student")}
+    for k, cls in enumerate(classes):
+        cells = {name: [e[k] for e in per_run if e[k] is not None] for name, per_run in errors.items()}
+        lines.append(f"| {cls} | {len(runs)} | {_percent(cells['ema'])} | {_percent(cells['student'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def confusion_figure(confusion: list[list[int]], classes: list[str], title: str = ""):
+    """A matplotlib figure of a confusion matrix: class names on both axes, the counts written in each
+    cell, shading by the share of the true class's images (rows normalised)."""
+    plt = _pyplot()
+    size = max(4.0, 0.45 * len(classes) + 2.0)
+    figure, axis = plt.subplots(figsize=(size + 1.0, size))
+    shares = [[count / max(sum(row), 1) for count in row] for row in confusion]
+    image = axis.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    axis.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    axis.set_yticks(range(len(classes)), classes)
+    axis.set(xlabel="predicted class", ylabel="true class", title=title)
+    if len(classes) <= 30:
+        for row, counts in enumerate(confusion):
+            for column, count in enumerate(counts):
+                axis.text(column, row, str(count), ha="center", va="center", fontsize=8,
+                          color="white" if shares[row][column] > 0.5 else "black")
+    figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label="share of the true class")
+    figure.tight_layout()
+    return figure
+
+
+def plot_confusion(confusion: list[list[int]], classes: list[str], out_path: str | Path, title: str = "") -> None:
+    """Write ``confusion_figure`` as a PNG (atomically)."""
+    _save(confusion_figure(confusion, classes, title), out_path)

@@ -67,9 +67,15 @@ class Augmenter:
         self.fill = fill
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.add_noise(self.move(images, generator), generator)
+
+    def move(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The geometric part: translation, then the flip."""
         images = translate(images, self.max_shift, self.fill, generator)
-        if self.flip:
-            images = horizontal_flip(images, generator)
+        return horizontal_flip(images, generator) if self.flip else images
+
+    def add_noise(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The additive Gaussian noise (on network inputs)."""
         return gaussian_noise(images, self.noise_std, generator)
 
 
@@ -154,7 +160,13 @@ class Normalizer:
         """Network inputs from a batch of stored images (see ``prepare``)."""
         if self.mode == "zca":
             return stored.float()
-        x = stored.float() / 255.0
+        return self.from_unit(stored.float() / 255.0)
+
+    def from_unit(self, x: torch.Tensor) -> torch.Tensor:
+        """Network inputs from float images in [0, 1] (pixels brought to [0, 1], as strong augmentation
+        gives them); not for ``"zca"``, whose stored images are already whitened."""
+        if self.mode == "zca":
+            raise ValueError("ZCA-whitened images are stored whitened: there are no [0, 1] pixels to normalize")
         if self.mode == "standardize":
             stats, view = self._stats_on(x.device), (1, -1, 1, 1)
             x = (x - stats["mean"].view(view)) / stats["std"].view(view)

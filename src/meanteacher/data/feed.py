@@ -15,6 +15,7 @@ from .augment import Augmenter, Normalizer
 from .batch import NO_LABEL
 from .batches import IndexBatch, TwoStreamBatches, mixed_seed
 from .pipeline import device_data
+from .strong import StrongAugmenter
 from .dataset import Dataset
 from .splits import LabelSplit
 from .streaming import FolderIndex, evaluation_loader, imagenet_normalizer, train_loader
@@ -58,11 +59,13 @@ def _slices(images: torch.Tensor, labels: torch.Tensor, normalizer: Normalizer, 
 
 class InMemoryFeed:
     """Training, test and validation images held on ``device`` in their stored form; the views are
-    noised there, batch-wise. ``extra_unlabeled`` extra images (-1: all) join the unlabeled pool."""
+    noised there, batch-wise (the student's strongly with ``strong``). ``extra_unlabeled`` extra images
+    (-1: all) join the unlabeled pool."""
 
     def __init__(
         self, dataset: Dataset, masked_labels: torch.Tensor, split: LabelSplit, normalize: str, augmenter: Augmenter,
         extra_unlabeled: int, seed: int, device: torch.device, eval_batch_size: int, rank: int = 0, world_size: int = 1,
+        strong: StrongAugmenter | None = None,
     ) -> None:
         normalizer = Normalizer(normalize).fit(dataset.train_images)
         images, labels = dataset.train_images, masked_labels
@@ -74,7 +77,7 @@ class InMemoryFeed:
             self.extra = len(extra_images)
             images = torch.cat([images, extra_images])
             labels = torch.cat([labels, torch.full((self.extra,), NO_LABEL, dtype=labels.dtype)])
-        self.train = device_data(images, labels, normalizer, augmenter, device)
+        self.train = device_data(images, labels, normalizer, augmenter, device, strong)
         self.normalizer = normalizer
         self.test_images = normalizer.prepare(dataset.test_images).to(device)
         self.test_labels = dataset.test_labels.to(device)

@@ -9,6 +9,7 @@ import torch
 from ..errors import DataError
 from .batch import NO_LABEL
 from .augment import Augmenter, Normalizer
+from .strong import StrongAugmenter
 from .batches import IndexBatch, TwoStreamBatches
 from .dataset import Dataset
 from .splits import LabelSplit, balanced_split, read_label_file, split_from_labels
@@ -50,29 +51,38 @@ class DeviceData:
     """Training images in their stored form (uint8, or whitened floats) and labels, on one device.
 
     ``images`` may have extra unlabeled images appended after the training set; their labels are
-    ``NO_LABEL``.
+    ``NO_LABEL``. With ``strong``, the first view (the student's) is moved as the others are, in pixels,
+    then strongly augmented before it is normalized and noised; the other views stay weak.
     """
 
     images: torch.Tensor
     labels: torch.Tensor
     normalizer: Normalizer
     augmenter: Augmenter
+    strong: StrongAugmenter | None = None
 
     def views(self, batch: IndexBatch, count: int, generator: torch.Generator) -> tuple[list[torch.Tensor], torch.Tensor]:
         """``count`` independently noised views of the batch's images, and its labels."""
         device = self.images.device
         indices = to_device(batch.indices, device)
-        base = self.normalizer(self.images[indices])
+        stored = self.images[indices]
         labels = torch.where(to_device(batch.labeled, device), self.labels[indices], NO_LABEL)
-        return [self.augmenter(base, generator) for _ in range(count)], labels
+        weak = count - (self.strong is not None)
+        base = self.normalizer(stored) if weak else None
+        views = [self.augmenter(base, generator) for _ in range(weak)]
+        if self.strong is not None:
+            pixels = self.strong(self.augmenter.move(stored.float() / 255.0, generator), generator)
+            views.insert(0, self.augmenter.add_noise(self.normalizer.from_unit(pixels), generator))
+        return views, labels
 
 
 def device_data(
-    images: torch.Tensor, labels: torch.Tensor, normalizer: Normalizer, augmenter: Augmenter, device: torch.device
+    images: torch.Tensor, labels: torch.Tensor, normalizer: Normalizer, augmenter: Augmenter, device: torch.device,
+    strong: StrongAugmenter | None = None,
 ) -> DeviceData:
     """Move stored images and labels to ``device`` once, for the whole run."""
     stored = normalizer.prepare(images)
-    return DeviceData(stored.to(device), labels.to(device), normalizer, augmenter)
+    return DeviceData(stored.to(device), labels.to(device), normalizer, augmenter, strong)
 
 
 def batches_for(

@@ -8,13 +8,15 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from ..config import Config, apply_settings
+import torch
+
+from ..config import EVALUATION_SHARE, EVALUATIONS_PER_RUN, Config, apply_settings
 from ..data.dataset import Dataset
 from ..data.streaming import FolderIndex
 from ..errors import MeanTeacherError
 
-PROBE_STEPS = 3
-"""Steps timed after one warm-up step."""
+PROBE_STEPS = 5
+"""Steps timed after one warm-up step and one warm-up evaluation (a cold evaluation is slower)."""
 UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 
 
@@ -40,8 +42,23 @@ class Timing:
         (``checkpoint_seconds`` apart and at the end) fit ``seconds``, the trainer's set-up included."""
         checkpoints = self.checkpoint * (seconds / max(config.checkpoint_seconds, 1.0) + 1)
         fixed = self.build + self.evaluation + checkpoints
-        per_step = self.step + self.evaluation / config.eval_every
+        if config.eval_every is None:
+            fixed += self.evaluation * self.evaluations(seconds)
+            per_step = self.step
+        else:
+            per_step = self.step + self.evaluation / config.eval_every
         return max(1, int((seconds - fixed) / per_step))
+
+    def evaluations(self, seconds: float) -> int:
+        """Evaluations of a run of ``seconds`` with an automatic cadence: ``EVALUATIONS_PER_RUN``, fewer
+        where they would take more than ``EVALUATION_SHARE`` of the time (at least one)."""
+        return max(1, min(EVALUATIONS_PER_RUN, int(EVALUATION_SHARE * seconds / max(self.evaluation, 1e-9))))
+
+
+def finish(device: torch.device) -> None:
+    """Wait for the work queued on ``device`` (a CPU runs it as it is queued)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def time_run(config: Config, dataset: Dataset | FolderIndex) -> Timing:
@@ -54,24 +71,29 @@ def time_run(config: Config, dataset: Dataset | FolderIndex) -> Timing:
         probe = Trainer(probe_config, scratch, progress=False, dataset=dataset)
         build = time.perf_counter() - started
         probe.parts.method.model.train()
-        probe.step()  # warm-up: the first step also builds kernels and caches
+        probe.step()  # warm-up: the first step and the first evaluation also build kernels and caches
+        probe.evaluate()
         started = time.perf_counter()
         for _ in range(PROBE_STEPS):
             probe.step()
-        probe.evaluate()  # makes the step's work finish before the clock is read, on any device
-        step_and_evaluation = time.perf_counter() - started
+        finish(probe.device)
+        step = (time.perf_counter() - started) / PROBE_STEPS
         started = time.perf_counter()
         probe.evaluate()
         evaluation = time.perf_counter() - started
         started = time.perf_counter()
         probe.save_checkpoint()
         checkpoint = time.perf_counter() - started
-    return Timing(build, max(step_and_evaluation - evaluation, 1e-6) / PROBE_STEPS, evaluation, checkpoint)
+    return Timing(build, step, evaluation, checkpoint)
 
 
 def fit_to_time(config: Config, dataset: Dataset | FolderIndex, deadline: float) -> tuple[Config, Timing]:
-    """``config`` with the steps that end the run by ``deadline`` (a ``time.perf_counter()`` value), and
-    the timing they were chosen from."""
+    """``config`` with the steps that end the run by ``deadline`` (a ``time.perf_counter()`` value) and,
+    where automatic, the evaluation cadence; and the timing they were chosen from."""
     timing = time_run(config, dataset)
-    steps = timing.steps_within(deadline - time.perf_counter(), config)
-    return apply_settings(config, {"steps": steps}, "time budget"), timing
+    seconds = deadline - time.perf_counter()
+    steps = timing.steps_within(seconds, config)
+    settings = {"steps": steps}
+    if config.eval_every is None:
+        settings["eval_every"] = max(1, steps // timing.evaluations(seconds))
+    return apply_settings(config, settings, "time budget"), timing

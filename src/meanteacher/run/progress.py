@@ -13,7 +13,7 @@ from ..config import CONSISTENCY_PAYS_FROM_PASSES, Config
 
 def plan_line(config: Config, dataset_name: str, train_images: int, labeled: int, labeled_per_batch: int | None, num_classes: int,
               steps_left: int, run_dir: Path) -> str:
-    """One line on what the run will do: data, labels, steps, batch composition, run directory."""
+    """One line on what the run will do: data, labels, steps, batch composition, network, run directory."""
     if labeled_per_batch is None:
         batch = f"{config.batch_size} images (labeled and unlabeled alike)"
     else:
@@ -22,8 +22,9 @@ def plan_line(config: Config, dataset_name: str, train_images: int, labeled: int
         if config.method != "supervised" and passes < CONSISTENCY_PAYS_FROM_PASSES:
             batch += (f" - few for {config.method}: on CIFAR-10 Mean Teacher beat supervised-only from about "
                       f"{CONSISTENCY_PAYS_FROM_PASSES} passes (more --steps, or fewer labels per batch)")
+    width = f" at width {config.arch_options['width']:g}" if isinstance(config.arch_options.get("width"), (int, float)) else ""
     return (f"{config.method} on {dataset_name}: {train_images:,} training images, {labeled:,} labeled, {num_classes} classes; "
-            f"{steps_left:,} steps of {batch}; run directory {run_dir}")
+            f"{steps_left:,} steps of {batch}; {config.arch}{width} in {config.precision}; run directory {run_dir}")
 
 
 def duration(seconds: float) -> str:

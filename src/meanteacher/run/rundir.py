@@ -86,6 +86,9 @@ class RunDirectory:
         self.metrics = self.path / "metrics.jsonl"
         self.summary = self.path / "summary.json"
         self.curves = self.path / "curves.png"
+        self.confusion = self.path / "confusion.json"
+        self.confusion_plot = self.path / "confusion.png"
+        self.events = self.path / "tensorboard"
 
     def prepare(self, resume: bool) -> None:
         """Refuse to overwrite a finished or started run unless resuming, and to resume nothing."""
@@ -125,5 +128,20 @@ class RunDirectory:
         records = read_metrics(self.metrics)
         return records[-1] if records else {}
 
+    def write_confusion(self, classes: list[str], matrices: dict[str, list[list[int]]]) -> None:
+        """The confusion matrices of the final evaluation (``{"classes": [...], "ema": rows, "student": rows}``)."""
+        atomic_write_text(self.confusion, json.dumps({"classes": classes, **matrices}) + "\n")
+
     def write_summary(self, summary: dict[str, Any]) -> None:
         atomic_write_text(self.summary, json.dumps(summary, indent=2) + "\n")
+
+
+def read_confusion(run_dir: str | Path) -> dict[str, Any] | None:
+    """A finished run's ``confusion.json`` (see ``RunDirectory.write_confusion``), or None if it has none."""
+    path = Path(run_dir) / "confusion.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except json.JSONDecodeError as error:
+        raise MeanTeacherError(f"{path}: not valid JSON ({error})") from None

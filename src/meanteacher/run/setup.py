@@ -12,6 +12,7 @@ from torch import nn
 
 from ..config import Config
 from ..data.augment import Augmenter
+from ..data.strong import StrongAugmenter
 from ..data.batch import Batch
 from ..data.batches import TwoStreamBatches
 from ..data.feed import InMemoryFeed, StreamedFeed, TrainingFeed
@@ -27,6 +28,7 @@ from ..models.layers import convert_sync_batchnorm
 from ..optim import CapturableAdam
 from .distributed import World
 from .evaluation import autocast
+from .warm_start import warm_start
 from .graphs import GraphedStep
 from .hyperparameters import StepHyperparameters
 
@@ -126,8 +128,10 @@ def build_feed(
         return StreamedFeed(dataset, masked_labels, sampler, config.seed, config.workers, device, config.eval_batch_size,
                             world.rank, world.size), sampler
     augmenter = Augmenter(config.translate, config.flip, 0.0, config.fill)
+    strong = None if config.student_view == "weak" else StrongAugmenter(
+        config.strong_ops, config.strong_magnitude, config.cutout, geometric=config.student_view == "strong")
     feed = InMemoryFeed(dataset, masked_labels, split, config.normalize, augmenter, config.extra_unlabeled, config.seed, device,
-                        config.eval_batch_size, world.rank, world.size)
+                        config.eval_batch_size, world.rank, world.size, strong)
     return feed, sample(extra=feed.extra)
 
 
@@ -148,10 +152,15 @@ class Parts:
 
 def build_parts(
     config: Config, num_classes: int, image_shape: tuple[int, ...], num_examples: int, device: torch.device, world: World,
+    warm: bool = True,
 ) -> Parts:
-    """The student on ``device`` (checked against the image size), the schedules, the optimizer and the
-    method, with SyncBN, DDP and compile as ``config`` and ``world`` ask."""
-    model = build_model(config, num_classes, image_shape[0]).to(device)
+    """The student on ``device`` (checked against the image size; from ``config.init``'s weights when
+    ``warm``, and the teacher with it), the schedules, the optimizer and the method, with SyncBN, DDP
+    and compile as ``config`` and ``world`` ask."""
+    model = build_model(config, num_classes, image_shape[0])
+    if warm:
+        warm_start(model, config.init)
+    model = model.to(device)
     check_input_size(model, image_shape, config, device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)

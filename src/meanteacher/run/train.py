@@ -7,6 +7,7 @@ directory (see ``run.rundir``).
 from __future__ import annotations
 
 import gc
+import math
 import os
 import sys
 import time
@@ -15,7 +16,7 @@ from typing import Any
 
 import torch
 
-from ..config import Config, resolve_auto, resolve_image_size
+from ..config import EVALUATION_SHARE, Config, resolve_auto, resolve_image_size
 from ..data.batch import Batch
 from ..data.batches import IndexBatch, mixed_seed
 from ..data.dataset import Dataset
@@ -23,11 +24,12 @@ from ..data.pipeline import make_split, to_device
 from ..data.splits import write_label_file
 from ..data.streaming import FolderIndex
 from ..errors import MeanTeacherError
-from ..methods import METHODS
+from ..methods import METHODS, MeanTeacher
 from ..teacher import unwrap
 from .budget import fit_to_time
 from .distributed import any_true, average_float_buffers_, barrier, init_world, leave_world, rank_spread
 from .evaluation import evaluate_batches
+from .guard import DeadTeacherGuard
 from .progress import Progress, duration, plan_line
 from .rundir import RunDirectory, check_architecture
 from .setup import build_feed, build_parts, load_data, resolve_device, use_device
@@ -63,15 +65,20 @@ class Trainer:
         if resume:
             check_architecture(self.run_dir.load_checkpoint(), config.arch, self.run_dir.checkpoint)
         config = resolve_image_size(config)
+        self.eval_every_bounded = config.eval_every is None  # automatic: kept to EVALUATION_SHARE of the time as measured
         self.dataset = dataset = load_data(config) if dataset is None else dataset
         self.split, self.masked_labels = make_split(dataset, config.labels, config.seed, config.label_file, config.validation_per_class)
         all_labeled = len(self.split.unlabeled) == 0 and config.extra_unlabeled == 0
-        self.config = config = resolve_auto(config, dataset.num_classes, all_labeled, len(self.split.labeled), self.device.type)
+        self.config = config = resolve_auto(config, dataset.num_classes, all_labeled, len(self.split.labeled), self.device.type,
+                                                  dataset.image_shape[0])
         self.feed, self.sampler = build_feed(config, dataset, self.split, self.masked_labels, self.device, self.world)
         self.parts = build_parts(config, dataset.num_classes, dataset.image_shape, len(dataset.train_labels) + self.feed.extra,
-                                 self.device, self.world)
+                                 self.device, self.world, warm=bool(config.init) and not resume)
         self.views, self.labeled_only = METHODS[config.method].views, not METHODS[config.method].uses_unlabeled
         self.generator = torch.Generator(device=self.device)
+        self.guard = DeadTeacherGuard(config)
+        self.events: Any = None  # a TensorBoardLog while a run with tensorboard=true trains
+        self.eval_every = config.eval_every
         self.global_step = 0
         self.log_sums: dict[str, float | torch.Tensor] = {}  # summed on the device: no sync per step
         self.log_count = 0
@@ -124,6 +131,10 @@ class Trainer:
             files.write_config(cfg)
             write_label_file(files.labels_file, self.dataset.train_ids, self.dataset.classes, self.split.labeled,
                              self.masked_labels[self.split.labeled])
+            if cfg.tensorboard:
+                from .tensorboard import TensorBoardLog
+
+                self.events = TensorBoardLog(files.events, self.global_step or None)
         barrier(self.world)
         self.parts.method.model.train()
         progress = Progress(cfg.steps, self.global_step, self.show_progress, self._plan(), cfg.batch_size)
@@ -138,18 +149,21 @@ class Trainer:
                 self.log_count += 1
                 progress.step()
                 step = self.global_step
-                at_eval = step % cfg.eval_every == 0 or step == cfg.steps
+                at_eval = step % self.eval_every == 0 or step == cfg.steps
                 at_checkpoint = step == cfg.steps or (step % cfg.checkpoint_every == 0 and self._checkpoint_due())
                 if at_eval or at_checkpoint or step % 20 == 0:
                     self._check_finite()
                 if at_eval:
                     evaluation_start = time.perf_counter()
-                    record = {"step": step, **{k: float(v) / self.log_count for k, v in self.log_sums.items()}, **self.evaluate()}
+                    record = {"step": step, **{k: float(v) / self.log_count for k, v in self.log_sums.items()},
+                              **self.evaluate(confusion=step == cfg.steps)}
                     self.log_sums, self.log_count = {}, 0
                     if self.world.is_main:
-                        files.append_metrics(record)
+                        self._log(record)
                     progress.report(step, record)
                     self.eval_seconds += time.perf_counter() - evaluation_start
+                    trained = time.perf_counter() - since - (self.eval_seconds + self.checkpoint_seconds - side_seconds)
+                    self._bound_evaluations(time.perf_counter() - evaluation_start, trained, self.global_step - steps_started)
                 if at_checkpoint:
                     checkpoint_start = time.perf_counter()
                     self.elapsed = time.perf_counter() - started  # the checkpoint records the time so far
@@ -159,21 +173,40 @@ class Trainer:
                 self.elapsed = time.perf_counter() - started
         finally:
             progress.close()
+            if self.events is not None:
+                self.events.close()
         train_seconds = time.perf_counter() - since - (self.eval_seconds + self.checkpoint_seconds - side_seconds)
         summary = self._summary(train_seconds, self.global_step - steps_started)
         if self.world.is_main:
             from ..report import plot_curves
 
             files.write_summary(summary)
-            plot_curves(files.metrics, files.curves)
+            plot_curves(files.metrics, files.curves, cfg.method)
         barrier(self.world)
         return summary
 
-    def evaluate(self) -> dict[str, float]:
-        """Test (and validation) error and classification cost of the student and the EMA network."""
+    def _log(self, record: dict[str, Any]) -> None:
+        """Write an evaluation's record (metrics.jsonl, TensorBoard; the confusion matrices of the last to
+        confusion.json) and let the guard look at it."""
+        matrices = {k.removesuffix("_confusion"): record.pop(k) for k in list(record) if k.endswith("_confusion")}
+        self.run_dir.append_metrics(record)
+        if self.events is not None:
+            self.events.scalars(record)
+        if matrices:
+            self.run_dir.write_confusion(self.dataset.classes, matrices)
+            if self.events is not None:
+                from ..report import ema_name
+
+                self.events.confusion(matrices, self.dataset.classes, {"ema": ema_name(self.config.method), "student": "student"}, record["step"])
+        self.guard.check(record["step"], record, self.parts.method.evaluation_models(), isinstance(self.parts.method, MeanTeacher))
+
+    def evaluate(self, confusion: bool = False) -> dict[str, Any]:
+        """Test (and validation) error and classification cost of the student and the EMA network (and,
+        with ``confusion``, their confusion matrices on the test set: ``ema_confusion``, ``student_confusion``)."""
         self._sync_ema_buffers()
         models, cfg = self.parts.method.evaluation_models(), self.config
-        results = evaluate_batches(models, self.feed.test_batches(), cfg.precision, cfg.channels_last)
+        num_classes = self.dataset.num_classes if confusion else 0
+        results = evaluate_batches(models, self.feed.test_batches(), cfg.precision, cfg.channels_last, num_classes)
         if self.world.distributed:
             results["ema_rank_spread"] = rank_spread(self.parts.method.ema.module, self.world)
         validation = self.feed.validation_batches()
@@ -234,6 +267,18 @@ class Trainer:
         if self.world.is_main:
             self.run_dir.truncate_metrics(self.global_step)
 
+    def _bound_evaluations(self, evaluation: float, seconds: float, steps: int) -> None:
+        """Space automatic evaluations out so that one costs at most ``EVALUATION_SHARE`` of the training
+        between two: a test set that is large next to the step (10,000 CIFAR-10 images against a step of
+        100 on a CPU) would otherwise take most of the run. ``seconds`` and ``steps``: this process's training
+        so far. One process only: the ranks of a distributed run must agree on the cadence without talking."""
+        if not self.eval_every_bounded or steps <= 0 or self.world.distributed:
+            return
+        step_seconds = max(seconds, 1e-9) / steps
+        needed = math.ceil(evaluation / (EVALUATION_SHARE * step_seconds))
+        if needed > self.eval_every:
+            self.eval_every = needed
+
     # ------------------------------------------------------------------ what the run says
 
     def _plan(self) -> str:
@@ -271,7 +316,8 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
         config, timing = fit_to_time(config, dataset, deadline)
         if progress:
             print(f"time budget {duration(config.time_budget)}: a step takes {timing.step:.3f} s, an evaluation {timing.evaluation:.1f} s "
-                  f"and a checkpoint {timing.checkpoint:.1f} s here, so the run takes {config.steps:,} steps", file=sys.stderr, flush=True)
+                  f"and a checkpoint {timing.checkpoint:.1f} s here, so the run takes {config.steps:,} steps"
+                  + (f", evaluating every {config.eval_every:,}" if config.eval_every is not None else ""), file=sys.stderr, flush=True)
     trainer = Trainer(config, run_dir, resume=resume, progress=progress, dataset=dataset)
     world = trainer.world
     try:

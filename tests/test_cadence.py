@@ -1,0 +1,28 @@
+"""Evaluation cadence that follows the run: about 25 evaluations without a preset, spaced out when an
+evaluation is expensive next to a step; presets keep the paper's 500."""
+
+from meanteacher.config import EVALUATIONS_PER_RUN, load_preset
+from meanteacher.run.rundir import read_metrics
+from meanteacher.run.train import Trainer
+from tests.helpers import tiny_config
+
+
+def test_an_automatic_cadence_gives_about_25_evaluations(tmp_path):
+    trainer = Trainer(tiny_config(steps=100, eval_every=None), tmp_path, progress=False)
+    assert trainer.config.eval_every == 100 // EVALUATIONS_PER_RUN
+    trainer.eval_every_bounded = False  # the count, whatever this machine's speed
+    trainer.run()
+    assert len(read_metrics(tmp_path / "metrics.jsonl")) == EVALUATIONS_PER_RUN
+    assert load_preset("cifar10-4000").eval_every == 500 and load_preset("cifar10-cpu-1000").eval_every == 500
+
+
+def test_expensive_evaluations_are_spaced_out(tmp_path):
+    trainer = Trainer(tiny_config(steps=1000, eval_every=None), tmp_path, progress=False)
+    assert trainer.eval_every == 40
+    trainer._bound_evaluations(evaluation=1.0, seconds=10.0, steps=100)  # a step of 0.1 s, an evaluation of 1 s
+    assert trainer.eval_every == 100  # an evaluation then costs a tenth of the training between two
+    trainer._bound_evaluations(evaluation=0.1, seconds=10.0, steps=100)
+    assert trainer.eval_every == 100  # never closer again
+    fixed = Trainer(tiny_config(steps=1000, eval_every=40), tmp_path / "fixed", progress=False)
+    fixed._bound_evaluations(evaluation=1.0, seconds=10.0, steps=100)
+    assert fixed.eval_every == 40  # a cadence that was set is kept
