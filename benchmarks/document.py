@@ -8,6 +8,10 @@
     python -m benchmarks.defaults --phase report --seeds 0 1 2 --json docs/bench/defaults.json
     python -m benchmarks.demo --json docs/bench/demo.json
     python -m benchmarks.vat --json docs/bench/vat.json
+    python -m benchmarks.image_size --json docs/bench/image_size.json
+    python -m benchmarks.flip --json docs/bench/flip.json
+    python -m benchmarks.photos --json docs/bench/photos.json
+    python -m benchmarks.speed --part views --width 0.25 --json docs/bench/views.json
     python -m benchmarks.document
 """
 
@@ -286,6 +290,63 @@ def image_size_section(result: dict) -> str:
                    "the paper's width 1). Both are written into the run's `config.toml`.\n\n") + result.get("notes", "") + "\n"
 
 
+def flip_section(result: dict) -> str:
+    from .flip import LABELS, STEPS, table as flip_table
+
+    verdict = result["verdict"]
+    gain, sets = verdict["validation_ema_error"]["gain"], verdict["label_sets"]
+    text = _stamp(result, result["command"]) + (
+        f"\nMean Teacher on the shared CIFAR-10 JPEGs as a user runs it (`--labels {LABELS} --steps {STEPS}`, every other "
+        "setting automatic: 32 px, width 0.25, fp32 here), 100 images per class held out as the validation split, with and "
+        f"without horizontal flips, {sets} label sets; errors of the EMA network, mean ± std, and the paired gain of flips.\n\n")
+    text += flip_table(result) + "\n"
+    chosen = "on" if gain[0] > 0 else "off"
+    return text + (f"Flips {'lowered' if gain[0] > 0 else 'did not lower'} the validation error ({gain[0]:+.2f} ± {gain[1]:.2f} points, "
+                   f"better on {verdict['flip_wins_on_validation']} of {sets} label sets): `flip` is **{chosen}** by default for colour "
+                   "images (off for grayscale; mirrored digits or text are other symbols, so SVHN's presets keep it off).\n\n")
+
+
+def photos_section(result: dict) -> str:
+    from meanteacher.report import mean_std
+
+    from .photos import PER_CLASS, PHOTO_SIZE, paired, table as photos_table
+
+    runs = list(result["runs"].values())
+    text = _stamp(result, result["command"]) + (
+        f"\nA folder of ordinary photos as a new user brings it: `photos/<class>/*.jpg`, 10 classes of {PER_CLASS} JPEGs of "
+        f"{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} pixels (the shared CIFAR-10 training images, upscaled), no test folder; each run a "
+        "fresh `meanteacher train --data photos --labels 100 ...` process, timed from its start (interpreter start, decoding, "
+        "the time probe and set-up included). Errors are on the 500 held-out test images, %.\n\n")
+    text += photos_table(result) + "\n"
+    timed = [run for run in runs if run["minutes"]]
+    if timed:
+        off = [100 * (run["wall_seconds"] / (60 * run["minutes"]) - 1) for run in timed]
+        plans = [run["plan_seconds"] for run in runs if run["plan_seconds"] is not None]
+        shares = [100 * run["eval_seconds"] / run["seconds"] for run in timed if run.get("seconds")]
+        text += (f"Time: every `--time` run ended within {max(abs(o) for o in off):.1f} % of the time asked "
+                 f"({min(off):+.1f} to {max(off):+.1f} %, {len(timed)} runs); the plan line came {min(plans):.1f} to "
+                 f"{max(plans):.1f} s after the command started; evaluation took {min(shares):.1f} to {max(shares):.1f} % of "
+                 "the training time.\n")
+    verdict = paired(result)
+    if verdict:
+        text += (f"\nAt 10 minutes, over {verdict['label_sets']} label sets (paired: same labels, same test images): Mean Teacher's "
+                 f"teacher {_mean_std([100 * v for v in verdict['mean_teacher']])} % against supervised-only's EMA "
+                 f"{_mean_std([100 * v for v in verdict['supervised']])} %; gain {_mean_std([100 * v for v in verdict['gain']])} "
+                 f"points, Mean Teacher ahead on {verdict['wins']} of {verdict['label_sets']}.\n")
+    return text + result.get("notes", "") + "\n"
+
+
+def views_section(result: dict) -> str:
+    from .speed import views_table
+
+    text = _stamp(result, result["command"]) + (
+        f"\nConvNet-13 at width {result['width']:g}, batch {result['batch_size']}, {result['precision']}, Mean Teacher; "
+        f"{result['repeats']} rounds alternating the weak and the strong trainer, medians. The strong view: 2 RandAugment-style "
+        "operations at random strength up to the full range, then cutout of half the side, as tensor operations over the "
+        "batch. TensorBoard writes one record per evaluation, not per step.\n\n")
+    return text + views_table(result) + "\n" + result.get("notes", "") + "\n"
+
+
 SECTIONS = [
     ("## The demo under several CPU kernel sets", "demo", demo_section),
     ("## Defaults for a user's own data", "defaults", defaults_section),
@@ -295,6 +356,9 @@ SECTIONS = [
     ("## EMA update cost", "ema", ema_section),
     ("## Loading the CIFAR-10 JPEG archive", "data_load", data_section),
     ("## Image size for a folder of photos", "image_size", image_size_section),
+    ("## Flips for colour photos", "flip", flip_section),
+    ("## A folder of photos trained for a time", "photos", photos_section),
+    ("## The strong view's and TensorBoard's cost", "views", views_section),
     ("## 3. GPU: achieved TFLOP/s of the paper-scale step", "throughput", throughput_section),
 ]
 """Each section: its heading, the JSON file in docs/bench/ it is written from, and the function writing its body."""

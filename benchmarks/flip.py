@@ -1,7 +1,7 @@
 """Horizontal flips for colour photos, chosen on the validation split: the evidence for ``flip``'s
 automatic value (on for colour images) in a run without a preset.
 
-Mean Teacher on the shared CIFAR-10 JPEGs as a user runs it (``--labels 1000 --steps 500``, every other
+Mean Teacher on the shared CIFAR-10 JPEGs as a user runs it (``--labels 1000 --steps 400``, every other
 setting automatic but for one evaluation, at the end), 100 images per class held out as the validation
 split, with and without flips, on ``--seeds`` label sets; the choice is made on validation error alone
 (paired over label sets).
@@ -22,7 +22,7 @@ from .common import SHARED_CIFAR, machine, markdown_table, today
 from .runner import Job, finished, run_jobs
 
 OUT = "runs/flip"
-LABELS, STEPS = 1000, 500
+LABELS, STEPS = 1000, 400
 
 
 def flip_jobs(seeds: list[int]) -> list[Job]:

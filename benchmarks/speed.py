@@ -2,6 +2,10 @@
 and our Mean Teacher step against a re-creation of the reference recipe, all in one process.
 
     python -m benchmarks.speed [--data PATH] [--width 1.0] [--repeats 5] [--json FILE]
+    python -m benchmarks.speed --part views [--width 0.25] [--json docs/bench/views.json]
+
+``--part views``: what the student's strong view and TensorBoard logging cost, next to a Mean Teacher
+step with the run's automatic precision, alternating in rounds (median of the per-round ratios).
 
 The reference recipe (``reference_recipe.py``) is what the original code does per step: per-image
 augmentation in DataLoader worker processes, separate student and teacher forward calls, a Python
@@ -88,6 +92,53 @@ def measure(data: str, width: float, repeats: int, batch_size: int, precisions: 
     return results
 
 
+def measure_views(data: str, width: float, repeats: int, batch_size: int) -> dict:
+    """The strong view's extra time over the weak one (``trainer.batch``), and TensorBoard's time per
+    logged record, each as a share of a weak Mean Teacher step, measured side by side in rounds."""
+    from meanteacher.run.tensorboard import TensorBoardLog
+
+    dataset = load_dataset(data)
+    with tempfile.TemporaryDirectory() as scratch:
+        trainers = {view: Trainer(Config(dataset=data, labels=4000, arch_options={"width": width}, batch_size=batch_size, steps=10**6,
+                                         student_view=view, device="cpu"), Path(scratch) / view, progress=False, dataset=dataset)
+                    for view in ("weak", "strong")}
+        weak, strong = trainers["weak"], trainers["strong"]
+        for trainer in trainers.values():
+            trainer.parts.method.model.train()
+            time_steps(trainer, 1)
+        record = {"step": 1, **{k: float(v) for k, v in weak.step().items()}, **weak.evaluate()}
+        events = TensorBoardLog(Path(scratch) / "events")
+        step = iter(range(10**6))
+        rounds = []
+        for _ in range(repeats):
+            step_s = time_steps(weak, 3, warmup=0)
+            strong_step_s = time_steps(strong, 3, warmup=0)
+            weak_batch = median_seconds(lambda: weak.batch(next(step)), 5, 1)
+            strong_batch = median_seconds(lambda: strong.batch(next(step)), 5, 1)
+            logging = median_seconds(lambda: events.scalars(record), 5, 1)
+            rounds.append((step_s, strong_step_s, weak_batch, strong_batch, logging))
+        events.close()
+    median = lambda index: statistics.median(r[index] for r in rounds)  # noqa: E731
+    return {"machine": machine(), "date": today(), "width": width, "batch_size": batch_size, "repeats": repeats,
+            "precision": weak.config.precision, "step_s": median(0), "strong_step_s": median(1), "weak_batch_s": median(2),
+            "strong_batch_s": median(3), "tensorboard_record_s": median(4),
+            "strong_view_share": statistics.median((r[3] - r[2]) / r[0] for r in rounds),
+            "strong_step_ratio": statistics.median(r[1] / r[0] for r in rounds),
+            "tensorboard_share": statistics.median(r[4] / r[0] for r in rounds),
+            "command": f"python -m benchmarks.speed --part views --width {width} --repeats {repeats}"}
+
+
+def views_table(result: dict) -> str:
+    """The strong view's and TensorBoard's cost next to the step."""
+    rows = [["Mean Teacher step (weak views)", f"{1e3 * result['step_s']:.1f}", "100"],
+            ["Mean Teacher step (strong student view)", f"{1e3 * result['strong_step_s']:.1f}", f"{100 * result['strong_step_ratio']:.1f}"],
+            ["the batch's views, weak", f"{1e3 * result['weak_batch_s']:.2f}", f"{100 * result['weak_batch_s'] / result['step_s']:.2f}"],
+            ["the batch's views, strong student", f"{1e3 * result['strong_batch_s']:.2f}", f"{100 * result['strong_batch_s'] / result['step_s']:.2f}"],
+            ["strong view's extra time", f"{1e3 * (result['strong_batch_s'] - result['weak_batch_s']):.2f}", f"{100 * result['strong_view_share']:.2f}"],
+            ["TensorBoard, one logged record", f"{1e3 * result['tensorboard_record_s']:.2f}", f"{100 * result['tensorboard_share']:.3f}"]]
+    return markdown_table(["what", "ms", "% of a weak step"], rows)
+
+
 def predict_rate(trainer: Trainer, dataset) -> float:
     run = LoadedRun(trainer.config, dataset.classes, dataset.image_shape, trainer.feed.normalizer,
                     {"student": trainer.parts.model, "ema": trainer.parts.method.ema.module})
@@ -128,8 +179,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--json")
+    parser.add_argument("--part", choices=("all", "views"), default="all")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
+    if args.part == "views":
+        results = measure_views(args.data, args.width, args.repeats, args.batch_size)
+        print(views_table(results))
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        return 0
     results = measure(args.data, args.width, args.repeats, args.batch_size, tuple(args.precisions.split(",")))
     print()
     print(f"{results['machine']}, {results['date']}, ConvNet-13 width {args.width}, batch {args.batch_size}")

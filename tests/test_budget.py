@@ -36,3 +36,20 @@ def test_a_timed_run_records_its_budget_and_the_steps_it_chose(tmp_path, capsys)
     config = load_config_file(tmp_path / "run" / "config.toml")
     assert config.time_budget == 15.0 and 1 <= config.steps < 10**6 and summary["steps"] == config.steps
     assert f"so the run takes {config.steps:,} steps" in capsys.readouterr().err
+
+
+def test_a_run_with_a_deadline_refits_its_steps_to_the_speed_it_measures(tmp_path):
+    import time
+
+    from meanteacher.run.train import Trainer
+
+    trainer = Trainer(tiny_config(steps=100, eval_every=10), tmp_path, progress=False)
+    trainer.run_dir.write_config(trainer.config)
+    rampup = trainer.config.rampup_steps
+    trainer.deadline = time.perf_counter() + 6.0
+    config = trainer._refit(step=10, step_seconds=0.1, evaluation_seconds=0.5)  # ~5.5 s left at 0.1 + 0.5 / 10 s a step
+    assert 40 <= config.steps <= 46 and trainer.config is config
+    assert trainer.parts.hyperparameters.config.steps == config.steps and config.rampup_steps == rampup
+    assert load_config_file(tmp_path / "config.toml").steps == config.steps  # a resumed run ends there too
+    trainer.deadline = time.perf_counter() + (config.steps - 10 + 0.5) * 0.15 + 0.5
+    assert trainer._refit(step=10, step_seconds=0.1, evaluation_seconds=0.5).steps == config.steps  # within 2 %: kept

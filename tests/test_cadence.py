@@ -2,6 +2,7 @@
 evaluation is expensive next to a step; presets keep the paper's 500."""
 
 from meanteacher.config import EVALUATIONS_PER_RUN, load_preset
+from meanteacher.run.budget import evaluations_within
 from meanteacher.run.rundir import read_metrics
 from meanteacher.run.train import Trainer
 from tests.helpers import tiny_config
@@ -20,9 +21,17 @@ def test_expensive_evaluations_are_spaced_out(tmp_path):
     trainer = Trainer(tiny_config(steps=1000, eval_every=None), tmp_path, progress=False)
     assert trainer.eval_every == 40
     trainer._bound_evaluations(evaluation=1.0, seconds=10.0, steps=100)  # a step of 0.1 s, an evaluation of 1 s
-    assert trainer.eval_every == 100  # an evaluation then costs a tenth of the training between two
+    assert trainer.eval_every == 1000 // 15  # 10 evaluations would be a tenth of the run; the curve keeps 15
     trainer._bound_evaluations(evaluation=0.1, seconds=10.0, steps=100)
-    assert trainer.eval_every == 100  # never closer again
+    assert trainer.eval_every == 1000 // 15  # never closer again
+    trainer._bound_evaluations(evaluation=10.0, seconds=10.0, steps=100)
+    assert trainer.eval_every == 1000 // 2  # the run (100 s) affords two evaluations of 10 s within a quarter
     fixed = Trainer(tiny_config(steps=1000, eval_every=40), tmp_path / "fixed", progress=False)
     fixed._bound_evaluations(evaluation=1.0, seconds=10.0, steps=100)
     assert fixed.eval_every == 40  # a cadence that was set is kept
+
+
+def test_the_number_of_evaluations_a_run_can_afford():
+    assert evaluations_within(600, 1.8) == EVALUATIONS_PER_RUN  # 25 of them take 7.5 % of the time
+    assert evaluations_within(825, 7.2) == 15  # 11 would be a tenth; the curve keeps 15 (13 %)
+    assert evaluations_within(100, 30.0) == 1 and evaluations_within(1.0, 100.0) == 1

@@ -65,6 +65,8 @@ def _train_parser(commands: argparse._SubParsersAction) -> None:
                         "operations and cutout on top) or photometric (strong without moving pixels)")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                         help="override any configuration key (repeatable), e.g. --set arch_options.width=0.25")
+    parser.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files to RUN_DIR/tensorboard "
+                        "(pip install 'meanteacher[tensorboard]')")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -79,6 +81,8 @@ def resolve_config(args: argparse.Namespace) -> Config:
     flags = {key: getattr(args, key) for key in FLAG_KEYS if getattr(args, key, None) is not None}
     if args.time_budget is not None:
         flags["time_budget"] = parse_duration(args.time_budget)
+    if getattr(args, "tensorboard", False):
+        flags["tensorboard"] = True
     config = apply_settings(config, flags, "command line")
     config = apply_settings(config, parse_set_options(args.settings), "--set")
     if args.preset and not config.dataset:

@@ -44,8 +44,12 @@ CONSISTENCY_PAYS_FROM_PASSES = 75
 labeled images and was level or behind below; a run that makes fewer is told so before it starts."""
 EVALUATIONS_PER_RUN = 25
 """Evaluations in a run whose cadence is automatic: enough points for a learning curve (Figure 3) in a
-run of any length. With ``--time`` also bounded so that evaluation takes at most ``EVALUATION_SHARE``."""
+run of any length; fewer where they would take more than ``EVALUATION_SHARE`` of the training time, but
+not fewer than ``MIN_EVALUATIONS`` unless those would take more than ``MAX_EVALUATION_SHARE``
+(``run.budget.evaluations_within``)."""
 EVALUATION_SHARE = 0.1
+MIN_EVALUATIONS = 15
+MAX_EVALUATION_SHARE = 0.25
 CONSISTENCY_PER_CLASS = 3.0
 """MSE consistency weight per class (the authors' rule of thumb: between C and C**2 for C classes)."""
 

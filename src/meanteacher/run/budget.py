@@ -10,13 +10,13 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import EVALUATION_SHARE, EVALUATIONS_PER_RUN, Config, apply_settings
+from ..config import EVALUATION_SHARE, EVALUATIONS_PER_RUN, MAX_EVALUATION_SHARE, MIN_EVALUATIONS, Config, apply_settings
 from ..data.dataset import Dataset
 from ..data.streaming import FolderIndex
 from ..errors import MeanTeacherError
 
-PROBE_STEPS = 5
-"""Steps timed after one warm-up step and one warm-up evaluation (a cold evaluation is slower)."""
+PROBE_STEPS = 4
+"""Steps timed after one warm-up step and the timed evaluation."""
 UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 
 
@@ -50,9 +50,17 @@ class Timing:
         return max(1, int((seconds - fixed) / per_step))
 
     def evaluations(self, seconds: float) -> int:
-        """Evaluations of a run of ``seconds`` with an automatic cadence: ``EVALUATIONS_PER_RUN``, fewer
-        where they would take more than ``EVALUATION_SHARE`` of the time (at least one)."""
-        return max(1, min(EVALUATIONS_PER_RUN, int(EVALUATION_SHARE * seconds / max(self.evaluation, 1e-9))))
+        """Evaluations of a run of ``seconds`` with an automatic cadence (see ``evaluations_within``)."""
+        return evaluations_within(seconds, self.evaluation)
+
+
+def evaluations_within(seconds: float, evaluation: float) -> int:
+    """How many evaluations of ``evaluation`` seconds a run of ``seconds`` gets with an automatic cadence:
+    ``EVALUATIONS_PER_RUN``; fewer where they would take more than ``EVALUATION_SHARE`` of the time, but
+    ``MIN_EVALUATIONS`` for the learning curve unless those would take more than ``MAX_EVALUATION_SHARE``;
+    at least one."""
+    affordable = lambda share: int(share * seconds / max(evaluation, 1e-9))  # noqa: E731
+    return max(1, min(EVALUATIONS_PER_RUN, max(affordable(EVALUATION_SHARE), min(MIN_EVALUATIONS, affordable(MAX_EVALUATION_SHARE)))))
 
 
 def finish(device: torch.device) -> None:
@@ -71,16 +79,16 @@ def time_run(config: Config, dataset: Dataset | FolderIndex) -> Timing:
         probe = Trainer(probe_config, scratch, progress=False, dataset=dataset)
         build = time.perf_counter() - started
         probe.parts.method.model.train()
-        probe.step()  # warm-up: the first step and the first evaluation also build kernels and caches
-        probe.evaluate()
+        probe.step()  # warm-up: the first step builds kernels and caches
+        finish(probe.device)
+        started = time.perf_counter()
+        probe.evaluate()  # the first evaluation, a little slower than the next ones: a margin, not a second probe
+        evaluation = time.perf_counter() - started
         started = time.perf_counter()
         for _ in range(PROBE_STEPS):
             probe.step()
         finish(probe.device)
         step = (time.perf_counter() - started) / PROBE_STEPS
-        started = time.perf_counter()
-        probe.evaluate()
-        evaluation = time.perf_counter() - started
         started = time.perf_counter()
         probe.save_checkpoint()
         checkpoint = time.perf_counter() - started

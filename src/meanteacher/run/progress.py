@@ -27,6 +27,10 @@ def plan_line(config: Config, dataset_name: str, train_images: int, labeled: int
             f"{steps_left:,} steps of {batch}; {config.arch}{width} in {config.precision}; run directory {run_dir}")
 
 
+LONG_RUN_SECONDS = 4 * 3600
+"""A run estimated longer than this is told how to make it shorter (a run without --steps or a preset is 150,000 steps)."""
+
+
 def duration(seconds: float) -> str:
     """``seconds`` as a person reads a duration: 42 s, 7.5 min, 2.1 h."""
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
@@ -79,7 +83,8 @@ class Progress:
         if self.steps_done == 1:
             self.first_step_done = now
             first = now - self.started
-            self._say(f"first step {first:.2f} s: about {duration(left * first)} to go at that speed")
+            hint = "; --time 30m (or --steps N) makes it shorter" if left * first > LONG_RUN_SECONDS else ""
+            self._say(f"first step {first:.2f} s: about {duration(left * first)} to go at that speed{hint}")
         elif self.steps_done == self.CORRECTED_AFTER + 1 and left > 0:
             per_step = (now - self.first_step_done) / self.CORRECTED_AFTER
             self._say(f"steps 2-{self.steps_done}: {per_step:.3f} s/step, about {duration(left * per_step)} to go")
@@ -90,6 +95,13 @@ class Progress:
             rate = self.steps_done / (now - self.started)
             print(f"step {self.start + self.steps_done}/{self.total}  {rate * self.images_per_step:.0f} images/s  "
                   f"ETA {duration(left / rate)}", file=sys.stderr, flush=True)
+
+    def set_total(self, total: int) -> None:
+        """The run's last step changed (a run with a deadline refitted its steps)."""
+        self.total = total
+        if self.bar is not None:
+            self.bar.total = total
+            self.bar.refresh()
 
     def report(self, step: int, record: dict[str, Any]) -> None:
         if not self.enabled:

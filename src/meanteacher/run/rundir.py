@@ -17,15 +17,21 @@ CHECKPOINT_FORMAT = 2
 """2: every method keeps an EMA of the student (``method.ema``); 1 had a teacher for Mean Teacher only."""
 
 
+def read_tensors(path: Path, problem: str) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU; a file that does not load ends in one line,
+    ``problem`` followed by the reason."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any failure to unpickle means a bad file
+        raise MeanTeacherError(f"{problem} ({str(error).splitlines()[0][:120]})") from None
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint with ``torch.load(weights_only=True)``; a clear error if it is not one."""
     path = Path(path)
     if not path.is_file():
         raise MeanTeacherError(f"{path}: no checkpoint found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any failure to unpickle means a bad file
-        raise MeanTeacherError(f"{path}: not a readable meanteacher checkpoint ({str(error).splitlines()[0][:120]})") from None
+    state = read_tensors(path, f"{path}: not a readable meanteacher checkpoint")
     if not isinstance(state, dict) or not isinstance(state.get("format"), int):
         raise MeanTeacherError(f"{path}: not a meanteacher checkpoint (format {CHECKPOINT_FORMAT})")
     if state["format"] != CHECKPOINT_FORMAT:

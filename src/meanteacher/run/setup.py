@@ -189,6 +189,7 @@ def build_parts(
         method.after_step(hyperparameters["steps_taken"])
         nonfinite.logical_or_(~torch.isfinite(total.detach()))
         logs["lr"] = torch.as_tensor(hyperparameters["lr"])
+        logs["ema_decay"] = torch.as_tensor(hyperparameters["ema_decay"])
         return logs
 
     return Parts(model, method, optimizer, hyperparameters, GraphedStep(optimize) if config.cuda_graphs else optimize, nonfinite)

@@ -12,6 +12,15 @@ from typing import Any
 from ..errors import MeanTeacherError
 
 
+def summary_writer() -> type:
+    """torch's ``SummaryWriter``; a one-line error naming the extra when ``tensorboard`` is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise MeanTeacherError("tensorboard=true needs the tensorboard package: pip install 'meanteacher[tensorboard]'") from None
+    return SummaryWriter
+
+
 def _tag(key: str) -> str:
     """Scalars grouped as TensorBoard shows them: errors, costs, and the schedules (learning rate,
     consistency weight, EMA decay)."""
@@ -24,11 +33,7 @@ class TensorBoardLog:
     events after it (written by a run that was killed later) are dropped, as ``metrics.jsonl`` drops them."""
 
     def __init__(self, folder: str | Path, resume_step: int | None = None) -> None:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise MeanTeacherError("tensorboard=true needs the tensorboard package: pip install 'meanteacher[tensorboard]'") from None
-        self.writer = SummaryWriter(str(folder), purge_step=resume_step)
+        self.writer = summary_writer()(str(folder), purge_step=resume_step)
 
     def scalars(self, record: dict[str, Any]) -> None:
         """Every number of one ``metrics.jsonl`` record, at its step."""

@@ -7,7 +7,6 @@ directory (see ``run.rundir``).
 from __future__ import annotations
 
 import gc
-import math
 import os
 import sys
 import time
@@ -16,7 +15,7 @@ from typing import Any
 
 import torch
 
-from ..config import EVALUATION_SHARE, Config, resolve_auto, resolve_image_size
+from ..config import Config, apply_settings, resolve_auto, resolve_image_size
 from ..data.batch import Batch
 from ..data.batches import IndexBatch, mixed_seed
 from ..data.dataset import Dataset
@@ -26,13 +25,17 @@ from ..data.streaming import FolderIndex
 from ..errors import MeanTeacherError
 from ..methods import METHODS, MeanTeacher
 from ..teacher import unwrap
-from .budget import fit_to_time
+from .budget import evaluations_within, fit_to_time
 from .distributed import any_true, average_float_buffers_, barrier, init_world, leave_world, rank_spread
 from .evaluation import evaluate_batches
 from .guard import DeadTeacherGuard
 from .progress import Progress, duration, plan_line
 from .rundir import RunDirectory, check_architecture
 from .setup import build_feed, build_parts, load_data, resolve_device, use_device
+
+
+REFIT_TOLERANCE = 0.02
+"""A run with a deadline changes its steps when the speed measured in it moves its end by more than this share."""
 
 
 class TrainingError(MeanTeacherError):
@@ -62,10 +65,14 @@ class Trainer:
         if config.cuda_graphs and (self.device.type != "cuda" or self.world.distributed):
             raise MeanTeacherError("cuda_graphs needs one process on a CUDA device (not CPU, not torchrun)")
         torch.manual_seed(config.seed)
+        if config.tensorboard:
+            from .tensorboard import summary_writer
+
+            summary_writer()  # before anything is written: without the package, one line and no run directory
         if resume:
             check_architecture(self.run_dir.load_checkpoint(), config.arch, self.run_dir.checkpoint)
         config = resolve_image_size(config)
-        self.eval_every_bounded = config.eval_every is None  # automatic: kept to EVALUATION_SHARE of the time as measured
+        self.eval_every_bounded = config.eval_every is None  # automatic: spaced out as measured (budget.evaluations_within)
         self.dataset = dataset = load_data(config) if dataset is None else dataset
         self.split, self.masked_labels = make_split(dataset, config.labels, config.seed, config.label_file, config.validation_per_class)
         all_labeled = len(self.split.unlabeled) == 0 and config.extra_unlabeled == 0
@@ -79,6 +86,8 @@ class Trainer:
         self.guard = DeadTeacherGuard(config)
         self.events: Any = None  # a TensorBoardLog while a run with tensorboard=true trains
         self.eval_every = config.eval_every
+        self.deadline: float | None = None
+        """With ``--time``: the ``time.perf_counter()`` by which the run should end (see ``_refit``)."""
         self.global_step = 0
         self.log_sums: dict[str, float | torch.Tensor] = {}  # summed on the device: no sync per step
         self.log_count = 0
@@ -141,6 +150,8 @@ class Trainer:
         self.last_checkpoint = time.perf_counter()
         started = time.perf_counter() - self.elapsed
         steps_started, since, side_seconds = self.global_step, time.perf_counter(), self.eval_seconds + self.checkpoint_seconds
+        refit_at = {max(1, cfg.steps // 10), cfg.steps // 2} if self.deadline is not None else set()
+        evaluations = 0
         try:
             while self.global_step < cfg.steps:
                 logs = self.step()
@@ -164,6 +175,7 @@ class Trainer:
                     self.eval_seconds += time.perf_counter() - evaluation_start
                     trained = time.perf_counter() - since - (self.eval_seconds + self.checkpoint_seconds - side_seconds)
                     self._bound_evaluations(time.perf_counter() - evaluation_start, trained, self.global_step - steps_started)
+                    evaluations += 1
                 if at_checkpoint:
                     checkpoint_start = time.perf_counter()
                     self.elapsed = time.perf_counter() - started  # the checkpoint records the time so far
@@ -171,6 +183,10 @@ class Trainer:
                     self.checkpoint_seconds += time.perf_counter() - checkpoint_start
                     self.last_checkpoint = time.perf_counter()
                 self.elapsed = time.perf_counter() - started
+                if step in refit_at and step < cfg.steps:
+                    trained = time.perf_counter() - since - (self.eval_seconds + self.checkpoint_seconds - side_seconds)
+                    cfg = self._refit(step, trained / (step - steps_started), self.eval_seconds / max(evaluations, 1))
+                    progress.set_total(cfg.steps)
         finally:
             progress.close()
             if self.events is not None:
@@ -267,17 +283,33 @@ class Trainer:
         if self.world.is_main:
             self.run_dir.truncate_metrics(self.global_step)
 
+    def _refit(self, step: int, step_seconds: float, evaluation_seconds: float) -> Config:
+        """A run with a deadline (``--time``), at 10 % and 50 % of its steps: the steps that end it on time
+        at the speed measured so far (a probe's few steps can run faster than a long run, e.g. on a
+        CPU whose clock drops under sustained load). Only ``steps`` changes; the ramps keep their lengths
+        and the ramp-down stays anchored at the end."""
+        cfg = self.config
+        left = self.deadline - time.perf_counter() - evaluation_seconds  # the final evaluation
+        steps = step + max(1, int(left / (step_seconds + evaluation_seconds / cfg.eval_every)))
+        if abs(steps - cfg.steps) <= REFIT_TOLERANCE * cfg.steps:
+            return cfg
+        if self.show_progress:
+            print(f"at step {step:,}: a step takes {step_seconds:.3f} s in this run, so it now takes {steps:,} steps "
+                  f"(not {cfg.steps:,}) to end on time", file=sys.stderr, flush=True)
+        self.config = self.parts.hyperparameters.config = apply_settings(cfg, {"steps": steps}, "time budget")
+        if self.world.is_main:
+            self.run_dir.write_config(self.config)  # a resumed run goes on to the new end
+        return self.config
+
     def _bound_evaluations(self, evaluation: float, seconds: float, steps: int) -> None:
-        """Space automatic evaluations out so that one costs at most ``EVALUATION_SHARE`` of the training
-        between two: a test set that is large next to the step (10,000 CIFAR-10 images against a step of
-        100 on a CPU) would otherwise take most of the run. ``seconds`` and ``steps``: this process's training
+        """Space automatic evaluations out as ``budget.evaluations_within`` says for this run's measured
+        step and evaluation: a test set that is large next to the step (10,000 CIFAR-10 images against a
+        step of 100 on a CPU) would otherwise take most of the run. ``seconds`` and ``steps``: this process's training
         so far. One process only: the ranks of a distributed run must agree on the cadence without talking."""
         if not self.eval_every_bounded or steps <= 0 or self.world.distributed:
             return
-        step_seconds = max(seconds, 1e-9) / steps
-        needed = math.ceil(evaluation / (EVALUATION_SHARE * step_seconds))
-        if needed > self.eval_every:
-            self.eval_every = needed
+        run_seconds = max(seconds, 1e-9) / steps * self.config.steps
+        self.eval_every = max(self.eval_every, self.config.steps // evaluations_within(run_seconds, evaluation))
 
     # ------------------------------------------------------------------ what the run says
 
@@ -319,6 +351,8 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
                   f"and a checkpoint {timing.checkpoint:.1f} s here, so the run takes {config.steps:,} steps"
                   + (f", evaluating every {config.eval_every:,}" if config.eval_every is not None else ""), file=sys.stderr, flush=True)
     trainer = Trainer(config, run_dir, resume=resume, progress=progress, dataset=dataset)
+    if config.time_budget is not None and not resume:
+        trainer.deadline = deadline
     world = trainer.world
     try:
         return trainer.run()

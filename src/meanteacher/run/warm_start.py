@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..errors import MeanTeacherError
-from .rundir import load_checkpoint
+from .rundir import load_checkpoint, read_tensors
 
 
 def initial_weights(source: str | Path) -> dict[str, torch.Tensor]:
@@ -26,10 +26,7 @@ def initial_weights(source: str | Path) -> dict[str, torch.Tensor]:
             raise MeanTeacherError(f"--init {source}: a run directory with no checkpoint.pt")
     if not path.is_file():
         raise MeanTeacherError(f"--init {source}: no such run directory or weights file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any failure to unpickle means a bad file
-        raise MeanTeacherError(f"--init {source}: not a readable weights file ({str(error).splitlines()[0][:120]})") from None
+    state = read_tensors(path, f"--init {source}: not a readable weights file")
     if isinstance(state, dict) and "format" in state:
         state = load_checkpoint(path)["method"]["ema"]["module"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

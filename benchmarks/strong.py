@@ -1,0 +1,116 @@
+"""A weak teacher and a strong student at CPU scale on the shared CIFAR-10 JPEGs: supervised-only and
+Mean Teacher, each with the paper's noise (``student_view=weak``) and with the strong student view
+(RandAugment-style operations and cutout, ``student_view=strong``), on the recipe and label sets of the
+CPU Table 2 (``benchmarks.accuracy``: ``recipe_job``, learning rate 0.006).
+
+``tune`` (seed 0, 1000 labels, 1500 steps, choices on the validation split only): the strong view's
+magnitude for both methods, and Mean Teacher's consistency weight with it.
+``table``: the four rows at 1000 labels with 1500 and 5000 steps and at 4000 labels with 5000 steps,
+on ``--seeds`` label sets. ``report``: the table, paired gains and a learning-curve figure from the
+runs finished so far. Finished runs are skipped and killed ones resumed.
+
+    python -m benchmarks.strong [--phase tune|table|all|report] [--seeds 0 1 2] [--workers 2] [--json docs/bench/strong.json]
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from meanteacher.config import apply_settings
+from meanteacher.report import mean_std, plot_comparison
+
+from .common import machine, today
+from .defaults import OUT, recipe_job
+from .runner import Job, Sweep, finished, tuned_runs_parser
+
+LR = 0.006
+"""The CPU Table 2's learning rate (chosen there on the validation split)."""
+CELLS = ((1000, 1500), (1000, 5000), (4000, 5000))
+MAGNITUDES = (0.5, 1.0)
+CONSISTENCY = (10.0, 30.0, 100.0)
+"""Mean Teacher's weight with a strong student: 1, 3 (the default) and 10 per class."""
+ROWS = (("supervised", "weak"), ("supervised", "strong"), ("mean-teacher", "weak"), ("mean-teacher", "strong"))
+FIGURE = Path(__file__).resolve().parents[1] / "docs" / "strong-cpu-{labels}-{steps}.png"
+
+
+def job(labels: int, steps: int, method: str, seed: int, view: str, magnitude: float = 1.0, consistency: float | None = None,
+        phase: str = "table") -> Job:
+    """One run of the CPU Table 2 recipe with the student's view (and, strong, its magnitude and Mean Teacher's weight)."""
+    base = recipe_job(labels, steps, method, seed, lr=LR)
+    if view == "weak":
+        return base  # the very run benchmarks.accuracy trains
+    settings = {"student_view": view, "strong_magnitude": magnitude, **({"consistency": consistency} if consistency else {})}
+    name = f"strong-{labels}-{steps}-{method}-m{magnitude:g}" + (f"-c{consistency:g}" if consistency else "") + f"-s{seed}"
+    return Job(name, apply_settings(base.config, settings, "strong benchmark"), {**base.fields, **settings, "view": view, "phase": phase})
+
+
+def sweep(seeds: list[int]) -> Sweep:
+    """Tuning at seed 0, then the four rows of every cell on ``seeds``."""
+    grid = {
+        "supervised": {(m, 0.0): job(1000, 1500, "supervised", 0, "strong", m, phase="tune") for m in MAGNITUDES},
+        "mean-teacher": {(m, c): job(1000, 1500, "mean-teacher", 0, "strong", m, c, phase="tune") for m in MAGNITUDES for c in CONSISTENCY},
+    }
+
+    def table(choices: dict[str, tuple[float, float]]) -> list[Job]:
+        jobs = []
+        for labels, steps in CELLS:
+            for seed in seeds:
+                for method, view in ROWS:
+                    magnitude, consistency = choices.get(method, (1.0, 0.0))
+                    jobs.append(job(labels, steps, method, seed, view, magnitude, consistency or None))
+        return jobs
+
+    return Sweep(grid, table)
+
+
+def report(runs: dict[str, dict[str, Any]], table_jobs: list[Job]) -> dict[str, Any]:
+    """Per cell and row: EMA test error mean ± std; paired gains of the strong Mean Teacher over the
+    other three rows, over the label sets where all finished."""
+    by_name = {job.name: job for job in table_jobs}
+    cells = {}
+    for labels, steps in CELLS:
+        rows = {}
+        for method, view in ROWS:
+            names = [j.name for j in table_jobs if j.fields["labels"] == labels and j.fields["steps"] == steps
+                     and j.fields["method"] == method and j.fields.get("view", "weak") == view]
+            rows[f"{method}/{view}"] = {by_name[n].fields["seed"]: 100 * runs[n]["ema_error"] for n in names if n in runs}
+        ours = rows["mean-teacher/strong"]
+        gains = {}
+        for other, errors in rows.items():
+            seeds = sorted(set(ours) & set(errors))
+            if other != "mean-teacher/strong" and seeds:
+                differences = [errors[s] - ours[s] for s in seeds]
+                gains[other] = {"label_sets": len(seeds), "gain": mean_std(differences), "values": differences}
+        cells[f"{labels}/{steps}"] = {"rows": {k: {"seeds": v, "error": mean_std(list(v.values())) if v else None} for k, v in rows.items()},
+                                      "gains_of_strong_mean_teacher": gains}
+    return cells
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = tuned_runs_parser(__doc__.splitlines()[0], "write the tuning, the table and the gains here", OUT)
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    tuning, choices, table_jobs = sweep(args.seeds).run(args.phase, out, args.workers)
+    runs = finished(table_jobs, out)
+    result = {"machine": machine(), "date": today(), "command": f"python -m benchmarks.strong --seeds {' '.join(map(str, args.seeds))}",
+              "choices": {method: list(value) for method, value in choices.items()},
+              "tuning": {name: {"validation_ema_error": s["validation_ema_error"], "fields": {k: s.get(k) for k in ("method", "strong_magnitude", "consistency")}}
+                         for name, s in tuning.items()},
+              "cells": report(runs, table_jobs)}
+    for labels, steps in CELLS:
+        groups = {f"{method}, {view}": [out / j.name for j in table_jobs if j.name in runs and j.fields["labels"] == labels
+                                        and j.fields["steps"] == steps and j.fields["method"] == method and j.fields.get("view", "weak") == view]
+                  for method, view in ROWS}
+        if all(groups.values()):
+            plot_comparison(groups, FIGURE.with_name(FIGURE.name.format(labels=labels, steps=steps)),
+                            f"CIFAR-10, {labels} labels, {steps} steps: weak and strong student views")
+    print(json.dumps(result["cells"], indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
