@@ -17,6 +17,7 @@ import argparse
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -137,18 +138,27 @@ def paired(results: dict) -> dict | None:
             "gain": mean_std([s - m for m, s in pairs]), "wins": sum(m < s for m, s in pairs)}
 
 
+def planned_steps(run: dict) -> int | None:
+    """The steps the run planned before it started (its time-budget line), or None."""
+    line = next((text for text in run["first_lines"] if text.startswith("time budget")), "")
+    match = re.search(r"so the run takes ([\d,]+) steps", line)
+    return int(match.group(1).replace(",", "")) if match else None
+
+
 def table(results: dict) -> str:
-    """One row per run: time asked and taken, steps, evaluations, errors."""
+    """One row per run: time asked and taken, steps planned and trained, evaluations, errors."""
     rows = []
     for name, run in results["runs"].items():
         asked = f"{run['minutes']} min" if run["minutes"] else "(no --time)"
         taken = f"{run['wall_seconds'] / 60:.2f} min" if run["minutes"] else "stopped"
         off = f"{100 * (run['wall_seconds'] / (60 * run['minutes']) - 1):+.1f} %" if run["minutes"] else "–"
-        rows.append([run["method"], run["seed"], asked, taken, off, run.get("steps", "–"), run.get("evaluations", "–"),
+        planned = planned_steps(run)
+        steps = "–" if "steps" not in run else f"{run['steps']:,}" if planned in (None, run["steps"]) else f"{planned:,} → {run['steps']:,}"
+        rows.append([run["method"], run["seed"], asked, taken, off, steps, run.get("evaluations", "–"),
                      run["plan_seconds"], run["estimate_seconds"],
-                     f"{run['ema_error']:.2f}" if run.get("ema_error") is not None else "–",
-                     f"{run['student_error']:.2f}" if run.get("student_error") is not None else "–"])
-    return markdown_table(["method", "label set", "time asked", "took", "off by", "steps", "evaluations", "plan line (s)",
+                     f"{100 * run['ema_error']:.1f}" if run.get("ema_error") is not None else "–",
+                     f"{100 * run['student_error']:.1f}" if run.get("student_error") is not None else "–"])
+    return markdown_table(["method", "label set", "time asked", "took", "off by", "steps (planned → refitted)", "evaluations", "plan line (s)",
                            "first estimate (s)", "EMA error (%)", "student error (%)"], rows)
 
 
