@@ -12,6 +12,7 @@
     python -m benchmarks.flip --json docs/bench/flip.json
     python -m benchmarks.photos --json docs/bench/photos.json
     python -m benchmarks.speed --part views --width 0.25 --json docs/bench/views.json
+    python -m benchmarks.strong --json docs/bench/strong.json
     python -m benchmarks.document
 """
 
@@ -300,10 +301,9 @@ def flip_section(result: dict) -> str:
         "setting automatic: 32 px, width 0.25, fp32 here), 100 images per class held out as the validation split, with and "
         f"without horizontal flips, {sets} label sets; errors of the EMA network, mean ± std, and the paired gain of flips.\n\n")
     text += flip_table(result) + "\n"
-    chosen = "on" if gain[0] > 0 else "off"
     return text + (f"Flips {'lowered' if gain[0] > 0 else 'did not lower'} the validation error ({gain[0]:+.2f} ± {gain[1]:.2f} points, "
-                   f"better on {verdict['flip_wins_on_validation']} of {sets} label sets): `flip` is **{chosen}** by default for colour "
-                   "images (off for grayscale; mirrored digits or text are other symbols, so SVHN's presets keep it off).\n\n")
+                   f"better on {verdict['flip_wins_on_validation']} of {sets} label set(s)). `flip` stays **off** by default "
+                   "(`--set flip=true` turns it on); the paper's presets keep the paper's choice.\n\n" + result.get("notes", "") + "\n")
 
 
 def photos_section(result: dict) -> str:
@@ -347,6 +347,20 @@ def views_section(result: dict) -> str:
     return text + views_table(result) + "\n" + result.get("notes", "") + "\n"
 
 
+def strong_section(result: dict) -> str:
+    from .common import markdown_table
+
+    text = _stamp(result, result["command"]) + f"\nChosen on the validation split (magnitude, consistency weight): {result['choices']}.\n\n"
+    rows = []
+    for cell, entry in result["cells"].items():
+        errors = {row: "–" if value["error"] is None else _mean_std(value["error"]) for row, value in entry["rows"].items()}
+        gains = {row: f"{_mean_std(g['gain'])} ({g['label_sets']})" for row, g in entry["gains_of_strong_mean_teacher"].items()}
+        rows.append([cell, *errors.values(), *(gains.get(row, "–") for row in ("supervised/weak", "supervised/strong", "mean-teacher/weak"))])
+    header = ["labels/steps", "supervised, weak", "supervised, strong", "Mean Teacher, weak", "Mean Teacher, strong",
+              "gain over supervised weak", "over supervised strong", "over Mean Teacher weak"]
+    return text + markdown_table(header, rows) + "\n" + result.get("notes", "") + "\n"
+
+
 SECTIONS = [
     ("## The demo under several CPU kernel sets", "demo", demo_section),
     ("## Defaults for a user's own data", "defaults", defaults_section),
@@ -359,14 +373,19 @@ SECTIONS = [
     ("## Flips for colour photos", "flip", flip_section),
     ("## A folder of photos trained for a time", "photos", photos_section),
     ("## The strong view's and TensorBoard's cost", "views", views_section),
+    ("## A weak teacher and a strong student at CPU scale", "strong", strong_section),
     ("## 3. GPU: achieved TFLOP/s of the paper-scale step", "throughput", throughput_section),
 ]
 """Each section: its heading, the JSON file in docs/bench/ it is written from, and the function writing its body."""
 
 
-def section(heading: str, result: dict | None, body: Callable[[dict], str]) -> str:
-    """A section's heading and its body, or "Not measured yet." where the benchmark has not been run."""
-    return f"{heading}\n\n" + ("Not measured yet.\n" if result is None else body(result))
+def section(heading: str, name: str, body: Callable[[dict], str]) -> str:
+    """A section's heading and its body from ``docs/bench/NAME.json``, or where that benchmark has not
+    been run, a line saying so."""
+    result = _load(name)
+    if result is None:
+        return f"{heading}\n\nNot measured yet (`python -m benchmarks.{name} --json docs/bench/{name}.json` measures it).\n"
+    return f"{heading}\n\n" + body(result)
 
 
 def main() -> int:
@@ -375,7 +394,7 @@ def main() -> int:
         "every figure names the command that measured it, the machine and the date. Timings on these "
         "machines are noisy, so speed is given as ratios measured side by side in one process, and as "
         "medians of several repeats.\n",
-        *(section(heading, _load(name), body) for heading, name, body in SECTIONS),
+        *(section(heading, name, body) for heading, name, body in SECTIONS),
     ]
     (DOCS / "benchmarks.md").write_text("\n".join(parts))
     print(f"wrote {DOCS / 'benchmarks.md'}")

@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     print(f"photo folder: {make_photos(SHARED_CIFAR, args.work / 'photos')} images", flush=True)
     results = json.loads(args.json.read_text()) if args.json.exists() else {}
-    results.update({"machine": machine(), "threads": os.cpu_count(), "command": "python -m benchmarks.photos"})
+    results.update({"machine": machine(), "date": today(), "threads": os.cpu_count(), "command": "python -m benchmarks.photos"})
     runs = results.setdefault("runs", {})
     for name, (arguments, fields) in jobs().items():
         if name in runs or (args.only and name not in args.only):

@@ -21,6 +21,7 @@ TINY = {
     "ema_decay": 0.9,
     "ema_decay_rampup": 0.9,
     "translate": 1,
+    "flip": False,
     "eval_every": 10,
     "checkpoint_every": 10,
     "checkpoint_seconds": 0.0,

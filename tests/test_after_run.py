@@ -23,8 +23,8 @@ def folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("after")
     for split, counts in (("train", {"ant": 12, "bee": 12, "cat": 12}), ("test", {"ant": 5, "bee": 4})):
         for k, cls in enumerate(CLASSES):
-            (root / split / cls).mkdir(parents=True, exist_ok=True)
             for i in range(counts.get(cls, 0)):
+                (root / split / cls).mkdir(parents=True, exist_ok=True)
                 colour = tuple((60 * k + 7 * i + 40 * c) % 256 for c in range(3))
                 Image.new("RGB", (12, 12), colour).save(root / split / cls / f"{i}.png")
     return root

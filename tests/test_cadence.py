@@ -25,7 +25,7 @@ def test_expensive_evaluations_are_spaced_out(tmp_path):
     trainer._bound_evaluations(evaluation=0.1, seconds=10.0, steps=100)
     assert trainer.eval_every == 1000 // 15  # never closer again
     trainer._bound_evaluations(evaluation=10.0, seconds=10.0, steps=100)
-    assert trainer.eval_every == 1000 // 2  # the run (100 s) affords two evaluations of 10 s within a quarter
+    assert trainer.eval_every == 1000  # the run (100 s) affords one evaluation of 10 s: the last
     fixed = Trainer(tiny_config(steps=1000, eval_every=40), tmp_path / "fixed", progress=False)
     fixed._bound_evaluations(evaluation=1.0, seconds=10.0, steps=100)
     assert fixed.eval_every == 40  # a cadence that was set is kept
@@ -34,4 +34,5 @@ def test_expensive_evaluations_are_spaced_out(tmp_path):
 def test_the_number_of_evaluations_a_run_can_afford():
     assert evaluations_within(600, 1.8) == EVALUATIONS_PER_RUN  # 25 of them take 7.5 % of the time
     assert evaluations_within(825, 7.2) == 15  # 11 would be a tenth; the curve keeps 15 (13 %)
+    assert evaluations_within(120, 1.8) == 10  # 15 would take 23 % of a 2-minute run: 15 % at most
     assert evaluations_within(100, 30.0) == 1 and evaluations_within(1.0, 100.0) == 1

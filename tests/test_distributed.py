@@ -43,7 +43,9 @@ def test_two_process_run_matches_one_process(tmp_path, extra):
     _run([sys.executable, "-m", "meanteacher"], tmp_path / "one", extra)
     result = _run(torchrun, tmp_path / "two", extra)
     assert len(result.stdout.splitlines()) == 1, result.stdout  # the summary, once, not once per process
-    assert "meanteacher: warning" not in result.stderr, result.stderr
+    warned = [line for line in result.stderr.splitlines() if line.startswith("meanteacher: warning")]
+    # without noise (translate=0, no dropout) teacher and student agree: the guard says so, once, from the main process
+    assert all("consistency cost is about zero" in line for line in warned) and len(warned) <= 1, result.stderr
     one = load_checkpoint(tmp_path / "one" / "checkpoint.pt")
     two = load_checkpoint(tmp_path / "two" / "checkpoint.pt")
     assert one["step"] == two["step"] == 30

@@ -80,30 +80,27 @@ def test_a_label_file_of_one_class_is_refused(tmp_path):
         Trainer(tiny_config(label_file=str(labels)), tmp_path / "run", progress=False)
 
 
-def test_the_defaults_of_a_run_without_a_preset_follow_the_machine_and_the_images():
-    from meanteacher.config import CPU_WIDTH, Config, load_config_file, load_preset, resolve_auto, to_toml
+def test_the_defaults_of_a_run_without_a_preset_follow_the_machine():
+    from meanteacher.config import CPU_WIDTH, Config, load_preset, resolve_auto
 
     own = Config(dataset="photos", steps=1000)
-    colour_cpu = resolve_auto(own, 10, False, 100, "cpu", channels=3)
-    assert colour_cpu.arch_options == {"width": CPU_WIDTH} and colour_cpu.flip is True and colour_cpu.eval_every == 40
-    assert resolve_auto(own, 10, False, 100, "cuda", channels=3).arch_options == {"width": 1.0}
-    assert resolve_auto(own, 10, False, 100, "cpu", channels=1).flip is False  # digits, grey scans: no mirror images
+    cpu = resolve_auto(own, 10, False, 100, "cpu")
+    assert cpu.arch_options == {"width": CPU_WIDTH} and cpu.flip is False and cpu.eval_every == 40
+    assert resolve_auto(own, 10, False, 100, "cuda").arch_options == {"width": 1.0}
     assert resolve_auto(Config(dataset="x", arch="shakeshake26"), 10, False, 100).arch_options == {}  # its own width
-    chosen = Config(dataset="photos", flip=False, arch_options={"width": 0.5}, eval_every=7)
+    chosen = Config(dataset="photos", flip=True, arch_options={"width": 0.5}, eval_every=7)
     assert resolve_auto(chosen, 10, False, 100).arch_options == {"width": 0.5}
-    assert (resolve_auto(chosen, 10, False, 100).flip, resolve_auto(chosen, 10, False, 100).eval_every) == (False, 7)
-    preset = resolve_auto(load_preset("cifar10-4000"), 10, False, 4000, "cpu", channels=3)
+    assert (resolve_auto(chosen, 10, False, 100).flip, resolve_auto(chosen, 10, False, 100).eval_every) == (True, 7)
+    preset = resolve_auto(load_preset("cifar10-4000"), 10, False, 4000, "cpu")
     assert preset.arch_options == {} and preset.flip is True and preset.eval_every == 500  # the paper's, as the preset says
-    assert resolve_auto(load_preset("svhn-1000"), 10, False, 1000, "cpu", channels=3).flip is False
 
 
 def test_the_resolved_defaults_are_recorded_in_config_toml(tmp_path):
     from meanteacher.config import Config, load_config_file, resolve_auto, to_toml
 
-    resolved = resolve_auto(Config(dataset="photos", steps=1000), 10, False, 100, "cpu", channels=3)
+    resolved = resolve_auto(Config(dataset="photos", steps=1000), 10, False, 100, "cpu")
     (tmp_path / "config.toml").write_text(to_toml(resolved))
     text = (tmp_path / "config.toml").read_text()
-    assert "flip = true" in text and "eval_every = 40" in text and "width = 0.25" in text
+    assert "eval_every = 40" in text and "width = 0.25" in text
     assert load_config_file(tmp_path / "config.toml") == resolved
-    unresolved = to_toml(Config(dataset="photos"))
-    assert 'width = "auto"' in unresolved and 'flip = "auto"' in unresolved
+    assert 'width = "auto"' in to_toml(Config(dataset="photos"))

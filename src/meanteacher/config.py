@@ -21,7 +21,7 @@ else:  # pragma: no cover - Python 3.10
 
 
 AUTO_FIELDS = {"rampup_steps": int, "rampdown_steps": int, "ema_decay": float, "ema_decay_rampup": float, "consistency": float,
-               "labeled_per_batch": int, "precision": str, "eval_every": int, "flip": bool}
+               "labeled_per_batch": int, "precision": str, "eval_every": int}
 OPTIONAL_FIELDS = {**AUTO_FIELDS, "image_size": int, "time_budget": float}
 """Settings that may be ``None`` ("auto"), with the type of their values."""
 """Settings that may be left to the run (``None``, written "auto" in TOML and on the command line): derived
@@ -49,7 +49,7 @@ not fewer than ``MIN_EVALUATIONS`` unless those would take more than ``MAX_EVALU
 (``run.budget.evaluations_within``)."""
 EVALUATION_SHARE = 0.1
 MIN_EVALUATIONS = 15
-MAX_EVALUATION_SHARE = 0.25
+MAX_EVALUATION_SHARE = 0.15
 CONSISTENCY_PER_CLASS = 3.0
 """MSE consistency weight per class (the authors' rule of thumb: between C and C**2 for C classes)."""
 
@@ -69,7 +69,7 @@ STREAMED_IMAGE_SIZE = 224
 PAPER_SCHEDULE = {
     "rampup_steps": 40_000, "rampdown_steps": 25_000, "ema_decay": 0.999, "ema_decay_rampup": 0.99,
     "consistency": 100.0, "labeled_per_batch": -1, "class_normalize": "batch", "precision": "fp32", "arch_options": {},
-    "eval_every": 500, "flip": False,
+    "eval_every": 500,
 }
 """The paper's TensorFlow ConvNet runs: what a preset starts from before its own values."""
 
@@ -100,10 +100,9 @@ class Config:
     """SVHN ``extra`` images added to the unlabeled pool: 0 none, -1 all."""
     normalize: str = "standardize"
     translate: int = 2
-    flip: bool | None = None
-    """Mirror a random half of the images left to right. Auto: on for colour images, off for grayscale
-    (chosen on CIFAR-10's validation split, docs/benchmarks.md); mirrored digits or text are other
-    symbols, so such colour data (SVHN) sets it off; presets set the paper's choice."""
+    flip: bool = False
+    """Mirror a random half of the images left to right. Off unless set (on a validation split of CIFAR-10,
+    flips did not help a short run: docs/benchmarks.md, "Flips for colour photos"); presets set the paper's choice."""
     fill: str = "reflect"
     student_view: str = "weak"
     """The student's noise. "weak": the paper's (translation, flips), the teacher's too. "strong": weak, then
@@ -358,11 +357,10 @@ def load_preset(name: str) -> Config:
     return apply_settings(Config(**PAPER_SCHEDULE), tomllib.loads(files[name].read_text()), f"preset {name}")
 
 
-def auto_values(config: Config, num_classes: int, all_labeled: bool, labeled_images: int, device_type: str = "cpu",
-                channels: int = 3) -> dict[str, Any]:
+def auto_values(config: Config, num_classes: int, all_labeled: bool, labeled_images: int, device_type: str = "cpu") -> dict[str, Any]:
     """What each automatic setting stands for in a run of ``config.steps`` steps with ``num_classes``
     classes and ``labeled_images`` labeled training images (``all_labeled``: every training image
-    keeps its label) of ``channels`` channels on a ``device_type`` device."""
+    keeps its label) on a ``device_type`` device."""
     from .hardware import cpu_has_native_bf16
 
     steps = config.steps
@@ -379,7 +377,6 @@ def auto_values(config: Config, num_classes: int, all_labeled: bool, labeled_ima
         "labeled_per_batch": -1 if all_labeled else max(1, math.floor(config.batch_size * labeled_share)),
         "precision": "bf16" if device_type == "cpu" and cpu_has_native_bf16() else "fp32",
         "eval_every": max(1, steps // EVALUATIONS_PER_RUN),
-        "flip": channels == 3,
     }
 
 
@@ -398,11 +395,10 @@ def resolve_width(config: Config, device_type: str = "cpu") -> Config:
     return apply_settings(config, {"arch_options": options}, "auto")
 
 
-def resolve_auto(config: Config, num_classes: int, all_labeled: bool, labeled_images: int, device_type: str = "cpu",
-                 channels: int = 3) -> Config:
+def resolve_auto(config: Config, num_classes: int, all_labeled: bool, labeled_images: int, device_type: str = "cpu") -> Config:
     """A copy of ``config`` with every automatic (``None``) setting replaced by its number (see ``auto_values``
     and ``resolve_width``); warns (``ScheduleWarning``) about a ramp set longer than the run."""
-    derived = auto_values(config, num_classes, all_labeled, labeled_images, device_type, channels)
+    derived = auto_values(config, num_classes, all_labeled, labeled_images, device_type)
     resolved = apply_settings(resolve_width(config, device_type), {k: v for k, v in derived.items() if getattr(config, k) is None}, "auto")
     for name, what in (("rampup_steps", "the consistency weight and learning rate never reach their full values"),
                        ("rampdown_steps", "the learning rate starts falling before the run begins")):

@@ -76,8 +76,7 @@ class Trainer:
         self.dataset = dataset = load_data(config) if dataset is None else dataset
         self.split, self.masked_labels = make_split(dataset, config.labels, config.seed, config.label_file, config.validation_per_class)
         all_labeled = len(self.split.unlabeled) == 0 and config.extra_unlabeled == 0
-        self.config = config = resolve_auto(config, dataset.num_classes, all_labeled, len(self.split.labeled), self.device.type,
-                                                  dataset.image_shape[0])
+        self.config = config = resolve_auto(config, dataset.num_classes, all_labeled, len(self.split.labeled), self.device.type)
         self.feed, self.sampler = build_feed(config, dataset, self.split, self.masked_labels, self.device, self.world)
         self.parts = build_parts(config, dataset.num_classes, dataset.image_shape, len(dataset.train_labels) + self.feed.extra,
                                  self.device, self.world, warm=bool(config.init) and not resume)
