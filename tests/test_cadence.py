@@ -9,8 +9,8 @@ from tests.helpers import tiny_config
 
 
 def test_an_automatic_cadence_gives_about_25_evaluations(tmp_path):
-    trainer = Trainer(tiny_config(steps=100, eval_every=None), tmp_path, progress=False)
-    assert trainer.config.eval_every == 100 // EVALUATIONS_PER_RUN
+    trainer = Trainer(tiny_config(steps=50, eval_every=None), tmp_path, progress=False)
+    assert trainer.config.eval_every == 50 // EVALUATIONS_PER_RUN
     trainer.eval_every_bounded = False  # the count, whatever this machine's speed
     trainer.run()
     assert len(read_metrics(tmp_path / "metrics.jsonl")) == EVALUATIONS_PER_RUN

@@ -42,7 +42,7 @@ def _cli(*args, cwd):
 def test_a_run_without_preset_learns_and_its_schedules_complete(image_folder, tmp_path):
     run = tmp_path / "run"
     result = _cli("train", "--data", str(image_folder), "--labels", "100", "--steps", "300",
-                  "--set", "arch_options.width=0.125", "--out", str(run), cwd=tmp_path)
+                  "--set", "arch_options.width=0.125", "--set", "eval_every=150", "--out", str(run), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     plan = [line for line in result.stderr.splitlines() if "run directory" in line]
     assert len(plan) == 1, result.stderr
