@@ -37,21 +37,24 @@ FIRST_WORDS_SECONDS = 120.0
 """The run with no ``--time`` (150,000 steps) is stopped once it has corrected its first estimate, or after this long."""
 
 
-def make_photos(archive: Path, out: Path) -> int:
-    """Write the photo folder (``out/<class>/NNNN.jpg``) unless it is complete; returns its image count."""
+def make_photos(archive: Path, out: Path, per_class: int = PER_CLASS, skip: int = 0) -> int:
+    """Write a photo folder (``out/<class>/NNNN.jpg``) unless it is complete: the training images of each
+    class (by name) after the first ``skip``, ``per_class`` of them, upscaled to ``PHOTO_SIZE``; returns
+    its image count."""
     from PIL import Image
 
-    if out.is_dir() and sum(1 for _ in out.glob("*/*.jpg")) == 10 * PER_CLASS:
-        return 10 * PER_CLASS
+    if out.is_dir() and sum(1 for _ in out.glob("*/*.jpg")) == 10 * per_class:
+        return 10 * per_class
     with tarfile.open(archive) as tar:
         train = sorted((m for m in tar.getmembers() if m.isfile() and m.name.split("/")[-3:-2] == ["train"]), key=lambda m: m.name)
-        wanted: dict[str, str] = {}  # member name -> destination, the first PER_CLASS of each class by name
-        taken: dict[str, int] = {}
+        wanted: dict[str, str] = {}  # member name -> destination
+        seen: dict[str, int] = {}
         for member in train:
             cls = member.name.split("/")[-2]
-            if taken.get(cls, 0) < PER_CLASS:
-                wanted[member.name] = f"{cls}/{taken.get(cls, 0):04d}.jpg"
-                taken[cls] = taken.get(cls, 0) + 1
+            index = seen.get(cls, 0) - skip
+            seen[cls] = seen.get(cls, 0) + 1
+            if 0 <= index < per_class:
+                wanted[member.name] = f"{cls}/{index:04d}.jpg"
         for member in tar.getmembers():  # in archive order: one pass over the compressed stream
             if member.name in wanted:
                 image = Image.open(io.BytesIO(tar.extractfile(member).read())).convert("RGB").resize(PHOTO_SIZE, Image.BICUBIC)

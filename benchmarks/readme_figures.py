@@ -13,7 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from meanteacher.report import _pyplot, _save, ema_name, plot_confusion
+from meanteacher.report import ema_name, plot_confusion, pyplot, save_figure
 from meanteacher.run.rundir import RunDirectory, read_confusion
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     plot_confusion(confusion["ema"], confusion["classes"], DOCS / "after-run-confusion.png", f"{ema_name(method)}, test images")
     events = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0})
     events.Reload()
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(1, len(PANELS), figsize=(13, 3.6))
     for axis, (title, tags) in zip(axes, PANELS):
         for tag in tags:
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         axis.set(xlabel="step", title=title, yscale="log" if title == "schedule" else "linear")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
-    _save(figure, DOCS / "after-run-tensorboard.png")
+    save_figure(figure, DOCS / "after-run-tensorboard.png")
     print(f"wrote {DOCS}/after-run-{{curves,confusion,tensorboard}}.png from {run}")
     return 0
 

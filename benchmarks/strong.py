@@ -32,25 +32,32 @@ MAGNITUDES = (0.5, 1.0)
 CONSISTENCY = (10.0, 30.0, 100.0)
 """Mean Teacher's weight with a strong student: 1, 3 (the default) and 10 per class."""
 ROWS = (("supervised", "weak"), ("supervised", "strong"), ("mean-teacher", "weak"), ("mean-teacher", "strong"))
-FIGURE = Path(__file__).resolve().parents[1] / "docs" / "strong-cpu-{labels}-{steps}.png"
+FIGURE = Path(__file__).resolve().parents[1] / "docs" / "strong-cpu-{labels}-{steps}-{precision}.png"
 
 
 def job(labels: int, steps: int, method: str, seed: int, view: str, magnitude: float = 1.0, consistency: float | None = None,
-        phase: str = "table") -> Job:
-    """One run of the CPU Table 2 recipe with the student's view (and, strong, its magnitude and Mean Teacher's weight)."""
+        phase: str = "table", precision: str = "bf16") -> Job:
+    """One run of the CPU Table 2 recipe with the student's view (and, strong, its magnitude and Mean Teacher's
+    weight), in the recipe's bf16 or in ``precision``."""
     base = recipe_job(labels, steps, method, seed, lr=LR)
-    if view == "weak":
+    settings: dict[str, Any] = {} if view == "weak" else {"student_view": view, "strong_magnitude": magnitude,
+                                                           **({"consistency": consistency} if consistency else {})}
+    if precision != base.config.precision:
+        settings["precision"] = precision
+    if not settings:
         return base  # the very run benchmarks.accuracy trains
-    settings = {"student_view": view, "strong_magnitude": magnitude, **({"consistency": consistency} if consistency else {})}
-    name = f"strong-{labels}-{steps}-{method}-m{magnitude:g}" + (f"-c{consistency:g}" if consistency else "") + f"-s{seed}"
-    return Job(name, apply_settings(base.config, settings, "strong benchmark"), {**base.fields, **settings, "view": view, "phase": phase})
+    name = (f"strong-{labels}-{steps}-{method}" + ("-weak" if view == "weak" else f"-m{magnitude:g}")
+            + (f"-c{consistency:g}" if consistency and view != "weak" else "") + ("" if precision == "bf16" else f"-{precision}") + f"-s{seed}")
+    return Job(name, apply_settings(base.config, settings, "strong benchmark"),
+               {**base.fields, **settings, "view": view, "precision": precision, "phase": phase})
 
 
-def sweep(seeds: list[int]) -> Sweep:
+def sweep(seeds: list[int], precision: str = "bf16") -> Sweep:
     """Tuning at seed 0, then the four rows of every cell on ``seeds``."""
     grid = {
-        "supervised": {(m, 0.0): job(1000, 1500, "supervised", 0, "strong", m, phase="tune") for m in MAGNITUDES},
-        "mean-teacher": {(m, c): job(1000, 1500, "mean-teacher", 0, "strong", m, c, phase="tune") for m in MAGNITUDES for c in CONSISTENCY},
+        "supervised": {(m, 0.0): job(1000, 1500, "supervised", 0, "strong", m, phase="tune", precision=precision) for m in MAGNITUDES},
+        "mean-teacher": {(m, c): job(1000, 1500, "mean-teacher", 0, "strong", m, c, phase="tune", precision=precision)
+                         for m in MAGNITUDES for c in CONSISTENCY},
     }
 
     def table(choices: dict[str, tuple[float, float]]) -> list[Job]:
@@ -59,7 +66,7 @@ def sweep(seeds: list[int]) -> Sweep:
             for seed in seeds:
                 for method, view in ROWS:
                     magnitude, consistency = choices.get(method, (1.0, 0.0))
-                    jobs.append(job(labels, steps, method, seed, view, magnitude, consistency or None))
+                    jobs.append(job(labels, steps, method, seed, view, magnitude, consistency or None, precision=precision))
         return jobs
 
     return Sweep(grid, table)
@@ -90,11 +97,14 @@ def report(runs: dict[str, dict[str, Any]], table_jobs: list[Job]) -> dict[str, 
 
 def main(argv: list[str] | None = None) -> int:
     parser = tuned_runs_parser(__doc__.splitlines()[0], "write the tuning, the table and the gains here", OUT)
+    parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
+                        help="fp32: the same recipe where bf16 is emulated (a CPU without AVX-512 BF16 or AMX); its own runs, weak rows included")
     args = parser.parse_args(argv)
     out = Path(args.out)
-    tuning, choices, table_jobs = sweep(args.seeds).run(args.phase, out, args.workers)
+    tuning, choices, table_jobs = sweep(args.seeds, args.precision).run(args.phase, out, args.workers)
     runs = finished(table_jobs, out)
-    result = {"machine": machine(), "date": today(), "command": f"python -m benchmarks.strong --seeds {' '.join(map(str, args.seeds))}",
+    result = {"machine": machine(), "date": today(), "precision": args.precision,
+              "command": f"python -m benchmarks.strong --seeds {' '.join(map(str, args.seeds))} --precision {args.precision}",
               "choices": {method: list(value) for method, value in choices.items()},
               "tuning": {name: {"validation_ema_error": s["validation_ema_error"], "fields": {k: s.get(k) for k in ("method", "strong_magnitude", "consistency")}}
                          for name, s in tuning.items()},
@@ -104,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                                         and j.fields["steps"] == steps and j.fields["method"] == method and j.fields.get("view", "weak") == view]
                   for method, view in ROWS}
         if all(groups.values()):
-            plot_comparison(groups, FIGURE.with_name(FIGURE.name.format(labels=labels, steps=steps)),
+            plot_comparison(groups, FIGURE.with_name(FIGURE.name.format(labels=labels, steps=steps, precision=args.precision)),
                             f"CIFAR-10, {labels} labels, {steps} steps: weak and strong student views")
     print(json.dumps(result["cells"], indent=2))
     if args.json:

@@ -48,7 +48,8 @@ def aggregate(summaries: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot with the file-only Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -57,16 +58,17 @@ def _pyplot():
     return plt
 
 
-def _save(figure, out_path: str | Path) -> None:
+def save_figure(figure, out_path: str | Path) -> None:
+    """Write ``figure`` as a PNG to ``out_path`` (atomically) and close it."""
     figure.tight_layout()
     atomic_write(out_path, lambda handle: figure.savefig(handle, format="png", dpi=100))
-    _pyplot().close(figure)
+    pyplot().close(figure)
 
 
 def plot_curves(metrics_path: str | Path, out_path: str | Path, method: str = "") -> None:
     """Figure 3 of the paper for one run: test classification cost and error over steps, of the EMA network
     (named for ``method``: Mean Teacher's is its teacher) and the student."""
-    plt = _pyplot()
+    plt = pyplot()
     records = read_metrics(metrics_path)
     if not records:
         return
@@ -84,7 +86,7 @@ def plot_curves(metrics_path: str | Path, out_path: str | Path, method: str = ""
     for axis in (cost_axis, error_axis):
         axis.grid(alpha=0.3)
         axis.legend()
-    _save(figure, out_path)
+    save_figure(figure, out_path)
 
 
 def error_curves(run_dirs: list[str | Path], network: str = "ema") -> tuple[list[int], list[list[float]]]:
@@ -98,7 +100,7 @@ def error_curves(run_dirs: list[str | Path], network: str = "ema") -> tuple[list
 def plot_comparison(groups: dict[str, list[str | Path]], out_path: str | Path, title: str = "", network: str = "ema") -> None:
     """Test error of ``network`` over steps for groups of runs (e.g. one group per method, one run
     per seed): the mean over a group's runs as a line, mean ± one standard deviation as a band."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(6, 4))
     for label, run_dirs in groups.items():
         steps, errors = error_curves(run_dirs, network)
@@ -111,7 +113,7 @@ def plot_comparison(groups: dict[str, list[str | Path]], out_path: str | Path, t
     axis.set(xlabel="step", ylabel=f"test error % ({network})", title=title)
     axis.grid(alpha=0.3)
     axis.legend()
-    _save(figure, out_path)
+    save_figure(figure, out_path)
 
 
 def per_class_errors(confusion: list[list[int]]) -> list[float | None]:
@@ -161,7 +163,7 @@ def per_class_over_runs(runs: list[dict[str, Any]]) -> str:
 def confusion_figure(confusion: list[list[int]], classes: list[str], title: str = ""):
     """A matplotlib figure of a confusion matrix: class names on both axes, the counts written in each
     cell, shading by the share of the true class's images (rows normalised)."""
-    plt = _pyplot()
+    plt = pyplot()
     size = max(4.0, 0.45 * len(classes) + 2.0)
     figure, axis = plt.subplots(figsize=(size + 1.0, size))
     shares = [[count / max(sum(row), 1) for count in row] for row in confusion]
@@ -181,4 +183,4 @@ def confusion_figure(confusion: list[list[int]], classes: list[str], title: str 
 
 def plot_confusion(confusion: list[list[int]], classes: list[str], out_path: str | Path, title: str = "") -> None:
     """Write ``confusion_figure`` as a PNG (atomically)."""
-    _save(confusion_figure(confusion, classes, title), out_path)
+    save_figure(confusion_figure(confusion, classes, title), out_path)

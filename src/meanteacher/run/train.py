@@ -148,7 +148,8 @@ class Trainer:
         progress = Progress(cfg.steps, self.global_step, self.show_progress, self._plan(), cfg.batch_size)
         self.last_checkpoint = time.perf_counter()
         started = time.perf_counter() - self.elapsed
-        steps_started, since, side_seconds = self.global_step, time.perf_counter(), self.eval_seconds + self.checkpoint_seconds
+        self._since, self._steps_started = time.perf_counter(), self.global_step
+        self._side_seconds = self.eval_seconds + self.checkpoint_seconds
         refit_at = {max(1, cfg.steps // 10), cfg.steps // 2} if self.deadline is not None else set()
         evaluations = 0
         try:
@@ -164,34 +165,20 @@ class Trainer:
                 if at_eval or at_checkpoint or step % 20 == 0:
                     self._check_finite()
                 if at_eval:
-                    evaluation_start = time.perf_counter()
-                    record = {"step": step, **{k: float(v) / self.log_count for k, v in self.log_sums.items()},
-                              **self.evaluate(confusion=step == cfg.steps)}
-                    self.log_sums, self.log_count = {}, 0
-                    if self.world.is_main:
-                        self._log(record)
-                    progress.report(step, record)
-                    self.eval_seconds += time.perf_counter() - evaluation_start
-                    trained = time.perf_counter() - since - (self.eval_seconds + self.checkpoint_seconds - side_seconds)
-                    self._bound_evaluations(time.perf_counter() - evaluation_start, trained, self.global_step - steps_started)
+                    self._evaluate_and_log(step, progress)
                     evaluations += 1
                 if at_checkpoint:
-                    checkpoint_start = time.perf_counter()
-                    self.elapsed = time.perf_counter() - started  # the checkpoint records the time so far
-                    self.save_checkpoint()
-                    self.checkpoint_seconds += time.perf_counter() - checkpoint_start
-                    self.last_checkpoint = time.perf_counter()
+                    self._timed_checkpoint(started)
                 self.elapsed = time.perf_counter() - started
                 if step in refit_at and step < cfg.steps:
-                    trained = time.perf_counter() - since - (self.eval_seconds + self.checkpoint_seconds - side_seconds)
-                    cfg = self._refit(step, trained / (step - steps_started), self.eval_seconds / max(evaluations, 1))
+                    cfg = self._refit(step, self._trained_seconds() / (step - self._steps_started), self.eval_seconds / max(evaluations, 1))
                     progress.set_total(cfg.steps)
         finally:
             progress.close()
             if self.events is not None:
                 self.events.close()
-        train_seconds = time.perf_counter() - since - (self.eval_seconds + self.checkpoint_seconds - side_seconds)
-        summary = self._summary(train_seconds, self.global_step - steps_started)
+        train_seconds = self._trained_seconds()
+        summary = self._summary(train_seconds, self.global_step - self._steps_started)
         if self.world.is_main:
             from ..report import plot_curves
 
@@ -199,6 +186,31 @@ class Trainer:
             plot_curves(files.metrics, files.curves, cfg.method)
         barrier(self.world)
         return summary
+
+    def _trained_seconds(self) -> float:
+        """Seconds spent on training steps since ``run`` started (evaluations and checkpoints left out)."""
+        return time.perf_counter() - self._since - (self.eval_seconds + self.checkpoint_seconds - self._side_seconds)
+
+    def _evaluate_and_log(self, step: int, progress: Progress) -> None:
+        """Evaluate, log the record with the mean training logs since the last one, and keep evaluations
+        within their share of the time (``_bound_evaluations``)."""
+        start = time.perf_counter()
+        record = {"step": step, **{k: float(v) / self.log_count for k, v in self.log_sums.items()},
+                  **self.evaluate(confusion=step == self.config.steps)}
+        self.log_sums, self.log_count = {}, 0
+        if self.world.is_main:
+            self._log(record)
+        progress.report(step, record)
+        self.eval_seconds += time.perf_counter() - start
+        self._bound_evaluations(time.perf_counter() - start, self._trained_seconds(), self.global_step - self._steps_started)
+
+    def _timed_checkpoint(self, started: float) -> None:
+        """Save a checkpoint recording the time since ``started``; its own time goes to ``checkpoint_seconds``."""
+        start = time.perf_counter()
+        self.elapsed = start - started
+        self.save_checkpoint()
+        self.checkpoint_seconds += time.perf_counter() - start
+        self.last_checkpoint = time.perf_counter()
 
     def _log(self, record: dict[str, Any]) -> None:
         """Write an evaluation's record (metrics.jsonl, TensorBoard; the confusion matrices of the last to

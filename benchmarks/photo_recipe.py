@@ -1,0 +1,115 @@
+"""The recipe of a short run on a small folder of photos, chosen on a validation split: which automatic
+settings make Mean Teacher worth its cost at 100 labels and the steps 10 minutes buy on 2 CPU cores.
+
+The tuning folder is built like the photo benchmark's (``benchmarks.photos``) from other CIFAR-10
+training images, so no image of that benchmark is seen here: ``tune/train/<class>/`` holds the
+``TRAIN_PER_CLASS`` images of each class that follow the benchmark's ``PER_CLASS`` (as many as a run on
+that folder trains on: it holds out every ``HELD_OUT_EVERY``-th image as its test set),
+``tune/val/<class>/`` the ``VALIDATION_PER_CLASS`` after those; all upscaled to 160 x 120. A run's "test" error on this folder is its validation error. Each recipe runs at the steps a
+10-minute run of its method plans on this machine (``STEPS``), with every other setting automatic.
+
+    python -m benchmarks.photo_recipe [--phase train|report] [--seeds 0 1 2] [--recipes NAME ...] [--json docs/bench/photo_recipe.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from meanteacher.config import Config
+from meanteacher.data.folders import HELD_OUT_EVERY
+from meanteacher.files import atomic_write_text
+from meanteacher.report import mean_std
+
+from .common import SHARED_CIFAR, machine, markdown_table, today
+from .photos import PER_CLASS, make_photos
+from .runner import Job, finished, run_jobs
+
+OUT = "runs/photo-recipe"
+LABELS = 100
+TRAIN_PER_CLASS = PER_CLASS - PER_CLASS // HELD_OUT_EVERY
+VALIDATION_PER_CLASS = 100
+STEPS = {"mean-teacher": 1000, "supervised": 1500}
+"""What ``--time 10m`` plans on the photo folder on 2 AVX2 cores (docs/bench/photos.json: 911 to 1,039
+Mean Teacher steps, 1,439 to 1,577 supervised ones)."""
+RECIPES = {
+    "default": {},
+    "steady-teacher": {"consistency": 100.0, "ema_decay": 0.99, "ema_decay_rampup": 0.99},
+    "strong-student": {"student_view": "strong"},
+}
+"""Name -> settings on top of the automatic ones. ``steady-teacher``: the paper's CIFAR-10 weight of 100
+and an EMA over about 100 steps (a tenth of the run) instead of a fiftieth of the run."""
+
+
+def make_tuning_folder(work: Path) -> Path:
+    """The tuning folder under ``work`` (made once); returns its path."""
+    folder = work / "tune"
+    make_photos(SHARED_CIFAR, folder / "train", TRAIN_PER_CLASS, skip=PER_CLASS)
+    make_photos(SHARED_CIFAR, folder / "val", VALIDATION_PER_CLASS, skip=PER_CLASS + TRAIN_PER_CLASS)
+    return folder
+
+
+def recipe_jobs(folder: Path, seeds: list[int], recipes: list[str]) -> list[Job]:
+    jobs = []
+    for seed in seeds:
+        for method in ("supervised", "mean-teacher"):
+            for recipe in recipes:
+                if method == "supervised" and recipe in ("steady-teacher",):
+                    continue  # nothing of it reaches a run without a teacher
+                config = Config(dataset=str(folder), labels=LABELS, steps=STEPS[method], seed=seed, method=method, **RECIPES[recipe])
+                jobs.append(Job(f"{method}-{recipe}-s{seed}", config,
+                                {"method": method, "recipe": recipe, "seed": seed, "labels": LABELS, "steps": STEPS[method]}))
+    return jobs
+
+
+def verdict(runs: dict[str, dict]) -> dict:
+    """Validation error of the EMA network per method and recipe, and each Mean Teacher recipe's paired
+    gain over supervised-only with the default recipe and with its own, on the label sets where both finished."""
+    cells: dict[str, dict] = {}
+    for run in runs.values():
+        cells.setdefault(f"{run['method']}/{run['recipe']}", {})[run["seed"]] = run["ema_error"] * 100
+    out = {name: {"label_sets": len(errors), "validation_error": mean_std(list(errors.values()))} for name, errors in sorted(cells.items())}
+    for name, errors in cells.items():
+        method, recipe = name.split("/")
+        if method != "mean-teacher":
+            continue
+        for baseline in {"supervised/default", f"supervised/{recipe}"} & cells.keys():
+            seeds = sorted(errors.keys() & cells[baseline].keys())
+            gains = [cells[baseline][s] - errors[s] for s in seeds]
+            out[name][f"gain_over_{baseline}"] = {"label_sets": len(seeds), "gain": mean_std(gains), "wins": sum(g > 0 for g in gains)}
+    return out
+
+
+def table(result: dict) -> str:
+    """One row per method and recipe: validation error, and Mean Teacher's paired gains over supervised-only."""
+    rows = []
+    for name, cell in result["verdict"].items():
+        error = cell["validation_error"]
+        gains = [f"{g['gain'][0]:+.2f} ± {g['gain'][1]:.2f} over {key.removeprefix('gain_over_')} ({g['wins']}/{g['label_sets']})"
+                 for key, g in cell.items() if key.startswith("gain_over_")]
+        rows.append([name, cell["label_sets"], f"{error[0]:.2f} ± {error[1]:.2f}", "; ".join(gains) or "–"])
+    return markdown_table(["method/recipe", "label sets", "validation error of the EMA network (%)", "paired gain (points; wins)"], rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--phase", choices=("train", "report"), default="train")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--recipes", nargs="+", choices=sorted(RECIPES), default=list(RECIPES))
+    parser.add_argument("--work", type=Path, default=Path("/tmp/photos-bench"))
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", default=OUT)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    jobs = recipe_jobs(make_tuning_folder(args.work), args.seeds, args.recipes)
+    runs = finished(jobs, Path(args.out)) if args.phase == "report" else run_jobs(jobs, Path(args.out), args.workers)
+    result = {"machine": machine(), "date": today(), "command": "python -m benchmarks.photo_recipe", "runs": runs, "verdict": verdict(runs)}
+    print(table(result))
+    if args.json:
+        atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
