@@ -287,8 +287,8 @@ def image_size_section(result: dict) -> str:
     verdict = "" if fits else (f"On this machine no size fits the rule at width 0.25 ({result['step_seconds'][str(result['chosen'])]['0.25']:.2f} s a step "
                                f"at {result['chosen']} px: about {MINUTES * 60 / result['step_seconds'][str(result['chosen'])]['0.25']:,.0f} steps in {MINUTES} minutes), "
                                "so the smallest size and width measured are the defaults. ")
-    return text + (f"{verdict}Chosen: **{result['chosen']} px** (`config.FOLDER_IMAGE_SIZE`; `--image-size N` sets another) and "
-                   f"**width {result['chosen_width']:g}** (`config.CPU_WIDTH`; `--set arch_options.width=W` sets another; on a GPU "
+    return text + (f"{verdict}Chosen: **{result['chosen']} px** (`auto.FOLDER_IMAGE_SIZE`; `--image-size N` sets another) and "
+                   f"**width {result['chosen_width']:g}** (`auto.CPU_WIDTH`; `--set arch_options.width=W` sets another; on a GPU "
                    "the paper's width 1). Both are written into the run's `config.toml`.\n\n") + result.get("notes", "") + "\n"
 
 
@@ -311,8 +311,6 @@ def flip_section(result: dict) -> str:
 
 
 def photos_section(result: dict) -> str:
-    from meanteacher.report import mean_std
-
     from .photos import PER_CLASS, PHOTO_SIZE, paired, table as photos_table
 
     runs = list(result["runs"].values())

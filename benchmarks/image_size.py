@@ -1,14 +1,14 @@
 """How long a step takes on this machine for photos brought down to each image size, and for ConvNet-13
 at each width: the evidence the defaults of a run on a CPU without a preset are chosen from (the size an
-in-memory image folder is brought down to, ``config.FOLDER_IMAGE_SIZE``, and the network's width,
-``config.CPU_WIDTH``).
+in-memory image folder is brought down to, ``auto.FOLDER_IMAGE_SIZE``, and the network's width,
+``auto.CPU_WIDTH``).
 
     python -m benchmarks.image_size [--sizes 32 48 64 96] [--widths 0.25 0.5 1.0] [--json docs/bench/image_size.json]
 
 Mean Teacher, batch 100, ConvNet-13, the run's automatic precision, on synthetic images of each size
 (timing does not depend on pixel values); median of ``--repeats`` steps after 2 warm-up steps, all in
 one process. The rule: a 10-minute run should take ``STEPS_WANTED`` steps: the 75 passes over the
-labeled images from which Mean Teacher paid on CIFAR-10 (``config.CONSISTENCY_PAYS_FROM_PASSES``), for
+labeled images from which Mean Teacher paid on CIFAR-10 (``auto.CONSISTENCY_PAYS_FROM_PASSES``), for
 1,000 labels at 50 per batch of 100. First the sizes at width 0.25: the default size is the largest that
 fits (the smallest if none does); then the widths at that size: the default width is the widest that
 fits (the narrowest if none does).
@@ -24,7 +24,9 @@ from pathlib import Path
 
 import torch
 
-from meanteacher.config import CONSISTENCY_PAYS_FROM_PASSES, Config
+from meanteacher.config import Config
+
+from meanteacher.auto import CONSISTENCY_PAYS_FROM_PASSES
 from meanteacher.data.dataset import Dataset
 from meanteacher.run.train import Trainer
 

@@ -11,7 +11,7 @@ LAYERS = {
     "errors": 0, "files": 0, "schedules": 0, "optim": 0, "hardware": 0, "data.batch": 0,  # what every layer stands on
     "data": 1,  # reading, splitting, batching and noising data: knows nothing of costs, methods or training
     "losses": 2, "masks": 2, "models": 2, "teacher": 2,  # the parts a user takes into their own loop
-    "methods": 3, "config": 3,
+    "methods": 3, "config": 3, "auto": 3,
     "run": 4, "inference": 4, "report": 4,  # running experiments and using their results
     "demo": 5, "cli": 5,  # the command line
     "__main__": 6, "": 6,

@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from meanteacher.config import Config, apply_settings, load_config_file, resolve_auto, to_toml
+from meanteacher.config import Config, apply_settings, load_config_file, to_toml
+
+from meanteacher.auto import resolve_auto
 from meanteacher.data.sources import load_digits
 from meanteacher.run.hyperparameters import hyperparameters_at
 

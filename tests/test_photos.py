@@ -81,7 +81,8 @@ def test_a_label_file_of_one_class_is_refused(tmp_path):
 
 
 def test_the_defaults_of_a_run_without_a_preset_follow_the_machine():
-    from meanteacher.config import CPU_WIDTH, Config, load_preset, resolve_auto
+    from meanteacher.config import Config, load_preset
+    from meanteacher.auto import CPU_WIDTH, resolve_auto
 
     own = Config(dataset="photos", steps=1000)
     cpu = resolve_auto(own, 10, False, 100, "cpu")
@@ -96,7 +97,8 @@ def test_the_defaults_of_a_run_without_a_preset_follow_the_machine():
 
 
 def test_the_resolved_defaults_are_recorded_in_config_toml(tmp_path):
-    from meanteacher.config import Config, load_config_file, resolve_auto, to_toml
+    from meanteacher.config import Config, load_config_file, to_toml
+    from meanteacher.auto import resolve_auto
 
     resolved = resolve_auto(Config(dataset="photos", steps=1000), 10, False, 100, "cpu")
     (tmp_path / "config.toml").write_text(to_toml(resolved))

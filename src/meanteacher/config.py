@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import sys
-import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -25,46 +23,7 @@ AUTO_FIELDS = {"rampup_steps": int, "rampdown_steps": int, "ema_decay": float, "
 OPTIONAL_FIELDS = {**AUTO_FIELDS, "image_size": int, "time_budget": float}
 """Settings that may be ``None`` ("auto"), with the type of their values."""
 """Settings that may be left to the run (``None``, written "auto" in TOML and on the command line): derived
-from its length, batch, classes and labels by ``resolve_auto``, once, before the run starts."""
-
-RAMPUP_SHARE = 40_000 / 150_000
-"""Ramp-up length as a share of the run: the paper's 40k of 150k steps."""
-RAMPDOWN_SHARE = 25_000 / 150_000
-"""Ramp-down length as a share of the run: the paper's 25k of 150k steps."""
-EMA_WINDOW_SHARE = 1 / 50
-"""The EMA averages over about ``1 / (1 - decay)`` steps: a 50th of the run, 10 to 1,000 steps."""
-LABELED_SHARE = 0.5
-"""Share of every batch given to labeled images when only some images are labeled..."""
-SHORT_RUN_PASSES = 50
-SHORT_RUN_LABELED_SHARE = 0.75
-"""...unless the run is short for its label count: fewer than ``SHORT_RUN_PASSES`` passes over the
-labeled images at half of each batch. Then three quarters of each batch are labeled."""
-CONSISTENCY_PAYS_FROM_PASSES = 75
-"""On CIFAR-10 (docs/benchmarks.md) Mean Teacher beat supervised-only from about 75 passes over the
-labeled images and was level or behind below; a run that makes fewer is told so before it starts."""
-EVALUATIONS_PER_RUN = 25
-"""Evaluations in a run whose cadence is automatic: enough points for a learning curve (Figure 3) in a
-run of any length; fewer where they would take more than ``EVALUATION_SHARE`` of the training time, but
-not fewer than ``MIN_EVALUATIONS`` unless those would take more than ``MAX_EVALUATION_SHARE``
-(``run.budget.evaluations_within``)."""
-EVALUATION_SHARE = 0.1
-MIN_EVALUATIONS = 15
-MAX_EVALUATION_SHARE = 0.15
-CONSISTENCY_PER_CLASS = 3.0
-"""MSE consistency weight per class (the authors' rule of thumb: between C and C**2 for C classes)."""
-
-FOLDER_IMAGE_SIZE = 32
-"""Default side of in-memory image folders: larger photos are brought down to 32 x 32 as they are decoded.
-Chosen by ``python -m benchmarks.image_size`` (docs/benchmarks.md, "Image size for a folder of photos"):
-on 2 AVX2 cores a Mean Teacher step of 100 images at width 0.25 takes 0.6 s at 32 px and 1.4, 3.1 and
-8.9 s at 48, 64 and 96 px; even 32 px falls short of the 1,500 steps wanted in 10 minutes, so the
-smallest size measured is the default."""
-CPU_WIDTH = 0.25
-"""Width of ConvNet-13 on a CPU where neither the run nor its preset sets one (``arch_options.width``
-auto): chosen by ``python -m benchmarks.image_size`` (docs/benchmarks.md): at 32 px a step takes 0.6 s
-at width 0.25, 1.6 s at 0.5 and 6.1 s at 1 on 2 AVX2 cores. On a GPU: the paper's 1."""
-STREAMED_IMAGE_SIZE = 224
-"""Default crop of streamed (ImageNet-style) folders: the paper's ResNeXt runs."""
+from its length, batch, classes and labels by ``auto.resolve_auto``, once, before the run starts."""
 
 PAPER_SCHEDULE = {
     "rampup_steps": 40_000, "rampdown_steps": 25_000, "ema_decay": 0.999, "ema_decay_rampup": 0.99,
@@ -74,15 +33,11 @@ PAPER_SCHEDULE = {
 """The paper's TensorFlow ConvNet runs: what a preset starts from before its own values."""
 
 
-class ScheduleWarning(UserWarning):
-    """A setting that cannot do what it is for in this run (e.g. a ramp longer than the run)."""
-
-
 @dataclass
 class Config:
     """Everything that defines a run. Step counts are optimizer steps.
 
-    Settings left at ``None`` ("auto") are derived from the run by ``resolve_auto`` before it starts (the run's
+    Settings left at ``None`` ("auto") are derived from the run by ``auto.resolve_auto`` before it starts (the run's
     ``config.toml`` records the numbers): ramp-up and ramp-down are the paper's shares of its 150k-step
     run (27 % and 17 %), the EMA averages over a 50th of the run, half of every batch is labeled and the
     consistency weight is 3 per class. A preset starts from the paper's exact values instead.
@@ -205,7 +160,7 @@ class Config:
     image_size: int | None = None
     """Side of the square images an image folder is brought down to: in memory, at decode (shorter side to
     this, then a centre crop; smaller images are kept as they are); streamed, the crops' size. Auto:
-    ``FOLDER_IMAGE_SIZE`` in memory, ``STREAMED_IMAGE_SIZE`` streamed (see ``resolve_image_size``)."""
+    ``auto.FOLDER_IMAGE_SIZE`` in memory, ``auto.STREAMED_IMAGE_SIZE`` streamed (see ``auto.resolve_image_size``)."""
 
     def validate(self) -> None:
         """Raise ``MeanTeacherError`` naming the first setting that cannot work."""
@@ -355,70 +310,6 @@ def load_preset(name: str) -> Config:
     if name not in files:
         raise MeanTeacherError(f"unknown preset {name!r}; `meanteacher presets` lists them")
     return apply_settings(Config(**PAPER_SCHEDULE), tomllib.loads(files[name].read_text()), f"preset {name}")
-
-
-def auto_values(config: Config, num_classes: int, all_labeled: bool, labeled_images: int, device_type: str = "cpu") -> dict[str, Any]:
-    """What each automatic setting stands for in a run of ``config.steps`` steps with ``num_classes``
-    classes and ``labeled_images`` labeled training images (``all_labeled``: every training image
-    keeps its label) on a ``device_type`` device."""
-    from .hardware import cpu_has_native_bf16
-
-    steps = config.steps
-    decay = 1.0 - 1.0 / min(max(steps * EMA_WINDOW_SHARE, 10.0), 1000.0)
-    ema_decay = decay if config.ema_decay is None else config.ema_decay
-    passes = steps * config.batch_size * LABELED_SHARE / max(labeled_images, 1)
-    labeled_share = SHORT_RUN_LABELED_SHARE if passes < SHORT_RUN_PASSES else LABELED_SHARE
-    return {
-        "rampup_steps": round(steps * RAMPUP_SHARE),
-        "rampdown_steps": round(steps * RAMPDOWN_SHARE),
-        "ema_decay": round(ema_decay, 6),
-        "ema_decay_rampup": round(min(0.99, ema_decay), 6),
-        "consistency": 1.0 if config.method == "vat" else CONSISTENCY_PER_CLASS * num_classes,  # VAT's cost is a KL
-        "labeled_per_batch": -1 if all_labeled else max(1, math.floor(config.batch_size * labeled_share)),
-        "precision": "bf16" if device_type == "cpu" and cpu_has_native_bf16() else "fp32",
-        "eval_every": max(1, steps // EVALUATIONS_PER_RUN),
-    }
-
-
-def _width_is_auto(config: Config) -> bool:
-    return "width" in config.arch_options and str(config.arch_options["width"]).lower() in ("none", "auto")
-
-
-def resolve_width(config: Config, device_type: str = "cpu") -> Config:
-    """``config`` with an automatic ``arch_options.width`` set: ``CPU_WIDTH`` for ConvNet-13 on a CPU,
-    the paper's 1 for it elsewhere; for other architectures the option is dropped (their own default)."""
-    if not _width_is_auto(config):
-        return config
-    options = {name: value for name, value in config.arch_options.items() if name != "width"}
-    if config.arch == "convnet13":
-        options["width"] = CPU_WIDTH if device_type == "cpu" else 1.0
-    return apply_settings(config, {"arch_options": options}, "auto")
-
-
-def resolve_auto(config: Config, num_classes: int, all_labeled: bool, labeled_images: int, device_type: str = "cpu") -> Config:
-    """A copy of ``config`` with every automatic (``None``) setting replaced by its number (see ``auto_values``
-    and ``resolve_width``); warns (``ScheduleWarning``) about a ramp set longer than the run."""
-    derived = auto_values(config, num_classes, all_labeled, labeled_images, device_type)
-    resolved = apply_settings(resolve_width(config, device_type), {k: v for k, v in derived.items() if getattr(config, k) is None}, "auto")
-    for name, what in (("rampup_steps", "the consistency weight and learning rate never reach their full values"),
-                       ("rampdown_steps", "the learning rate starts falling before the run begins")):
-        length = getattr(resolved, name)
-        if length > resolved.steps and not (name == "rampdown_steps" and resolved.lr_schedule != "sigmoid"):
-            warnings.warn(f"{name}={length} is longer than the run ({resolved.steps} steps): {what}", ScheduleWarning, stacklevel=2)
-    return resolved
-
-
-def resolve_image_size(config: Config) -> Config:
-    """``config`` with its image size set (``FOLDER_IMAGE_SIZE`` or, streamed, ``STREAMED_IMAGE_SIZE``)
-    unless it is; needed before the data is read, so resolved apart from ``resolve_auto``."""
-    if config.image_size is not None:
-        return config
-    return apply_settings(config, {"image_size": STREAMED_IMAGE_SIZE if config.streaming else FOLDER_IMAGE_SIZE}, "auto")
-
-
-def has_auto(config: Config) -> bool:
-    """Whether some setting is still automatic (``None``: not yet resolved for a run)."""
-    return any(getattr(config, name) is None for name in AUTO_FIELDS) or _width_is_auto(config)
 
 
 def load_config_file(path: str | Path) -> Config:

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import EVALUATION_SHARE, EVALUATIONS_PER_RUN, MAX_EVALUATION_SHARE, MIN_EVALUATIONS, Config, apply_settings
+from ..config import Config, apply_settings
+
+from ..auto import EVALUATION_SHARE, EVALUATIONS_PER_RUN, MAX_EVALUATION_SHARE, MIN_EVALUATIONS
 from ..data.dataset import Dataset
 from ..data.streaming import FolderIndex
 from ..errors import MeanTeacherError

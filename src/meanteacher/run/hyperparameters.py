@@ -7,7 +7,8 @@ from typing import Callable
 import torch
 
 from .. import schedules
-from ..config import Config, has_auto
+from ..config import Config
+from ..auto import has_auto
 
 NAMES = ("lr", "adam_beta1", "adam_beta2", "ema_decay", "consistency_weight", "steps_taken")
 
@@ -46,7 +47,7 @@ class StepHyperparameters:
 
     def __init__(self, config: Config, device: torch.device, on_device: bool = False) -> None:
         if has_auto(config):
-            raise ValueError("the configuration has automatic settings (None): resolve them first (config.resolve_auto)")
+            raise ValueError("the configuration has automatic settings (None): resolve them first (auto.resolve_auto)")
         self.config = config
         self.values: dict[str, float] = {}
         self.tensors: dict[str, torch.Tensor] = {}

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import CONSISTENCY_PAYS_FROM_PASSES, Config
+from ..config import Config
+
+from ..auto import CONSISTENCY_PAYS_FROM_PASSES
 
 
 def plan_line(config: Config, dataset_name: str, train_images: int, labeled: int, labeled_per_batch: int | None, num_classes: int,

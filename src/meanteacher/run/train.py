@@ -15,7 +15,9 @@ from typing import Any
 
 import torch
 
-from ..config import Config, apply_settings, resolve_auto, resolve_image_size
+from ..config import Config, apply_settings
+
+from ..auto import resolve_auto, resolve_image_size
 from ..data.batch import Batch
 from ..data.batches import IndexBatch, mixed_seed
 from ..data.dataset import Dataset
