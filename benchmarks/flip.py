@@ -28,7 +28,7 @@ LABELS, STEPS = 1000, 400
 def flip_jobs(seeds: list[int]) -> list[Job]:
     return [Job(f"flip-{'on' if flip else 'off'}-s{seed}",
                 Config(dataset=str(SHARED_CIFAR), labels=LABELS, steps=STEPS, seed=seed, flip=flip, validation_per_class=100,
-                       eval_every=STEPS),
+                       eval_every=STEPS, student_view="weak"),
                 {"labels": LABELS, "steps": STEPS, "seed": seed, "flip": flip, "method": "mean-teacher"})
             for seed in seeds for flip in (True, False)]
 

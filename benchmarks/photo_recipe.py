@@ -34,12 +34,14 @@ STEPS = {"mean-teacher": 1000, "supervised": 1500}
 """What ``--time 10m`` plans on the photo folder on 2 AVX2 cores (docs/bench/photos.json: 911 to 1,039
 Mean Teacher steps, 1,439 to 1,577 supervised ones)."""
 RECIPES = {
-    "default": {},
-    "steady-teacher": {"consistency": 100.0, "ema_decay": 0.99, "ema_decay_rampup": 0.99},
+    "weak-student": {"student_view": "weak"},
+    "steady-teacher": {"student_view": "weak", "consistency": 100.0, "ema_decay": 0.99, "ema_decay_rampup": 0.99},
     "strong-student": {"student_view": "strong"},
 }
-"""Name -> settings on top of the automatic ones. ``steady-teacher``: the paper's CIFAR-10 weight of 100
-and an EMA over about 100 steps (a tenth of the run) instead of a fiftieth of the run."""
+"""Name -> settings on top of the automatic ones. ``weak-student``: the paper's noise for both networks;
+``steady-teacher``: that, with the paper's CIFAR-10 weight of 100 and an EMA over about 100 steps (a
+tenth of the run) instead of a fiftieth of the run; ``strong-student``: the strong view for the student
+(``data/strong.py``) and everything else automatic."""
 
 
 def make_tuning_folder(work: Path) -> Path:
@@ -65,7 +67,7 @@ def recipe_jobs(folder: Path, seeds: list[int], recipes: list[str]) -> list[Job]
 
 def verdict(runs: dict[str, dict]) -> dict:
     """Validation error of the EMA network per method and recipe, and each Mean Teacher recipe's paired
-    gain over supervised-only with the default recipe and with its own, on the label sets where both finished."""
+    gain over supervised-only with the weak student and with its own recipe, on the label sets where both finished."""
     cells: dict[str, dict] = {}
     for run in runs.values():
         cells.setdefault(f"{run['method']}/{run['recipe']}", {})[run["seed"]] = run["ema_error"] * 100
@@ -74,7 +76,7 @@ def verdict(runs: dict[str, dict]) -> dict:
         method, recipe = name.split("/")
         if method != "mean-teacher":
             continue
-        for baseline in {"supervised/default", f"supervised/{recipe}"} & cells.keys():
+        for baseline in {"supervised/weak-student", f"supervised/{recipe}"} & cells.keys():
             seeds = sorted(errors.keys() & cells[baseline].keys())
             gains = [cells[baseline][s] - errors[s] for s in seeds]
             out[name][f"gain_over_{baseline}"] = {"label_sets": len(seeds), "gain": mean_std(gains), "wins": sum(g > 0 for g in gains)}

@@ -22,6 +22,7 @@ TINY = {
     "ema_decay_rampup": 0.9,
     "translate": 1,
     "flip": False,
+    "student_view": "weak",
     "eval_every": 10,
     "checkpoint_every": 10,
     "checkpoint_seconds": 0.0,

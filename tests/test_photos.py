@@ -94,6 +94,30 @@ def test_the_defaults_of_a_run_without_a_preset_follow_the_machine():
     assert (resolve_auto(chosen, 10, False, 100).flip, resolve_auto(chosen, 10, False, 100).eval_every) == (True, 7)
     preset = resolve_auto(load_preset("cifar10-4000"), 10, False, 4000, "cpu")
     assert preset.arch_options == {} and preset.flip is True and preset.eval_every == 500  # the paper's, as the preset says
+    assert preset.student_view == "weak" and resolve_auto(load_preset("cifar10-cpu-1000"), 10, False, 1000).student_view == "weak"
+
+
+def test_the_student_view_without_a_preset_is_strong_where_it_can_be():
+    from meanteacher.auto import STUDENT_VIEW, resolve_auto
+    from meanteacher.config import Config
+
+    assert resolve_auto(Config(dataset="photos", steps=1000), 10, False, 100).student_view == STUDENT_VIEW == "strong"
+    assert resolve_auto(Config(dataset="photos", normalize="zca"), 10, False, 100).student_view == "weak"
+    assert resolve_auto(Config(dataset="photos", streaming=True), 10, False, 100).student_view == "weak"
+    assert resolve_auto(Config(dataset="photos", student_view="photometric"), 10, False, 100).student_view == "photometric"
+    Config(dataset="photos", streaming=True).validate()  # auto is no conflict with streaming
+
+
+def test_a_run_recorded_before_the_student_view_existed_resumes_with_the_papers_noise(tmp_path):
+    from meanteacher.auto import resolve_auto
+    from meanteacher.config import Config, load_config_file, to_toml
+    from meanteacher.run.rundir import RunDirectory
+
+    resolved = resolve_auto(Config(dataset="photos", steps=1000), 10, False, 100)
+    old = "\n".join(line for line in to_toml(resolved).splitlines() if not line.startswith("student_view"))
+    (tmp_path / "config.toml").write_text(old)
+    assert RunDirectory(tmp_path).read_config().student_view == "weak"
+    assert load_config_file(tmp_path / "config.toml").student_view is None  # a user's own file: automatic
 
 
 def test_the_resolved_defaults_are_recorded_in_config_toml(tmp_path):

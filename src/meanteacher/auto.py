@@ -46,6 +46,10 @@ CPU_WIDTH = 0.25
 """Width of ConvNet-13 on a CPU where neither the run nor its preset sets one (``arch_options.width``
 auto): chosen by ``python -m benchmarks.image_size`` (docs/benchmarks.md): at 32 px a step takes 0.6 s
 at width 0.25, 1.6 s at 0.5 and 6.1 s at 1 on 2 AVX2 cores. On a GPU: the paper's 1."""
+STUDENT_VIEW = "strong"
+"""The student's view in a run without a preset, where its images are held in memory as pixels: chosen on
+a validation folder of photos (``python -m benchmarks.photo_recipe``, docs/benchmarks.md, "The photo
+folder's recipe, chosen on validation"). Streamed or ZCA-whitened images keep the paper's weak noise."""
 STREAMED_IMAGE_SIZE = 224
 """Default crop of streamed (ImageNet-style) folders: the paper's ResNeXt runs."""
 
@@ -73,6 +77,7 @@ def auto_values(config: Config, num_classes: int, all_labeled: bool, labeled_ima
         "labeled_per_batch": -1 if all_labeled else max(1, math.floor(config.batch_size * labeled_share)),
         "precision": "bf16" if device_type == "cpu" and cpu_has_native_bf16() else "fp32",
         "eval_every": max(1, steps // EVALUATIONS_PER_RUN),
+        "student_view": "weak" if config.streaming or config.normalize == "zca" else STUDENT_VIEW,
     }
 
 

@@ -19,7 +19,7 @@ else:  # pragma: no cover - Python 3.10
 
 
 AUTO_FIELDS = {"rampup_steps": int, "rampdown_steps": int, "ema_decay": float, "ema_decay_rampup": float, "consistency": float,
-               "labeled_per_batch": int, "precision": str, "eval_every": int}
+               "labeled_per_batch": int, "precision": str, "eval_every": int, "student_view": str}
 OPTIONAL_FIELDS = {**AUTO_FIELDS, "image_size": int, "time_budget": float}
 """Settings that may be ``None`` ("auto"), with the type of their values."""
 """Settings that may be left to the run (``None``, written "auto" in TOML and on the command line): derived
@@ -28,7 +28,7 @@ from its length, batch, classes and labels by ``auto.resolve_auto``, once, befor
 PAPER_SCHEDULE = {
     "rampup_steps": 40_000, "rampdown_steps": 25_000, "ema_decay": 0.999, "ema_decay_rampup": 0.99,
     "consistency": 100.0, "labeled_per_batch": -1, "class_normalize": "batch", "precision": "fp32", "arch_options": {},
-    "eval_every": 500,
+    "eval_every": 500, "student_view": "weak",
 }
 """The paper's TensorFlow ConvNet runs: what a preset starts from before its own values."""
 
@@ -59,11 +59,12 @@ class Config:
     """Mirror a random half of the images left to right. Off unless set (on a validation split of CIFAR-10,
     flips did not help a short run: docs/benchmarks.md, "Flips for colour photos"); presets set the paper's choice."""
     fill: str = "reflect"
-    student_view: str = "weak"
+    student_view: str | None = None
     """The student's noise. "weak": the paper's (translation, flips), the teacher's too. "strong": weak, then
     ``strong_ops`` RandAugment-style operations of random strength up to ``strong_magnitude`` and cutout
     (``data/strong.py``). "photometric": strong without the operations that move pixels (for dense
-    outputs). The teacher's view stays weak; supervised-only gets the student's."""
+    outputs). The teacher's view stays weak; supervised-only gets the student's. Auto: strong for images
+    held in memory (``auto.STUDENT_VIEW``), weak when streamed or ZCA-whitened; presets: the paper's weak."""
     strong_ops: int = 2
     strong_magnitude: float = 1.0
     """Largest strength of a strong operation, as a share of its range (each image draws up to this)."""
@@ -209,7 +210,7 @@ class Config:
             raise MeanTeacherError("cuda_graphs and device_schedules work with optimizer 'adam' (CapturableAdam)")
         if self.cuda_graphs and self.method in ("vat", "mean-teacher-vat"):
             raise MeanTeacherError(f"cuda_graphs does not capture {self.method}: its passes save and restore the random state")
-        if self.student_view != "weak":
+        if self.student_view not in (None, "weak"):
             if self.streaming or self.normalize == "zca":
                 raise MeanTeacherError(f"student_view={self.student_view!r} works on images held in memory as pixels "
                                        f"(not with {'streaming' if self.streaming else 'normalize zca'})")
@@ -312,8 +313,14 @@ def load_preset(name: str) -> Config:
     return apply_settings(Config(**PAPER_SCHEDULE), tomllib.loads(files[name].read_text()), f"preset {name}")
 
 
-def load_config_file(path: str | Path) -> Config:
-    """A configuration from a TOML file such as a run's ``config.toml``."""
+SETTINGS_BEFORE_THEY_EXISTED = {"student_view": "weak"}
+"""What a run whose ``config.toml`` predates a setting did: read back for such a run, the setting takes
+this value rather than today's automatic one, so that resuming it goes on as it started."""
+
+
+def load_config_file(path: str | Path, run_record: bool = False) -> Config:
+    """A configuration from a TOML file such as a run's ``config.toml`` (``run_record``: one a run wrote,
+    whose missing settings are ``SETTINGS_BEFORE_THEY_EXISTED``)."""
     path = Path(path)
     try:
         settings = tomllib.loads(path.read_text())
@@ -321,6 +328,8 @@ def load_config_file(path: str | Path) -> Config:
         raise MeanTeacherError(f"{path}: cannot read ({error.strerror})") from None
     except tomllib.TOMLDecodeError as error:
         raise MeanTeacherError(f"{path}: not valid TOML ({error})") from None
+    if run_record:
+        settings = {**SETTINGS_BEFORE_THEY_EXISTED, **settings}
     return apply_settings(Config(), settings, str(path))
 
 

@@ -108,7 +108,7 @@ class RunDirectory:
         """The resolved configuration the run was started with."""
         if not self.config_file.is_file():
             raise MeanTeacherError(f"{self.path}: not a run directory (no config.toml)")
-        return load_config_file(self.config_file)
+        return load_config_file(self.config_file, run_record=True)
 
     def write_config(self, config: Config) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
