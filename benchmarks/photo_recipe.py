@@ -106,7 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     jobs = recipe_jobs(make_tuning_folder(args.work), args.seeds, args.recipes)
     runs = finished(jobs, Path(args.out)) if args.phase == "report" else run_jobs(jobs, Path(args.out), args.workers)
-    result = {"machine": machine(), "date": today(), "command": "python -m benchmarks.photo_recipe", "runs": runs, "verdict": verdict(runs)}
+    result = {"machine": machine(), "date": today(), "command": f"python -m benchmarks.photo_recipe --seeds {' '.join(map(str, args.seeds))}",
+              "runs": runs, "verdict": verdict(runs)}
+    if args.json and args.json.exists():
+        result["notes"] = json.loads(args.json.read_text()).get("notes", "")  # the reading written beside the figures
     print(table(result))
     if args.json:
         atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
