@@ -20,10 +20,10 @@ else:  # pragma: no cover - Python 3.10
 
 AUTO_FIELDS = {"rampup_steps": int, "rampdown_steps": int, "ema_decay": float, "ema_decay_rampup": float, "consistency": float,
                "labeled_per_batch": int, "precision": str, "eval_every": int, "student_view": str}
-OPTIONAL_FIELDS = {**AUTO_FIELDS, "image_size": int, "time_budget": float}
-"""Settings that may be ``None`` ("auto"), with the type of their values."""
 """Settings that may be left to the run (``None``, written "auto" in TOML and on the command line): derived
 from its length, batch, classes and labels by ``auto.resolve_auto``, once, before the run starts."""
+OPTIONAL_FIELDS = {**AUTO_FIELDS, "image_size": int, "time_budget": float}
+"""Settings that may be ``None`` ("auto"), with the type of their values."""
 
 PAPER_SCHEDULE = {
     "rampup_steps": 40_000, "rampdown_steps": 25_000, "ema_decay": 0.999, "ema_decay_rampup": 0.99,
