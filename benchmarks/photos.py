@@ -4,7 +4,7 @@ command for 2 and 5 minutes; with no flag but ``--labels``, how soon the run say
 
 The folder is made from the shared CIFAR-10 JPEGs: the first ``PER_CLASS`` training images of each class,
 upscaled to 160 x 120 and saved as JPEGs in ``photos/<class>/``, with no test folder (the run holds out
-every 10th image as its test set, as it does for any folder without one). Each run is a fresh
+every 5th image, ``data.folders.HELD_OUT_EVERY``, as its test set, as it does for any folder without one). Each run is a fresh
 ``python -m meanteacher`` process; the times are from its start: to the plan line, to the first line with
 an estimate, and to its exit. Runs already recorded in the JSON are skipped, so the benchmark resumes.
 

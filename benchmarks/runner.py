@@ -1,5 +1,5 @@
 """Run many training runs to completion over any number of starts: finished runs are skipped, killed ones
-resumed from their checkpoint, several run side by side (one process and thread each), and progress
+resumed from their checkpoint (begun again if killed before their first), several run side by side (one process and thread each), and progress
 with an ETA is printed as runs finish. Safe to start again at any time, also while another copy runs
 (a run being trained is locked by a ``.lock`` file in its directory, holding its process id)."""
 
@@ -9,6 +9,7 @@ import argparse
 import concurrent.futures
 import multiprocessing
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -110,8 +111,13 @@ def _train_one(config: dict[str, Any], run_dir: str, threads: int) -> dict[str, 
     try:
         if (run / "summary.json").is_file():  # another runner finished it since this one started
             return read_summary(run)
+        resume = (run / "checkpoint.pt").is_file()
+        if not resume:  # new, or killed before its first checkpoint: begin it again
+            for path in run.iterdir():
+                if path.name != ".lock":
+                    shutil.rmtree(path) if path.is_dir() else path.unlink()
         torch.set_num_threads(threads)
-        return train(Config(**config), run, resume=(run / "checkpoint.pt").is_file(), progress=False)
+        return train(Config(**config), run, resume=resume, progress=False)
     finally:
         (run / ".lock").unlink(missing_ok=True)
 

@@ -128,3 +128,20 @@ def test_finished_runs_carry_their_jobs_fields_and_ties_go_to_the_smaller_value(
     assert runs[jobs[1].name]["consistency"] == jobs[1].config.consistency and runs[jobs[1].name]["phase"] == "choose"
     assert choose_on_validation({2.0: {"validation_ema_error": 0.3}, 1.0: {"validation_ema_error": 0.3}, 4.0: {"validation_ema_error": 0.5}}) == 1.0
     assert choose_on_validation({1.0: {"validation_ema_error": 0.3}, 2.0: None}) is None
+
+
+def test_a_run_killed_before_its_first_checkpoint_is_begun_again(tmp_path):
+    import json
+
+    from benchmarks.runner import _train_one
+
+    from .helpers import tiny_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.toml").write_text("steps = 7\n")  # what a killed run leaves: its settings and a few evaluations
+    (run / "metrics.jsonl").write_text('{"step": 5, "ema_error": 0.5}\n')
+    summary = _train_one(tiny_config(steps=6, eval_every=3).to_dict(), str(run), threads=1)
+    assert summary is not None and summary["steps"] == 6
+    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [3, 6]
+    assert not (run / ".lock").exists()
