@@ -348,7 +348,8 @@ def photo_recipe_section(result: dict) -> str:
         f"images ({TRAIN_PER_CLASS} per class to train on, {VALIDATION_PER_CLASS} per class to validate on, none of them in the "
         f"photo folder), `--labels {LABELS}`, at the steps a 10-minute run plans here ({STEPS['mean-teacher']:,} for Mean Teacher, "
         f"{STEPS['supervised']:,} for supervised-only). Recipes: {recipes}. Validation error of the EMA network, mean ± std over "
-        "the label sets; Mean Teacher's gain is paired with supervised-only on the same labels.\n\n")
+        "the label sets; Mean Teacher's gains are paired on the same labels, with supervised-only and, for a recipe that changes "
+        "only the teacher's settings, with Mean Teacher at the automatic ones.\n\n")
     return text + recipe_table(result) + "\n" + result.get("notes", "") + "\n"
 
 

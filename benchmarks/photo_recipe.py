@@ -72,9 +72,19 @@ def recipe_jobs(folder: Path, seeds: list[int], recipes: list[str]) -> list[Job]
     return jobs
 
 
+def baselines(recipe: str) -> set[str]:
+    """What a Mean Teacher recipe is compared with: supervised-only with the weak student and with the same
+    student view, and, for a recipe that changes the teacher's settings, Mean Teacher with that view and
+    automatic settings."""
+    view = RECIPES[recipe]["student_view"]
+    same_view = [name for name in RECIPES if name not in TEACHER_ONLY and RECIPES[name]["student_view"] == view]
+    return ({"supervised/weak-student"} | {f"supervised/{name}" for name in same_view}
+            | ({f"mean-teacher/{name}" for name in same_view} if recipe in TEACHER_ONLY else set()))
+
+
 def verdict(runs: dict[str, dict]) -> dict:
     """Validation error of the EMA network per method and recipe, and each Mean Teacher recipe's paired
-    gain over supervised-only with the weak student and with its own recipe, on the label sets where both finished."""
+    gains over its ``baselines``, on the label sets where both finished."""
     cells: dict[str, dict] = {}
     for run in runs.values():
         cells.setdefault(f"{run['method']}/{run['recipe']}", {})[run["seed"]] = run["ema_error"] * 100
@@ -83,7 +93,7 @@ def verdict(runs: dict[str, dict]) -> dict:
         method, recipe = name.split("/")
         if method != "mean-teacher":
             continue
-        for baseline in {"supervised/weak-student", f"supervised/{recipe}"} & cells.keys():
+        for baseline in sorted(baselines(recipe) & cells.keys()):
             seeds = sorted(errors.keys() & cells[baseline].keys())
             gains = [cells[baseline][s] - errors[s] for s in seeds]
             out[name][f"gain_over_{baseline}"] = {"label_sets": len(seeds), "gain": mean_std(gains), "wins": sum(g > 0 for g in gains)}
