@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 from meanteacher.config import Config
@@ -122,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     jobs = recipe_jobs(make_tuning_folder(args.work), args.seeds, args.recipes)
-    runs = finished(jobs, Path(args.out)) if args.phase == "report" else run_jobs(jobs, Path(args.out), args.workers, threads=max(1, (os.cpu_count() or 1) // args.workers))
+    runs = finished(jobs, Path(args.out)) if args.phase == "report" else run_jobs(jobs, Path(args.out), args.workers)
     result = {"machine": machine(), "date": today(), "command": f"python -m benchmarks.photo_recipe --seeds {' '.join(map(str, args.seeds))}",
               "runs": runs, "verdict": verdict(runs)}
     if args.json and args.json.exists():

@@ -1,5 +1,5 @@
 """Run many training runs to completion over any number of starts: finished runs are skipped, killed ones
-resumed from their checkpoint (begun again if killed before their first), several run side by side (one process and thread each), and progress
+resumed from their checkpoint (begun again if killed before their first), several run side by side (one process each, the cores shared out among them), and progress
 with an ETA is printed as runs finish. Safe to start again at any time, also while another copy runs
 (a run being trained is locked by a ``.lock`` file in its directory, holding its process id)."""
 
@@ -122,8 +122,10 @@ def _train_one(config: dict[str, Any], run_dir: str, threads: int) -> dict[str, 
         (run / ".lock").unlink(missing_ok=True)
 
 
-def run_jobs(jobs: list[Job], out: Path, workers: int = 2, threads: int = 1) -> dict[str, dict[str, Any]]:
-    """Train every job not yet finished; returns the summaries of all finished jobs by name."""
+def run_jobs(jobs: list[Job], out: Path, workers: int = 2, threads: int | None = None) -> dict[str, dict[str, Any]]:
+    """Train every job not yet finished, ``workers`` side by side with ``threads`` each (default: the
+    cores shared out among the workers); returns the summaries of all finished jobs by name."""
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
     pending = [job for job in jobs if not (out / job.name / "summary.json").is_file()]
     total_steps = sum(job.config.steps for job in pending)
     print(f"{len(jobs) - len(pending)} of {len(jobs)} runs already finished; {len(pending)} to train "
