@@ -1,7 +1,8 @@
 """Run many training runs to completion over any number of starts: finished runs are skipped, killed ones
-resumed from their checkpoint (begun again if killed before their first), several run side by side (one process each, the cores shared out among them), and progress
-with an ETA is printed as runs finish. Safe to start again at any time, also while another copy runs
-(a run being trained is locked by a ``.lock`` file in its directory, holding its process id)."""
+resumed from their checkpoint (begun again if killed before their first), several run side by side (one
+process each, the cores shared out among them), and progress with an ETA is printed as runs finish. Safe
+to start again at any time, also while another copy runs (a run being trained is locked by a ``.lock``
+file in its directory, holding its process id)."""
 
 from __future__ import annotations
 
@@ -114,8 +115,10 @@ def _train_one(config: dict[str, Any], run_dir: str, threads: int) -> dict[str, 
         resume = (run / "checkpoint.pt").is_file()
         if not resume:  # new, or killed before its first checkpoint: begin it again
             for path in run.iterdir():
-                if path.name != ".lock":
-                    shutil.rmtree(path) if path.is_dir() else path.unlink()
+                if path.is_dir():
+                    shutil.rmtree(path)
+                elif path.name != ".lock":
+                    path.unlink()
         torch.set_num_threads(threads)
         return train(Config(**config), run, resume=resume, progress=False)
     finally:
