@@ -39,6 +39,7 @@ RECIPES = {
     "strong-student": {"student_view": "strong"},
     "light-consistency": {"student_view": "strong", "consistency": 10.0},
     "heavy-consistency": {"student_view": "strong", "consistency": 100.0},
+    "mild-strong-student": {"student_view": "strong", "strong_magnitude": 0.5},
 }
 """Name -> settings on top of the automatic ones. ``weak-student``: the paper's noise for both networks;
 ``steady-teacher``: that, with the paper's CIFAR-10 weight of 100 and an EMA over about 100 steps (a
