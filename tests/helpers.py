@@ -90,7 +90,9 @@ def mlp64(num_classes, in_channels, hidden=32):
 class HostReads(TorchDispatchMode):
     """Records every operation that makes the host wait for a tensor's value: ``item()`` and every
     implicit conversion to a Python number or bool (all are ``aten._local_scalar_dense``, also inside
-    C++), and operations whose output shape depends on tensor values (``nonzero``, boolean masks)."""
+    C++), operations whose output shape depends on tensor values (``nonzero``, boolean masks), and a
+    Python number assigned through a tensor index (``x[indices] = True``): on a GPU PyTorch makes that
+    value in host memory and copies it over, which CUDA-graph capture refuses."""
 
     VALUE_DEPENDENT = {"aten.nonzero", "aten.masked_select", "aten._unique2", "aten.unique_consecutive", "aten.unique_dim"}
 
@@ -98,6 +100,7 @@ class HostReads(TorchDispatchMode):
         super().__init__()
         self.reads: list[str] = []
         self.paused = False
+        self._python_numbers: set[int] = set()  # ids of the tensors made from a Python number in this step
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -108,7 +111,12 @@ class HostReads(TorchDispatchMode):
             )
             if func is torch.ops.aten._local_scalar_dense.default or name in self.VALUE_DEPENDENT or boolean_index:
                 self.reads.append(name)
-        return func(*args, **kwargs)
+            if name in ("aten.index_put", "aten.index_put_") and id(args[2]) in self._python_numbers:
+                self.reads.append(f"{name} of a Python number")
+        result = func(*args, **kwargs)
+        if name in ("aten.scalar_tensor", "aten.lift_fresh"):
+            self._python_numbers.add(id(result))
+        return result
 
 
 

@@ -54,7 +54,8 @@ def test_training_step_reads_no_tensor_on_the_host(tmp_path, case):
 
 def test_the_guard_catches_host_reads(tmp_path):
     """The guard must see what would break capture: a supervised batch not known to be all labeled
-    (checked with ``bool``), a Python-scalar lerp weight given as a tensor (read in C++), a boolean mask."""
+    (checked with ``bool``), a Python-scalar lerp weight given as a tensor (read in C++), a boolean mask,
+    a Python number assigned through an index (temporal ensembling's did that, and failed on a GPU)."""
     trainer = Trainer(tiny_config(method="supervised", device_schedules=True), tmp_path, progress=False)
     batch = trainer.batch(0)
     batch.all_labeled = False
@@ -67,6 +68,14 @@ def test_the_guard_catches_host_reads(tmp_path):
     with HostReads() as guard:
         torch.arange(4.0)[torch.tensor([True, False, True, False])]
     assert guard.reads
+    seen, indices = torch.zeros(4, dtype=torch.bool), torch.tensor([1, 3])
+    with HostReads() as guard:
+        seen[indices] = True  # made on the host and copied on a GPU: refused in a CUDA graph
+    assert guard.reads == ["aten.index_put_ of a Python number"]
+    with HostReads() as guard:
+        seen.index_fill_(0, indices, True)
+        seen[indices] = torch.ones_like(indices, dtype=torch.bool)
+    assert guard.reads == []
 
 
 # The equivalence tests below train a float64 ConvNet (tests.helpers.Float64): the claims are exact

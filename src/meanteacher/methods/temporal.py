@@ -71,7 +71,7 @@ class TemporalEnsembling(_ConsistencyMethod):
         class_logits, cons_logits = split_heads(self.model(batch.student_input))
         class_cost = classification_cost(class_logits, batch.labels, self.class_normalize)
         self.latest[batch.indices] = F.softmax(class_logits.detach().to(self.latest.dtype), dim=1)
-        self.seen[batch.indices] = True
+        self.seen.index_fill_(0, batch.indices, True)  # not ``seen[indices] = True``: on a GPU that copies from the host
         # Before the first epoch ends there is no target: the cost is computed against a uniform
         # placeholder and multiplied by 0, which keeps the step free of host-side branches.
         active = (self.target_scale > 0).float()
