@@ -145,3 +145,36 @@ def test_a_run_killed_before_its_first_checkpoint_is_begun_again(tmp_path):
     assert summary is not None and summary["steps"] == 6
     assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [3, 6]
     assert not (run / ".lock").exists()
+
+
+def test_the_strong_table_compares_unfinished_cells_at_the_last_step_all_their_runs_reached(tmp_path):
+    import json
+
+    from benchmarks.strong import report, sweep
+
+    table = sweep([0, 1], data="elsewhere.tar.gz").table({"supervised": (0.5, 0.0), "mean-teacher": (0.5, 10.0)})
+    assert all(job.config.dataset == "elsewhere.tar.gz" for job in table)
+    assert {job.name for job in table} == {job.name for job in sweep([0, 1]).table({"supervised": (0.5, 0.0), "mean-teacher": (0.5, 10.0)})}
+    offsets = {("supervised", "weak"): 4.0, ("supervised", "strong"): 2.0, ("mean-teacher", "weak"): 3.0, ("mean-teacher", "strong"): 0.0}
+    for job in table:
+        if (job.fields["labels"], job.fields["steps"]) != (1000, 5000):
+            continue
+        view = job.fields.get("view", "weak")
+        error = 30.0 + offsets[job.fields["method"], view] + job.fields["seed"]  # percent
+        stopped = view == "strong" and job.fields["seed"] == 1  # killed after its evaluation at step 4000
+        steps = range(500, 4500 if stopped else 5500, 500)
+        run = tmp_path / job.name
+        run.mkdir()
+        (run / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "ema_error": (error + (5000 - s) / 1000) / 100}) + "\n" for s in steps))
+        if not stopped:
+            (run / "summary.json").write_text(json.dumps({"ema_error": error / 100}))
+    runs = {job.name: {"ema_error": json.loads((tmp_path / job.name / "summary.json").read_text())["ema_error"]}
+            for job in table if (tmp_path / job.name / "summary.json").is_file()}
+    cell = report(runs, table, tmp_path)["1000/5000"]
+    assert cell["gains_of_strong_mean_teacher"]["supervised/strong"]["label_sets"] == 1  # seed 0 only finished both
+    at = cell["at_step"]
+    assert at["step"] == 4000
+    assert at["rows"]["mean-teacher/strong"]["seeds"] == {0: 31.0, 1: 32.0}
+    gain = at["gains_of_strong_mean_teacher"]["supervised/weak"]
+    assert gain["label_sets"] == 2 and gain["gain"][0] == 4.0
+    assert "at_step" not in report(runs, table, tmp_path)["1000/1500"]  # nothing of that cell was started
