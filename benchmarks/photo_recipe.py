@@ -75,10 +75,12 @@ def recipe_jobs(folder: Path, seeds: list[int], recipes: list[str]) -> list[Job]
 
 def baselines(recipe: str) -> set[str]:
     """What a Mean Teacher recipe is compared with: supervised-only with the weak student and with the same
-    student view, and, for a recipe that changes the teacher's settings, Mean Teacher with that view and
+    student view (kind and magnitude), and, for a recipe that changes the teacher's settings, Mean Teacher with that view and
     automatic settings."""
-    view = RECIPES[recipe]["student_view"]
-    same_view = [name for name in RECIPES if name not in TEACHER_ONLY and RECIPES[name]["student_view"] == view]
+    def view(name: str) -> tuple[str, float]:
+        return RECIPES[name]["student_view"], RECIPES[name].get("strong_magnitude", 1.0)
+
+    same_view = [name for name in RECIPES if name not in TEACHER_ONLY and view(name) == view(recipe)]
     return ({"supervised/weak-student"} | {f"supervised/{name}" for name in same_view}
             | ({f"mean-teacher/{name}" for name in same_view} if recipe in TEACHER_ONLY else set()))
 
