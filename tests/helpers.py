@@ -100,7 +100,7 @@ class HostReads(TorchDispatchMode):
         super().__init__()
         self.reads: list[str] = []
         self.paused = False
-        self._python_numbers: set[int] = set()  # ids of the tensors made from a Python number in this step
+        self._python_numbers: dict[int, torch.Tensor] = {}  # tensors made from a Python number, by id (kept, so no id is reused)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -115,7 +115,7 @@ class HostReads(TorchDispatchMode):
                 self.reads.append(f"{name} of a Python number")
         result = func(*args, **kwargs)
         if name in ("aten.scalar_tensor", "aten.lift_fresh"):
-            self._python_numbers.add(id(result))
+            self._python_numbers[id(result)] = result
         return result
 
 
