@@ -77,6 +77,56 @@ def test_imports_run_from_upper_layers_to_lower_ones():
     assert layer_violations(modules) == []
 
 
+def import_circles(modules: dict[str, tuple[bool, str]]) -> list[list[str]]:
+    """Each circle of imports among ``modules`` (a module importing one that, through others, imports it),
+    as the modules on it from the first found; an import names the longest module in ``modules`` it reaches."""
+    def owner(name: str) -> str:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name
+
+    edges = {module: sorted({owner(name) for name in _imports(module, *source)} - {"", module})
+             for module, source in modules.items()}
+    circles, state = [], {}  # state: 1 on the current path, 2 finished
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for imported in edges[module]:
+            if state.get(imported) == 1:
+                circles.append(path[path.index(imported):] + [imported])
+            elif imported not in state:
+                visit(imported, path + [imported])
+        state[module] = 2
+
+    for module in sorted(modules):
+        if module not in state:
+            visit(module, [module])
+    return circles
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    assert import_circles(_package_sources()) == []
+
+
+def test_the_circle_check_sees_a_circle():
+    modules = {
+        "meanteacher.config": (False, "def f():\n    from .methods import METHODS\n"),
+        "meanteacher.methods": (True, "from .base import Method\n"),
+        "meanteacher.methods.base": (False, "from ..config import Config\n"),
+        "meanteacher.losses": (False, "import torch\n"),
+    }
+    assert import_circles(modules) == [["meanteacher.config", "meanteacher.methods", "meanteacher.methods.base", "meanteacher.config"]]
+    del modules["meanteacher.methods.base"]
+    assert import_circles(modules) == []
+
+
+def test_the_configuration_knows_every_method_by_name():
+    from meanteacher.config import METHOD_NAMES
+    from meanteacher.methods import METHODS
+
+    assert tuple(METHODS) == METHOD_NAMES
+
+
 def test_the_check_sees_a_broken_rule():
     broken = {
         "meanteacher.data.feed": (False, "from ..losses import NO_LABEL\n"),  # data importing the costs

@@ -18,6 +18,9 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 
+METHOD_NAMES = ("supervised", "pi", "mean-teacher", "temporal-ensembling", "vat", "mean-teacher-vat")
+"""The names ``method`` takes: the keys of ``methods.METHODS``, kept here so that settings are checked
+without loading the methods (which import this module's ``Config``)."""
 AUTO_FIELDS = {"rampup_steps": int, "rampdown_steps": int, "ema_decay": float, "ema_decay_rampup": float, "consistency": float,
                "labeled_per_batch": int, "precision": str, "eval_every": int, "student_view": str}
 """Settings that may be left to the run (``None``, written "auto" in TOML and on the command line): derived
@@ -165,10 +168,8 @@ class Config:
 
     def validate(self) -> None:
         """Raise ``MeanTeacherError`` naming the first setting that cannot work."""
-        from .methods import METHODS
-
         choices = {
-            "method": tuple(METHODS),
+            "method": METHOD_NAMES,
             "optimizer": ("adam", "sgd"),
             "lr_schedule": ("sigmoid", "cosine", "constant"),
             "precision": ("fp32", "bf16"),

@@ -15,6 +15,6 @@ from .vat import VAT, MeanTeacherVAT
 METHODS: dict[str, type[Method]] = {
     cls.name: cls for cls in (Supervised, PiModel, MeanTeacher, TemporalEnsembling, VAT, MeanTeacherVAT)
 }
-"""Every method by its name (``config.method``)."""
+"""Every method by its name (``config.method``; ``config.METHOD_NAMES`` lists the same names)."""
 
 __all__ = ["METHODS", "VAT", "Batch", "MeanTeacher", "MeanTeacherVAT", "Method", "PiModel", "Schedule", "Supervised", "TemporalEnsembling"]

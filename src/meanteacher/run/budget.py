@@ -7,6 +7,7 @@ import re
 import tempfile
 import time
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import torch
 
@@ -71,14 +72,16 @@ def finish(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_run(config: Config, dataset: Dataset | FolderIndex) -> Timing:
-    """Build the run as configured (on ``dataset``, in a scratch directory) and time its parts."""
-    from .train import Trainer
+TrainerFactory = Callable[..., Any]
+"""What builds a run's trainer: ``run.train.Trainer``, passed in by the caller (which imports this module)."""
 
+
+def time_run(config: Config, dataset: Dataset | FolderIndex, make_trainer: TrainerFactory) -> Timing:
+    """Build the run as configured (``make_trainer``, on ``dataset``, in a scratch directory) and time its parts."""
     probe_config = apply_settings(config, {"steps": 10**9, "time_budget": None}, "time budget")
     with tempfile.TemporaryDirectory() as scratch:
         started = time.perf_counter()
-        probe = Trainer(probe_config, scratch, progress=False, dataset=dataset)
+        probe = make_trainer(probe_config, scratch, progress=False, dataset=dataset)
         build = time.perf_counter() - started
         probe.parts.method.model.train()
         probe.step()  # warm-up: the first step builds kernels and caches
@@ -97,10 +100,10 @@ def time_run(config: Config, dataset: Dataset | FolderIndex) -> Timing:
     return Timing(build, step, evaluation, checkpoint)
 
 
-def fit_to_time(config: Config, dataset: Dataset | FolderIndex, deadline: float) -> tuple[Config, Timing]:
+def fit_to_time(config: Config, dataset: Dataset | FolderIndex, deadline: float, make_trainer: TrainerFactory) -> tuple[Config, Timing]:
     """``config`` with the steps that end the run by ``deadline`` (a ``time.perf_counter()`` value) and,
     where automatic, the evaluation cadence; and the timing they were chosen from."""
-    timing = time_run(config, dataset)
+    timing = time_run(config, dataset, make_trainer)
     seconds = deadline - time.perf_counter()
     steps = timing.steps_within(seconds, config)
     settings = {"steps": steps}

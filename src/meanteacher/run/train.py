@@ -358,7 +358,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
         deadline = time.perf_counter() + config.time_budget
         config = resolve_image_size(config)
         dataset = load_data(config)
-        config, timing = fit_to_time(config, dataset, deadline)
+        config, timing = fit_to_time(config, dataset, deadline, Trainer)
         if progress:
             print(f"time budget {duration(config.time_budget)}: a step takes {timing.step:.3f} s, an evaluation {timing.evaluation:.1f} s "
                   f"and a checkpoint {timing.checkpoint:.1f} s here, so the run takes {config.steps:,} steps"
