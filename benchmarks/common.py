@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
 import time
 from datetime import date
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
+
+from meanteacher.files import atomic_write_text
 
 SHARED_CIFAR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 """The CIFAR-10 JPEG copy every developer and CI have beside the checkout."""
@@ -48,3 +51,11 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def write_result(path: Path, result: dict[str, Any]) -> None:
+    """Write ``result`` as JSON to ``path`` (whole or not at all), keeping the ``notes`` already there:
+    the reading written beside the figures outlives a re-run that refreshes them."""
+    if path.is_file():
+        result = {**result, "notes": json.loads(path.read_text()).get("notes", "")}
+    atomic_write_text(path, json.dumps(result, indent=2) + "\n")

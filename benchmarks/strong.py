@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from meanteacher.config import apply_settings
-from meanteacher.files import atomic_write_text
 from meanteacher.report import error_curves, mean_std, plot_comparison
 from meanteacher.run.rundir import read_metrics
 
-from .common import machine, today
+from .common import machine, today, write_result
 from .defaults import OUT, recipe_job
 from .runner import Job, Sweep, finished, tuned_runs_parser
 
@@ -146,8 +145,6 @@ def main(argv: list[str] | None = None) -> int:
               "tuning": {name: {"validation_ema_error": s["validation_ema_error"], "fields": {k: s.get(k) for k in ("method", "strong_magnitude", "consistency")}}
                          for name, s in tuning.items()},
               "cells": report(runs, table_jobs, out)}
-    if args.json and Path(args.json).exists():
-        result["notes"] = json.loads(Path(args.json).read_text()).get("notes", "")  # the reading written beside the figures
     for labels, steps in CELLS:
         groups = {f"{row.replace('/', ', ')}": [out / j.name for j in row_jobs if (out / j.name / "metrics.jsonl").is_file()]
                   for row, row_jobs in _cell_jobs(table_jobs, labels, steps).items()}
@@ -156,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                             f"CIFAR-10, {labels} labels, {steps} steps: weak and strong student views")
     print(json.dumps(result["cells"], indent=2))
     if args.json:
-        atomic_write_text(Path(args.json), json.dumps(result, indent=2) + "\n")
+        write_result(Path(args.json), result)
     return 0
 
 

@@ -178,3 +178,16 @@ def test_the_strong_table_compares_unfinished_cells_at_the_last_step_all_their_r
     gain = at["gains_of_strong_mean_teacher"]["supervised/weak"]
     assert gain["label_sets"] == 2 and gain["gain"][0] == 4.0
     assert "at_step" not in report(runs, table, tmp_path)["1000/1500"]  # nothing of that cell was started
+
+
+def test_a_rewritten_result_keeps_the_notes_written_beside_it(tmp_path):
+    import json
+
+    from benchmarks.common import write_result
+
+    path = tmp_path / "result.json"
+    write_result(path, {"cells": [1], "notes": "a first draft"})
+    path.write_text(json.dumps({"cells": [1], "notes": "the reading"}))
+    write_result(path, {"cells": [2]})
+    assert json.loads(path.read_text()) == {"cells": [2], "notes": "the reading"}
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]  # no temporary file left behind
