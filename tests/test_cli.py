@@ -101,6 +101,13 @@ def test_presets_and_data_commands(capsys):
     assert summary["train"] == 1347 and summary["channels"] == 1
 
 
+def test_train_help_states_the_ramp_shares_as_percentages(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "first 27% of the run" in text and "last 17% (the paper's" in text and "%%" not in text
+
+
 def test_every_preset_is_valid():
     from meanteacher.config import list_presets, load_preset
 

@@ -26,8 +26,8 @@ def _train_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "train", help="train a model (from a preset and/or flags)",
         description="Train a model. Without a preset, schedules follow --steps: the consistency weight and learning "
-        "rate ramp up over the first 27%% of the run (Adam's beta2 and the EMA decay switch there) and the learning "
-        "rate ramps down over the last 17%% (the paper's 40k and 25k of 150k steps); set any of them with --set, "
+        "rate ramp up over the first 27% of the run (Adam's beta2 and the EMA decay switch there) and the learning "
+        "rate ramps down over the last 17% (the paper's 40k and 25k of 150k steps); set any of them with --set, "
         "e.g. --set rampup_steps=5000. Half of each batch is labeled, three quarters when the run makes under 50 passes "
         "over the labeled images at half; the line at the start of a run says when its passes are fewer than Mean Teacher "
         "needed on CIFAR-10 (about 75). A preset keeps the paper's exact values. The run's config.toml records the "
