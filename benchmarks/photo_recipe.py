@@ -39,6 +39,7 @@ RECIPES = {
     "heavy-consistency": {"student_view": "strong", "consistency": 100.0},
     "mild-strong-student": {"student_view": "strong", "strong_magnitude": 0.5},
     "mostly-unlabeled": {"student_view": "strong", "labeled_per_batch": 25},
+    "strong-student-250-labels": {"student_view": "strong", "labels": 250},
 }
 """Name -> settings on top of the automatic ones. ``weak-student``: the paper's noise for both networks;
 ``steady-teacher``: that, with the paper's CIFAR-10 weight of 100 and an EMA over about 100 steps (a
@@ -48,7 +49,9 @@ the strong student with a consistency weight of 10 or of the paper's CIFAR-10 10
 automatic 3 per class (30 here); ``mild-strong-student``: the strong view at half its magnitude, the
 magnitude CIFAR-10 validation chose for both methods at 1000 labels (``benchmarks.strong``);
 ``mostly-unlabeled``: the strong student with a quarter of each batch labeled instead of the automatic
-half, so more of each step goes to the consistency cost on unlabeled images."""
+half, so more of each step goes to the consistency cost on unlabeled images; ``strong-student-250-labels``:
+the strong student with 250 labels instead of ``LABELS``, where Mean Teacher might pull ahead in the
+same time."""
 TEACHER_ONLY = {"steady-teacher", "light-consistency", "heavy-consistency", "mostly-unlabeled"}
 """Recipes that change nothing a run without a teacher uses: supervised-only does not run them."""
 
@@ -68,21 +71,23 @@ def recipe_jobs(folder: Path, seeds: list[int], recipes: list[str]) -> list[Job]
             for recipe in recipes:
                 if method == "supervised" and recipe in TEACHER_ONLY:
                     continue
-                config = Config(dataset=str(folder), labels=LABELS, steps=STEPS[method], seed=seed, method=method, **RECIPES[recipe])
+                settings = {"labels": LABELS, **RECIPES[recipe]}
+                config = Config(dataset=str(folder), steps=STEPS[method], seed=seed, method=method, **settings)
                 jobs.append(Job(f"{method}-{recipe}-s{seed}", config,
-                                {"method": method, "recipe": recipe, "seed": seed, "labels": LABELS, "steps": STEPS[method]}))
+                                {"method": method, "recipe": recipe, "seed": seed, "labels": config.labels, "steps": STEPS[method]}))
     return jobs
 
 
 def baselines(recipe: str) -> set[str]:
-    """What a Mean Teacher recipe is compared with: supervised-only with the weak student and with the same
-    student view (kind and magnitude), and, for a recipe that changes the teacher's settings, Mean Teacher with that view and
-    automatic settings."""
-    def view(name: str) -> tuple[str, float]:
-        return RECIPES[name]["student_view"], RECIPES[name].get("strong_magnitude", 1.0)
+    """What a Mean Teacher recipe is compared with: supervised-only with the same student view (kind and
+    magnitude) and labels, and with the weak student where the labels are ``LABELS``; for a recipe that
+    changes the teacher's settings, also Mean Teacher with that view and automatic settings."""
+    def view(name: str) -> tuple[str, float, int]:
+        return RECIPES[name]["student_view"], RECIPES[name].get("strong_magnitude", 1.0), RECIPES[name].get("labels", LABELS)
 
     same_view = [name for name in RECIPES if name not in TEACHER_ONLY and view(name) == view(recipe)]
-    return ({"supervised/weak-student"} | {f"supervised/{name}" for name in same_view}
+    weak = {"supervised/weak-student"} if view(recipe)[2] == LABELS else set()
+    return (weak | {f"supervised/{name}" for name in same_view}
             | ({f"mean-teacher/{name}" for name in same_view} if recipe in TEACHER_ONLY else set()))
 
 

@@ -191,3 +191,11 @@ def test_a_rewritten_result_keeps_the_notes_written_beside_it(tmp_path):
     write_result(path, {"cells": [2]})
     assert json.loads(path.read_text()) == {"cells": [2], "notes": "the reading"}
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]  # no temporary file left behind
+
+
+def test_a_photo_recipe_is_compared_with_supervised_only_at_its_own_view_and_labels():
+    from benchmarks.photo_recipe import baselines
+
+    assert baselines("strong-student") == {"supervised/strong-student", "supervised/weak-student"}
+    assert baselines("mostly-unlabeled") == {"supervised/strong-student", "supervised/weak-student", "mean-teacher/strong-student"}
+    assert baselines("strong-student-250-labels") == {"supervised/strong-student-250-labels"}
