@@ -240,8 +240,8 @@ def phase_compile(args: argparse.Namespace) -> None:
 
 def _cifar_command(args: argparse.Namespace, out: Path, graphs: bool) -> list[str]:
     if args.dry_run:
-        command = ["train", "--data", "digits", "--labels", "50", "--steps", "20", "--device", "cpu",
-                   "--set", "arch_options.width=0.125", "--set", "arch_options.pools=1"]
+        command = ["train", "--data", "digits", "--labels", "50", "--steps", "20", "--device", "cpu", "--precision", "fp32",
+                   "--set", "arch_options.width=0.125", "--set", "arch_options.pools=1"]  # fp32 as cpu-read evaluates
     else:
         command = ["train", "--data", str(args.data), "--labels", "4000", "--steps", "4000", "--device", "cuda",
                    "--precision", "bf16", "--set", "channels_last=true", "--set", "flip=true", "--seed", "1"]

@@ -1,6 +1,9 @@
+import os
 from pathlib import Path
 
 import pytest
+
+from meanteacher.hardware import NATIVE_BF16_VARIABLE
 
 SHARED_CIFAR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 
@@ -9,6 +12,16 @@ SHARED_CIFAR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / 
 def isolated_cache(tmp_path, monkeypatch):
     """Each test gets its own decode cache, so none sees another's files."""
     monkeypatch.setenv("MEANTEACHER_CACHE", str(tmp_path / "cache"))
+    yield
+
+
+@pytest.fixture(autouse=True)
+def pinned_processor(monkeypatch):
+    """Automatic settings that read the processor see the same one on every machine: a CPU without bf16
+    in hardware, unless the suite is run with ``MEANTEACHER_NATIVE_BF16`` set (``make test-kernels`` runs
+    the sensitive tests with it at 1). Subprocesses inherit the pin."""
+    if os.environ.get(NATIVE_BF16_VARIABLE) not in ("0", "1"):
+        monkeypatch.setenv(NATIVE_BF16_VARIABLE, "0")
     yield
 
 
