@@ -16,6 +16,7 @@ TINY = {
     "batch_size": 32,
     "labeled_per_batch": 8,
     "consistency": 1.0,
+    "consistency_type": "mse",
     "rampup_steps": 10,
     "rampdown_steps": 5,
     "ema_decay": 0.9,

@@ -38,6 +38,10 @@ CASES = {
     "supervised": {"method": "supervised"},
     "vat": {"method": "vat", "vat_eps": 1.0},
     "mean-teacher-vat": {"method": "mean-teacher-vat", "vat_eps": 1.0},
+    "mean-teacher-pseudo-labels": {"consistency_type": "pseudo:0.2"},
+    "mean-teacher-adaptive-threshold": {"consistency_type": "pseudo:adaptive"},
+    "fixmatch": {"method": "fixmatch", "consistency_type": "pseudo:0.2"},
+    "fixmatch-adaptive-threshold": {"method": "fixmatch", "consistency_type": "pseudo:adaptive"},
 }
 
 

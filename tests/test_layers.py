@@ -10,7 +10,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS = {
     "errors": 0, "files": 0, "schedules": 0, "optim": 0, "hardware": 0, "data.batch": 0,  # what every layer stands on
     "data": 1,  # reading, splitting, batching and noising data: knows nothing of costs, methods or training
-    "losses": 2, "masks": 2, "models": 2, "teacher": 2,  # the parts a user takes into their own loop
+    "losses": 2, "masks": 2, "pseudo_labels": 2, "models": 2, "teacher": 2,  # the parts a user takes into their own loop
     "methods": 3, "config": 3, "auto": 3,
     "run": 4, "inference": 4, "report": 4,  # running experiments and using their results
     "demo": 5, "cli": 5,  # the command line

@@ -9,6 +9,7 @@ import warnings
 from typing import Any
 
 from .config import AUTO_FIELDS, Config, apply_settings
+from .pseudo_labels import is_pseudo_label_type
 
 RAMPUP_SHARE = 40_000 / 150_000
 """Ramp-up length as a share of the run: the paper's 40k of 150k steps."""
@@ -50,6 +51,10 @@ STUDENT_VIEW = "strong"
 """The student's view in a run without a preset, where its images are held in memory as pixels: chosen on
 a validation folder of photos (``python -m benchmarks.photo_recipe``, docs/benchmarks.md, "The photo
 folder's recipe, chosen on validation"). Streamed or ZCA-whitened images keep the paper's weak noise."""
+CONSISTENCY_TYPE = "mse"
+"""Mean Teacher's consistency cost in a run without a preset."""
+FIXMATCH_CONSISTENCY_TYPE = "pseudo:0.95"
+"""FixMatch's cost: its paper's fixed threshold."""
 STREAMED_IMAGE_SIZE = 224
 """Default crop of streamed (ImageNet-style) folders: the paper's ResNeXt runs."""
 
@@ -64,17 +69,24 @@ def auto_values(config: Config, num_classes: int, all_labeled: bool, labeled_ima
     from .hardware import cpu_has_native_bf16
 
     steps = config.steps
+    consistency_type = config.consistency_type or (FIXMATCH_CONSISTENCY_TYPE if config.method == "fixmatch" else CONSISTENCY_TYPE)
     decay = 1.0 - 1.0 / min(max(steps * EMA_WINDOW_SHARE, 10.0), 1000.0)
     ema_decay = decay if config.ema_decay is None else config.ema_decay
     passes = steps * config.batch_size * LABELED_SHARE / max(labeled_images, 1)
     labeled_share = SHORT_RUN_LABELED_SHARE if passes < SHORT_RUN_PASSES else LABELED_SHARE
+    if config.unlabeled_ratio > 0:  # FixMatch's mu
+        labeled_per_batch = round(config.batch_size / (1 + config.unlabeled_ratio))
+    else:
+        labeled_per_batch = math.floor(config.batch_size * labeled_share)
+    cross_entropy = config.method == "vat" or is_pseudo_label_type(consistency_type)  # a KL or a cross-entropy: weight 1
     return {
         "rampup_steps": round(steps * RAMPUP_SHARE),
         "rampdown_steps": round(steps * RAMPDOWN_SHARE),
         "ema_decay": round(ema_decay, 6),
         "ema_decay_rampup": round(min(0.99, ema_decay), 6),
-        "consistency": 1.0 if config.method == "vat" else CONSISTENCY_PER_CLASS * num_classes,  # VAT's cost is a KL
-        "labeled_per_batch": -1 if all_labeled else max(1, math.floor(config.batch_size * labeled_share)),
+        "consistency": 1.0 if cross_entropy else CONSISTENCY_PER_CLASS * num_classes,
+        "consistency_type": consistency_type,
+        "labeled_per_batch": -1 if all_labeled else max(1, labeled_per_batch),
         "precision": "bf16" if device_type == "cpu" and cpu_has_native_bf16() else "fp32",
         "eval_every": max(1, steps // EVALUATIONS_PER_RUN),
         "student_view": "weak" if config.streaming or config.normalize == "zca" else STUDENT_VIEW,

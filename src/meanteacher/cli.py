@@ -51,7 +51,10 @@ def _train_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--ema-decay", type=float, help="EMA decay after the ramp-up (default without a preset: the EMA "
                         "averages over a 50th of the run, 10 to 1000 steps)")
     parser.add_argument("--consistency", type=float, help="maximum consistency weight (default without a preset: 3 per class)")
-    parser.add_argument("--consistency-type", help="mse, kl or tau:<value>")
+    parser.add_argument("--consistency-type", help="mse, kl, tau:<value>, or the teacher's confident pseudo-labels: pseudo:<threshold> "
+                        "(FixMatch's cost, e.g. pseudo:0.95) or pseudo:adaptive (FreeMatch's threshold); mean-teacher and fixmatch")
+    parser.add_argument("--unlabeled-ratio", type=float, help="FixMatch's mu: unlabeled images per labeled one in each batch "
+                        "(instead of --labeled-per-batch)")
     parser.add_argument("--logit-distance", type=float, help="two-head logit distance weight")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--device", help="auto, cpu or cuda[:N]")
@@ -71,7 +74,7 @@ def _train_parser(commands: argparse._SubParsersAction) -> None:
 
 
 FLAG_KEYS = ("dataset", "test_data", "labels", "label_file", "method", "arch", "steps", "batch_size", "labeled_per_batch",
-             "ema_decay", "consistency", "consistency_type", "logit_distance", "seed", "device", "precision", "image_size",
+             "ema_decay", "consistency", "consistency_type", "unlabeled_ratio", "logit_distance", "seed", "device", "precision", "image_size",
              "init", "student_view")
 
 

@@ -18,11 +18,13 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 
-METHOD_NAMES = ("supervised", "pi", "mean-teacher", "temporal-ensembling", "vat", "mean-teacher-vat")
+METHOD_NAMES = ("supervised", "pi", "mean-teacher", "temporal-ensembling", "vat", "mean-teacher-vat", "fixmatch")
 """The names ``method`` takes: the keys of ``methods.METHODS``, kept here so that settings are checked
 without loading the methods (which import this module's ``Config``)."""
+PSEUDO_LABEL_METHODS = ("mean-teacher", "fixmatch")
+"""The methods that take the pseudo-label consistency cost (``consistency_type`` "pseudo:...")."""
 AUTO_FIELDS = {"rampup_steps": int, "rampdown_steps": int, "ema_decay": float, "ema_decay_rampup": float, "consistency": float,
-               "labeled_per_batch": int, "precision": str, "eval_every": int, "student_view": str}
+               "consistency_type": str, "labeled_per_batch": int, "precision": str, "eval_every": int, "student_view": str}
 """Settings that may be left to the run (``None``, written "auto" in TOML and on the command line): derived
 from its length, batch, classes and labels by ``auto.resolve_auto``, once, before the run starts."""
 OPTIONAL_FIELDS = {**AUTO_FIELDS, "image_size": int, "time_budget": float}
@@ -30,7 +32,7 @@ OPTIONAL_FIELDS = {**AUTO_FIELDS, "image_size": int, "time_budget": float}
 
 PAPER_SCHEDULE = {
     "rampup_steps": 40_000, "rampdown_steps": 25_000, "ema_decay": 0.999, "ema_decay_rampup": 0.99,
-    "consistency": 100.0, "labeled_per_batch": -1, "class_normalize": "batch", "precision": "fp32", "arch_options": {},
+    "consistency": 100.0, "consistency_type": "mse", "labeled_per_batch": -1, "class_normalize": "batch", "precision": "fp32", "arch_options": {},
     "eval_every": 500, "student_view": "weak",
 }
 """The paper's TensorFlow ConvNet runs: what a preset starts from before its own values."""
@@ -84,7 +86,10 @@ class Config:
     # method
     method: str = "mean-teacher"
     consistency: float | None = None
-    consistency_type: str = "mse"
+    consistency_type: str | None = None
+    """"mse", "kl", "tau:<t>" (Appendix C), or confident pseudo-labels: "pseudo:<threshold>" (FixMatch's cost,
+    e.g. "pseudo:0.95") or "pseudo:adaptive" (FreeMatch's self-adaptive threshold); the pseudo-label
+    cost works with mean-teacher and fixmatch. Auto: ``auto.consistency_type_for``; presets: the paper's "mse"."""
     consistency_on_labeled: bool = True
     rampup_steps: int | None = None
     """Sigmoid ramp-up of consistency weight (and of the learning rate with ``lr_schedule="sigmoid"``);
@@ -113,6 +118,9 @@ class Config:
     batch_size: int = 100
     labeled_per_batch: int | None = None
     """Labeled examples in each batch; -1 draws labeled and unlabeled alike ("varying")."""
+    unlabeled_ratio: float = 0.0
+    """FixMatch's mu: unlabeled images per labeled one in each batch, ``labeled_per_batch`` then being
+    ``batch_size / (1 + mu)``; 0 leaves the split to ``labeled_per_batch``."""
     optimizer: str = "adam"
     lr: float = 0.003
     lr_schedule: str = "sigmoid"
@@ -219,12 +227,30 @@ class Config:
                 raise MeanTeacherError("strong_ops must be >= 0, strong_magnitude and cutout in [0, 1]")
         if self.vat_eps < 0 or self.vat_xi <= 0 or self.vat_power_iterations < 1:
             raise MeanTeacherError("vat_eps must be >= 0, vat_xi > 0 and vat_power_iterations >= 1")
+        if self.unlabeled_ratio < 0:
+            raise MeanTeacherError(f"unlabeled_ratio must be >= 0, got {self.unlabeled_ratio}")
+        if self.unlabeled_ratio > 0 and self.labeled_per_batch is not None and self.labeled_per_batch != round(
+                self.batch_size / (1 + self.unlabeled_ratio)):
+            raise MeanTeacherError("set unlabeled_ratio or labeled_per_batch, not both: the ratio decides the labeled share of a batch")
+        if self.consistency_type is not None:
+            self._validate_consistency_type()
+
+    def _validate_consistency_type(self) -> None:
         from .losses import consistency_cost
+        from .pseudo_labels import is_pseudo_label_type, parse_threshold
 
         try:
-            consistency_cost(self.consistency_type)
+            if is_pseudo_label_type(self.consistency_type):
+                parse_threshold(self.consistency_type)
+            else:
+                consistency_cost(self.consistency_type)
         except ValueError as error:
             raise MeanTeacherError(str(error)) from None
+        if is_pseudo_label_type(self.consistency_type) and self.method not in PSEUDO_LABEL_METHODS:
+            raise MeanTeacherError(f"consistency_type {self.consistency_type!r} works with {' and '.join(PSEUDO_LABEL_METHODS)}, not {self.method}")
+        if self.method == "fixmatch" and not is_pseudo_label_type(self.consistency_type):
+            raise MeanTeacherError(f"fixmatch trains on pseudo-labels: consistency_type must be 'pseudo:<threshold>' or 'pseudo:adaptive', "
+                                   f"not {self.consistency_type!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

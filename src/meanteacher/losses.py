@@ -167,6 +167,21 @@ def classification_cost(
     return reduce_cost(per_position, mask, reduction)
 
 
+def pseudo_label_cost(
+    student_logits: torch.Tensor, pseudo_labels: torch.Tensor, confident: torch.Tensor,
+    mask: torch.Tensor | None = None, reduction: str = "mean",
+) -> torch.Tensor:
+    """Cross-entropy of the student to hard ``pseudo_labels`` ``(N, *)`` where ``confident`` (bool, same
+    shape) and 0 elsewhere, then reduced: with ``mask`` (e.g. the unlabeled positions) the mean is over
+    the masked positions, confident or not, as FixMatch divides by all its unlabeled images."""
+    _check_logits(student_logits, "student_logits")
+    if pseudo_labels.shape != student_logits.shape[:1] + student_logits.shape[2:] or confident.shape != pseudo_labels.shape:
+        raise ValueError(f"pseudo_labels {tuple(pseudo_labels.shape)} and confident {tuple(confident.shape)} must have the "
+                         f"student's shape without the class dimension, {(student_logits.shape[0], *student_logits.shape[2:])}")
+    per_position = F.cross_entropy(_full(student_logits), pseudo_labels, reduction="none")
+    return reduce_cost(per_position * confident.to(per_position.dtype), mask, reduction)
+
+
 def entropy_cost(logits: torch.Tensor, mask: torch.Tensor | None = None, reduction: str = "mean") -> torch.Tensor:
     """Entropy of the softmax prediction at each position, then reduced (entropy minimisation, as in VAT+EntMin)."""
     _check_logits(logits, "logits")

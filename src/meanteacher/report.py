@@ -67,13 +67,19 @@ def save_figure(figure, out_path: str | Path) -> None:
 
 def plot_curves(metrics_path: str | Path, out_path: str | Path, method: str = "") -> None:
     """Figure 3 of the paper for one run: test classification cost and error over steps, of the EMA network
-    (named for ``method``: Mean Teacher's is its teacher) and the student."""
+    (named for ``method``: Mean Teacher's is its teacher) and the student; for a run with pseudo-labels, a
+    third panel with what FixMatch's users watch: the share of unlabeled images above the threshold, the
+    pseudo-labels' accuracy on the hidden labels, and the threshold."""
     plt = pyplot()
     records = read_metrics(metrics_path)
     if not records:
         return
     steps = [r["step"] for r in records]
-    figure, (cost_axis, error_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    pseudo = "pseudo_mask_rate" in records[0]
+    figure, axes = plt.subplots(1, 3 if pseudo else 2, figsize=(15 if pseudo else 10, 4))
+    cost_axis, error_axis = axes[:2]
+    if pseudo:
+        _plot_pseudo_labels(axes[2], records)
     for name, label, style in (("ema", ema_name(method), "--"), ("student", "student", "-")):
         if f"{name}_error" not in records[0]:
             continue
@@ -83,10 +89,19 @@ def plot_curves(metrics_path: str | Path, out_path: str | Path, method: str = ""
         cost_axis.plot(steps, [r["class_cost"] for r in records], ":", marker=".", label="student (training batches)")
     cost_axis.set(xlabel="step", ylabel="classification cost", yscale="log", title="Classification cost")
     error_axis.set(xlabel="step", ylabel="error %", title="Test error")
-    for axis in (cost_axis, error_axis):
+    for axis in axes:
         axis.grid(alpha=0.3)
         axis.legend()
     save_figure(figure, out_path)
+
+
+def _plot_pseudo_labels(axis, records: list[dict]) -> None:
+    for key, label, style in (("pseudo_mask_rate", "unlabeled above the threshold", "-"), ("pseudo_accuracy", "pseudo-labels right", "--"),
+                              ("pseudo_threshold", "threshold (mean over classes)", ":")):
+        points = [(r["step"], 100 * r[key]) for r in records if key in r]
+        if points:
+            axis.plot(*zip(*points), style, marker=".", label=label)
+    axis.set(xlabel="step", ylabel="%", ylim=(0, 100), title="Pseudo-labels (training batches)")
 
 
 def error_curves(run_dirs: list[str | Path], network: str = "ema") -> tuple[list[int], list[list[float]]]:

@@ -1,4 +1,4 @@
-"""Supervised-only, Pi model, Mean Teacher, Temporal Ensembling, VAT and Mean Teacher + VAT behind one contract.
+"""Supervised-only, Pi model, Mean Teacher, Temporal Ensembling, VAT, Mean Teacher + VAT and FixMatch behind one contract.
 
 A method wraps a student model. Each training step the caller builds a :class:`Batch` (``views``
 independently noised copies of the inputs, labels with ``NO_LABEL`` for unlabeled examples), calls
@@ -8,13 +8,14 @@ calls ``method.after_step(step)``. ``end_epoch()`` marks the end of a pass over 
 """
 
 from .base import Batch, Method, PiModel, Schedule, Supervised
+from .fixmatch import FixMatch
 from .mean_teacher import MeanTeacher
 from .temporal import TemporalEnsembling
 from .vat import VAT, MeanTeacherVAT
 
 METHODS: dict[str, type[Method]] = {
-    cls.name: cls for cls in (Supervised, PiModel, MeanTeacher, TemporalEnsembling, VAT, MeanTeacherVAT)
+    cls.name: cls for cls in (Supervised, PiModel, MeanTeacher, TemporalEnsembling, VAT, MeanTeacherVAT, FixMatch)
 }
 """Every method by its name (``config.method``; ``config.METHOD_NAMES`` lists the same names)."""
 
-__all__ = ["METHODS", "VAT", "Batch", "MeanTeacher", "MeanTeacherVAT", "Method", "PiModel", "Schedule", "Supervised", "TemporalEnsembling"]
+__all__ = ["METHODS", "VAT", "Batch", "FixMatch", "MeanTeacher", "MeanTeacherVAT", "Method", "PiModel", "Schedule", "Supervised", "TemporalEnsembling"]

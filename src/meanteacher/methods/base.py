@@ -10,6 +10,7 @@ from torch import nn
 from ..data.batch import NO_LABEL, Batch
 from ..losses import classification_cost, consistency_cost
 from ..models import split_heads
+from ..pseudo_labels import PseudoLabels, is_pseudo_label_type, parse_threshold
 from ..teacher import EMATeacher, unwrap
 
 if TYPE_CHECKING:
@@ -25,6 +26,16 @@ def _at(value: Schedule, step: int | torch.Tensor) -> float | torch.Tensor:
     return result if isinstance(result, torch.Tensor) else float(result)
 
 
+def pseudo_labels_for(consistency_type: str, num_classes: int, model: nn.Module) -> PseudoLabels | None:
+    """The pseudo-label cost a ``pseudo:...`` consistency type names, its state on ``model``'s device (else ``None``)."""
+    if not is_pseudo_label_type(consistency_type):
+        return None
+    threshold = parse_threshold(consistency_type)
+    if threshold is None and num_classes < 1:
+        raise ValueError(f"consistency type {consistency_type!r} needs num_classes, for one threshold per class")
+    return PseudoLabels(threshold, num_classes, next(unwrap(model).parameters()).device)
+
+
 class Method:
     """Base of the methods: holds the student, the classification-cost settings and an EMA of
     the student's weights.
@@ -37,6 +48,9 @@ class Method:
     """
 
     name = "method"
+    hidden_labels: torch.Tensor | None = None
+    """Every training example's true label (``NO_LABEL`` where none is known), indexed like ``batch.indices``:
+    set by a caller that has them, so that a method can report how often its pseudo-labels are right."""
     views = 1
     """How many independently noised views of each example ``loss`` needs (``teacher_input`` is the 2nd)."""
     uses_unlabeled = True
@@ -86,6 +100,12 @@ class Method:
         """Restore what ``state_dict`` returned."""
         self.ema.load_state_dict(state["ema"])
 
+    def _truth(self, batch: Batch) -> torch.Tensor | None:
+        """The hidden labels of the batch's examples, where the caller gave them."""
+        if self.hidden_labels is None or batch.indices is None:
+            return None
+        return self.hidden_labels[batch.indices]
+
     def _second_view(self, batch: Batch) -> torch.Tensor:
         if batch.teacher_input is None:
             raise ValueError(f"{self.name} needs batch.teacher_input, a second noised view of the inputs")
@@ -126,7 +146,7 @@ class _ConsistencyMethod(Method):
         super().__init__(model, class_normalize, ema_decay, ema_buffers)
         self.consistency = consistency
         self.consistency_type = consistency_type
-        self.consistency_fn = consistency_cost(consistency_type)
+        self.consistency_fn = None if is_pseudo_label_type(consistency_type) else consistency_cost(consistency_type)
 
     @classmethod
     def from_config(

@@ -11,7 +11,7 @@ from ..data.batch import NO_LABEL, Batch
 from ..losses import classification_cost, logit_distance
 from ..models import split_heads
 from ..teacher import EMATeacher
-from .base import Method, Schedule, _at, _ConsistencyMethod
+from .base import Method, Schedule, _at, _ConsistencyMethod, pseudo_labels_for
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -26,6 +26,10 @@ class MeanTeacher(_ConsistencyMethod):
     over classes). ``consistency_on_labeled=False`` restricts consistency
     to the unlabeled examples (the paper applies it to all). The teacher is the method's EMA
     (``self.teacher is self.ema``); ``buffers`` is its BatchNorm policy.
+
+    With ``consistency_type="pseudo:<threshold>"`` or ``"pseudo:adaptive"`` (``num_classes`` needed for the
+    adaptive one) the consistency cost is the student's cross-entropy to the teacher's confident hard
+    labels on the unlabeled examples (``meanteacher.pseudo_labels``), FixMatch's cost with an EMA teacher.
     """
 
     name = "mean-teacher"
@@ -42,8 +46,10 @@ class MeanTeacher(_ConsistencyMethod):
         buffers: str = "own",
         class_normalize: str = "batch",
         logit_distance_classes: str = "mean",
+        num_classes: int = 0,
     ) -> None:
         super().__init__(model, consistency, consistency_type, class_normalize, ema_decay, buffers)
+        self.pseudo_labels = pseudo_labels_for(consistency_type, num_classes, model)
         self.logit_distance = logit_distance
         self.logit_distance_classes = logit_distance_classes
         self.consistency_on_labeled = consistency_on_labeled
@@ -60,7 +66,7 @@ class MeanTeacher(_ConsistencyMethod):
         cls, config: "Config", model: nn.Module, consistency: Schedule, ema_decay: Schedule, num_examples: int, num_classes: int
     ) -> "Method":
         return cls(model, consistency, config.consistency_type, ema_decay, config.logit_distance, config.consistency_on_labeled,
-                   config.bn_buffers, config.class_normalize, config.logit_distance_classes, **cls._extra_options(config))
+                   config.bn_buffers, config.class_normalize, config.logit_distance_classes, num_classes, **cls._extra_options(config))
 
     @staticmethod
     def _extra_options(config: "Config") -> dict[str, Any]:
@@ -75,15 +81,20 @@ class MeanTeacher(_ConsistencyMethod):
         self.teacher.module.train(self.model.training)
         with torch.no_grad():
             teacher_logits, _ = split_heads(self.teacher_forward(teacher_input))
-        return self._costs(student_output, teacher_logits, batch.labels, step)
+        return self._costs(student_output, teacher_logits, batch.labels, step, self._truth(batch))
 
     def _costs(
         self, student_output: torch.Tensor | tuple[torch.Tensor, torch.Tensor], teacher_logits: torch.Tensor, labels: torch.Tensor, step: int,
+        truth: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The costs given the student's output (one or two heads) and the teacher's logits."""
+        """The costs given the student's output (one or two heads) and the teacher's logits (``truth``: the
+        hidden labels, for the pseudo-labels' accuracy)."""
         class_logits, cons_logits = split_heads(student_output)
         class_cost = classification_cost(class_logits, labels, self.class_normalize)
-        if self.consistency_on_labeled:
+        pseudo_logs: dict[str, torch.Tensor] = {}
+        if self.pseudo_labels is not None:
+            cons_cost, pseudo_logs = self.pseudo_labels.cost(cons_logits, teacher_logits, labels == NO_LABEL, truth, self.model.training)
+        elif self.consistency_on_labeled:
             cons_cost = self.consistency_fn(cons_logits, teacher_logits)
         else:
             cons_cost = self._unlabeled_consistency(cons_logits, teacher_logits, labels == NO_LABEL)
@@ -94,12 +105,24 @@ class MeanTeacher(_ConsistencyMethod):
             "teacher_class_cost": classification_cost(teacher_logits, labels, self.class_normalize).detach(),
             "consistency_cost": cons_cost.detach(),
             "consistency_weight": torch.as_tensor(weight),
+            **pseudo_logs,
         }
         if self.logit_distance > 0:
             distance = logit_distance(class_logits, cons_logits, self.logit_distance_classes)
             total = total + self.logit_distance * distance
             logs["logit_distance"] = distance.detach()
         return total, logs
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        if self.pseudo_labels is not None:
+            state["pseudo_labels"] = self.pseudo_labels.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        if self.pseudo_labels is not None:
+            self.pseudo_labels.load_state_dict(state.get("pseudo_labels", {}))
 
     def _unlabeled_consistency(self, cons_logits: torch.Tensor, teacher_logits: torch.Tensor, unlabeled: torch.Tensor) -> torch.Tensor:
         """Mean consistency cost over the unlabeled rows (positions, for dense labels): a masked mean,

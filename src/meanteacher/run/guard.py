@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..config import Config
+from ..pseudo_labels import is_pseudo_label_type
 
 NEGLIGIBLE = 1e-4
 """The weighted consistency cost is "about zero" below this share of the classification cost (in a
@@ -39,7 +40,10 @@ class DeadTeacherGuard:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.start = min(config.rampup_steps or 0, config.steps // 2)
-        """Checks begin after the ramp-up, or half-way through a run shorter than its ramp."""
+        if is_pseudo_label_type(config.consistency_type or ""):
+            self.start = max(self.start, config.steps // 2)  # confident pseudo-labels come as the network learns
+        """Checks begin after the ramp-up, or half-way through a run shorter than its ramp (or, with
+        pseudo-labels, whose first steps have none above the threshold, half-way through any run)."""
         self.negligible_in_a_row = 0
         self.previous: torch.Tensor | None = None
         self.warned: set[str] = set()
@@ -86,5 +90,8 @@ class DeadTeacherGuard:
         if config.rampup_steps > config.steps:
             return (f"the ramp-up is longer than the run (rampup_steps={config.rampup_steps:,} > steps={config.steps:,}), "
                     f"so the weight stays near its start ({record['consistency_weight']:.2g} of {config.consistency:g})")
+        if record.get("pseudo_mask_rate", 1.0) <= NEGLIGIBLE:
+            return (f"the teacher's confidence almost never reaches the pseudo-label threshold ({record['pseudo_mask_rate']:.1%} of the "
+                    f"unlabeled images at {config.consistency_type}): a lower threshold, or pseudo:adaptive, gives it labels")
         return ("teacher and student agree on every input: is the noise off (translate, flip), or the teacher "
                 "a copy of the student (ema_decay 0)?")

@@ -18,7 +18,7 @@ import torch
 from ..config import Config, apply_settings
 
 from ..auto import resolve_auto, resolve_image_size
-from ..data.batch import Batch
+from ..data.batch import NO_LABEL, Batch
 from ..data.batches import IndexBatch, mixed_seed
 from ..data.dataset import Dataset
 from ..data.pipeline import make_split, to_device
@@ -82,6 +82,7 @@ class Trainer:
         self.feed, self.sampler = build_feed(config, dataset, self.split, self.masked_labels, self.device, self.world)
         self.parts = build_parts(config, dataset.num_classes, dataset.image_shape, len(dataset.train_labels) + self.feed.extra,
                                  self.device, self.world, warm=bool(config.init) and not resume)
+        self.parts.method.hidden_labels = torch.cat([dataset.train_labels, torch.full((self.feed.extra,), NO_LABEL, dtype=dataset.train_labels.dtype)]).to(self.device)
         self.views, self.labeled_only = METHODS[config.method].views, not METHODS[config.method].uses_unlabeled
         self.generator = torch.Generator(device=self.device)
         self.guard = DeadTeacherGuard(config)
@@ -200,6 +201,8 @@ class Trainer:
         record = {"step": step, **{k: float(v) / self.log_count for k, v in self.log_sums.items()},
                   **self.evaluate(confusion=step == self.config.steps)}
         self.log_sums, self.log_count = {}, 0
+        if record.get("pseudo_checked_rate"):  # of the confident pseudo-labels whose hidden label is known, the share right
+            record["pseudo_accuracy"] = record["pseudo_correct_rate"] / record["pseudo_checked_rate"]
         if self.world.is_main:
             self._log(record)
         progress.report(step, record)

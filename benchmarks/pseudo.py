@@ -1,0 +1,132 @@
+"""Confident pseudo-labels at CPU scale on the shared CIFAR-10 JPEGs: Mean Teacher with the pseudo-label
+cost (``consistency_type=pseudo:...``) and FixMatch, against supervised-only and Mean Teacher's MSE, all
+with the strong student view, on the recipe and label sets of the CPU Table 2 (``benchmarks.strong``:
+magnitude 0.5 and, for Mean Teacher's MSE, weight 10, both chosen there on validation).
+
+``tune`` (seed 0, choices on the validation split only): Mean Teacher's threshold, FixMatch's fixed 0.95
+or FreeMatch's self-adaptive one. ``table``: supervised-only, Mean Teacher with pseudo-labels and FixMatch
+(its paper's 0.95) on ``--seeds`` label sets, in that order (``--with-mse``: Mean Teacher's MSE too), with
+the EMA network's test error at every evaluation, so that a reader sees when each method pulls ahead. ``report``: the table and the
+paired gains over supervised-only from the runs finished so far. Finished runs are skipped and killed
+ones resumed.
+
+    python -m benchmarks.pseudo [--phase tune|table|all|report] [--seeds 0 1 2] [--workers 2] [--labels 1000 --steps 1500]
+                                [--json docs/bench/pseudo.json]
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from meanteacher.config import apply_settings
+from meanteacher.report import mean_std, plot_comparison
+from meanteacher.run.rundir import read_metrics
+
+from .common import machine, today, write_result
+from .defaults import OUT
+from .runner import Job, Sweep, finished, tuned_runs_parser
+from .strong import job as strong_job
+
+MAGNITUDE = 0.5
+MSE_WEIGHT = 10.0
+THRESHOLDS = {0.95: "pseudo:0.95", 0.0: "pseudo:adaptive"}
+"""Mean Teacher's thresholds tried, by a sortable key (0: FreeMatch's self-adaptive one)."""
+FIXMATCH_THRESHOLD = "pseudo:0.95"
+EVALUATIONS = 10
+FIGURE = Path(__file__).resolve().parents[1] / "docs" / "pseudo-{labels}-{steps}.png"
+
+
+def job(labels: int, steps: int, method: str, seed: int, consistency_type: str | None = None, phase: str = "table") -> Job:
+    """One run of the CPU Table 2 recipe with the strong student view (``MAGNITUDE``), evaluated
+    ``EVALUATIONS`` times; Mean Teacher with ``consistency_type`` (its MSE at ``MSE_WEIGHT`` without one)."""
+    weight = MSE_WEIGHT if method == "mean-teacher" and consistency_type is None else None
+    base = strong_job(labels, steps, method, seed, "strong", MAGNITUDE, weight)
+    settings: dict[str, Any] = {"eval_every": steps // EVALUATIONS}
+    if consistency_type:
+        settings["consistency_type"] = consistency_type
+    kind = consistency_type.removeprefix("pseudo:") if consistency_type else "mse" if method == "mean-teacher" else ""
+    name = f"pseudo-{labels}-{steps}-{method}" + (f"-{kind}" if kind else "") + f"-s{seed}"
+    return Job(name, apply_settings(base.config, settings, "pseudo-label benchmark"),
+               {**base.fields, **settings, "consistency_type": consistency_type or "", "phase": phase})
+
+
+def rows(labels: int, steps: int, seed: int, choices: dict[str, float], with_mse: bool = False) -> dict[str, Job]:
+    """The table's rows for one label set, the pseudo-label methods at the thresholds chosen so far
+    (``with_mse``: Mean Teacher's MSE too; ``benchmarks.strong`` has that row on the same label sets)."""
+    table = {"supervised": job(labels, steps, "supervised", seed)}
+    if with_mse:
+        table["mean-teacher (MSE)"] = job(labels, steps, "mean-teacher", seed)
+    if "mean-teacher" in choices:
+        table["mean-teacher (pseudo-labels)"] = job(labels, steps, "mean-teacher", seed, THRESHOLDS[choices["mean-teacher"]])
+    table["fixmatch"] = job(labels, steps, "fixmatch", seed, FIXMATCH_THRESHOLD)
+    return table
+
+
+def sweep(labels: int, steps: int, seeds: list[int], with_mse: bool = False) -> Sweep:
+    """Mean Teacher's threshold at seed 0, then the table row by row (every label set of a row before the next row)."""
+    grid = {"mean-teacher": {key: job(labels, steps, "mean-teacher", 0, kind, phase="tune") for key, kind in THRESHOLDS.items()}}
+
+    def table(choices: dict[str, float]) -> list[Job]:
+        by_seed = [rows(labels, steps, seed, choices, with_mse) for seed in seeds]
+        return [table[row] for row in by_seed[0] for table in by_seed]
+
+    return Sweep(grid, table)
+
+
+def _curve(run: Path) -> list[tuple[int, float]]:
+    return [(r["step"], 100 * r["ema_error"]) for r in read_metrics(run / "metrics.jsonl") if "ema_error" in r]
+
+
+def report(labels: int, steps: int, seeds: list[int], choices: dict[str, float], out: Path, with_mse: bool = False) -> dict[str, Any]:
+    """Per row: EMA test error mean ± std over the finished label sets, its curve per label set, and the
+    paired gain over supervised-only (supervised's error minus the row's: positive, the row is better)."""
+    table: dict[str, dict[int, Path]] = {}
+    for seed in seeds:
+        for row, row_job in rows(labels, steps, seed, choices, with_mse).items():
+            if (out / row_job.name / "summary.json").is_file():
+                table.setdefault(row, {})[seed] = out / row_job.name
+    result: dict[str, Any] = {}
+    supervised = {seed: _curve(run)[-1][1] for seed, run in table.get("supervised", {}).items()}
+    for row, runs in table.items():
+        errors = {seed: _curve(run)[-1][1] for seed, run in runs.items()}
+        entry: dict[str, Any] = {"error": mean_std(list(errors.values())), "per_label_set": errors,
+                                 "curves": {seed: _curve(run) for seed, run in runs.items()}}
+        paired = sorted(set(errors) & set(supervised))
+        if row != "supervised" and paired:
+            gains = [supervised[s] - errors[s] for s in paired]
+            entry["gain_over_supervised"] = {"label_sets": len(paired), "gain": mean_std(gains), "values": gains}
+        result[row] = entry
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = tuned_runs_parser(__doc__.splitlines()[0], "write the tuning and the table here", OUT)
+    parser.add_argument("--labels", type=int, default=1000)
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--with-mse", action="store_true", help="Mean Teacher's MSE as a row of the table too")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    tuning, choices, _ = sweep(args.labels, args.steps, args.seeds, args.with_mse).run(args.phase, out, args.workers)
+    result = {"machine": machine(), "date": today(),
+              "command": f"python -m benchmarks.pseudo --labels {args.labels} --steps {args.steps} --seeds {' '.join(map(str, args.seeds))}",
+              "choices": {method: THRESHOLDS[key] for method, key in choices.items()},
+              "tuning": {name: {"validation_ema_error": s["validation_ema_error"], "consistency_type": s.get("consistency_type")}
+                         for name, s in tuning.items()},
+              "table": report(args.labels, args.steps, args.seeds, choices, out, args.with_mse)}
+    groups = {row: [out / j.name for seed in args.seeds for r, j in rows(args.labels, args.steps, seed, choices, args.with_mse).items()
+                    if r == row and (out / j.name / "metrics.jsonl").is_file()] for row in result["table"]}
+    if groups and all(groups.values()):
+        plot_comparison(groups, FIGURE.with_name(FIGURE.name.format(labels=args.labels, steps=args.steps)),
+                        f"CIFAR-10, {args.labels} labels, {args.steps} steps: confident pseudo-labels")
+    print(json.dumps({k: v for k, v in result.items() if k != "table"}, indent=2))
+    for row, entry in result["table"].items():
+        print(row, entry["error"], entry.get("gain_over_supervised", {}).get("gain"))
+    if args.json:
+        write_result(Path(args.json), result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
