@@ -38,26 +38,32 @@ EVALUATIONS = 10
 FIGURE = Path(__file__).resolve().parents[1] / "docs" / "pseudo-{labels}-{steps}.png"
 
 
-def job(labels: int, steps: int, method: str, seed: int, consistency_type: str | None = None, phase: str = "table") -> Job:
+def job(labels: int, steps: int, method: str, seed: int, consistency_type: str | None = None, phase: str = "table",
+        weight: float | None = None) -> Job:
     """One run of the CPU Table 2 recipe with the strong student view (``MAGNITUDE``), evaluated
-    ``EVALUATIONS`` times; Mean Teacher with ``consistency_type`` (its MSE at ``MSE_WEIGHT`` without one)."""
-    weight = MSE_WEIGHT if method == "mean-teacher" and consistency_type is None else None
-    base = strong_job(labels, steps, method, seed, "strong", MAGNITUDE, weight)
+    ``EVALUATIONS`` times; Mean Teacher with ``consistency_type`` (its MSE at ``MSE_WEIGHT`` without one),
+    at the consistency ``weight`` given (automatic without)."""
+    mse_weight = MSE_WEIGHT if method == "mean-teacher" and consistency_type is None else None
+    base = strong_job(labels, steps, method, seed, "strong", MAGNITUDE, mse_weight)
     settings: dict[str, Any] = {"eval_every": steps // EVALUATIONS}
     if consistency_type:
         settings["consistency_type"] = consistency_type
+    if weight is not None:
+        settings["consistency"] = weight
     kind = consistency_type.removeprefix("pseudo:") if consistency_type else "mse" if method == "mean-teacher" else ""
-    name = f"pseudo-{labels}-{steps}-{method}" + (f"-{kind}" if kind else "") + f"-s{seed}"
+    name = f"pseudo-{labels}-{steps}-{method}" + (f"-{kind}" if kind else "") + ("" if weight is None else f"-w{weight:g}") + f"-s{seed}"
     return Job(name, apply_settings(base.config, settings, "pseudo-label benchmark"),
                {**base.fields, **settings, "consistency_type": consistency_type or "", "phase": phase})
 
 
 def rows(labels: int, steps: int, seed: int, choices: dict[str, float], with_mse: bool = False) -> dict[str, Job]:
     """The table's rows for one label set, the pseudo-label methods at the thresholds chosen so far
-    (``with_mse``: Mean Teacher's MSE too; ``benchmarks.strong`` has that row on the same label sets)."""
+    (``with_mse``: Mean Teacher's MSE too, and Mean Teacher at a consistency weight of 0, which tells what
+    sharing the batch with unlabeled images does from what the consistency cost does)."""
     table = {"supervised": job(labels, steps, "supervised", seed)}
     if with_mse:
         table["mean-teacher (MSE)"] = job(labels, steps, "mean-teacher", seed)
+        table["mean-teacher (weight 0)"] = job(labels, steps, "mean-teacher", seed, weight=0.0)
     if "mean-teacher" in choices:
         table["mean-teacher (pseudo-labels)"] = job(labels, steps, "mean-teacher", seed, THRESHOLDS[choices["mean-teacher"]])
     table["fixmatch"] = job(labels, steps, "fixmatch", seed, FIXMATCH_THRESHOLD)
@@ -105,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = tuned_runs_parser(__doc__.splitlines()[0], "write the tuning and the table here", OUT)
     parser.add_argument("--labels", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--with-mse", action="store_true", help="Mean Teacher's MSE as a row of the table too")
+    parser.add_argument("--with-mse", action="store_true", help="Mean Teacher's MSE, and Mean Teacher at weight 0, as rows of the table too")
     args = parser.parse_args(argv)
     out = Path(args.out)
     tuning, choices, _ = sweep(args.labels, args.steps, args.seeds, args.with_mse).run(args.phase, out, args.workers)

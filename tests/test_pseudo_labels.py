@@ -209,3 +209,18 @@ def test_the_curves_of_a_run_with_pseudo_labels_have_a_panel_for_them(tmp_path, 
     assert [len(figure.axes) for figure in drawn] == [2, 3]
     titles = [text.get_text() for text in drawn[1].axes[2].get_legend().get_texts()]
     assert titles == ["unlabeled above the threshold", "pseudo-labels right", "threshold (mean over classes)"]
+
+
+def test_the_plan_line_says_where_the_unlabeled_images_have_not_paid():
+    from pathlib import Path
+
+    from meanteacher.run.progress import plan_line
+
+    def line(**settings):
+        config = resolve_auto(Config(dataset="digits", steps=1500, **settings), 10, False, labeled_images=1000)
+        return plan_line(config, "digits", 1347, 1000, config.labeled_per_batch, 10, 1500, Path("run"))
+
+    assert "compare with --method supervised" in line(student_view="strong")
+    assert "compare with --method supervised" in line(method="fixmatch", student_view="strong")
+    assert "compare with --method supervised" not in line(student_view="weak")
+    assert "compare with --method supervised" not in line(method="supervised", student_view="strong")

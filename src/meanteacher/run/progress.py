@@ -10,7 +10,7 @@ from typing import Any
 
 from ..config import Config
 
-from ..auto import CONSISTENCY_PAYS_FROM_PASSES
+from ..auto import CONSISTENCY_PAYS_FROM_PASSES, STRONG_VIEW_EVIDENCE
 
 
 def plan_line(config: Config, dataset_name: str, train_images: int, labeled: int, labeled_per_batch: int | None, num_classes: int,
@@ -24,6 +24,8 @@ def plan_line(config: Config, dataset_name: str, train_images: int, labeled: int
         if config.method != "supervised" and passes < CONSISTENCY_PAYS_FROM_PASSES:
             batch += (f" - few for {config.method}: on CIFAR-10 Mean Teacher beat supervised-only from about "
                       f"{CONSISTENCY_PAYS_FROM_PASSES} passes (more --steps, or fewer labels per batch)")
+        elif config.method != "supervised" and config.student_view != "weak":
+            batch += f" - {STRONG_VIEW_EVIDENCE}"
     width = f" at width {config.arch_options['width']:g}" if isinstance(config.arch_options.get("width"), (int, float)) else ""
     return (f"{config.method} on {dataset_name}: {train_images:,} training images, {labeled:,} labeled, {num_classes} classes; "
             f"{steps_left:,} steps of {batch}; {config.arch}{width} in {config.precision}; run directory {run_dir}")

@@ -1,0 +1,45 @@
+"""The README's commands are ones the command line takes: every `meanteacher ...` line of its shell blocks
+parses (flags, subcommands, choices), and the presets and methods it names exist."""
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from meanteacher.cli import build_parser
+from meanteacher.config import list_presets
+from meanteacher.methods import METHODS
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _shell_commands() -> list[str]:
+    blocks = re.findall(r"```sh\n(.*?)```", README.read_text(), flags=re.S)
+    commands = []
+    for block in blocks:
+        for line in block.splitlines():
+            for part in line.split("&&"):
+                part = part.split(" #")[0].strip()
+                if part.startswith("meanteacher "):
+                    commands.append(part)
+    return commands
+
+
+def test_the_readme_has_commands_to_check():
+    assert len(_shell_commands()) >= 10
+
+
+@pytest.mark.parametrize("command", _shell_commands())
+def test_every_readme_command_parses(command):
+    arguments = shlex.split(re.sub(r"\$\w+", "0", command.replace("[--json]", "--json")))[1:]  # a loop's $seed: a number
+    build_parser().parse_args(arguments)  # an unknown flag, subcommand or choice exits here
+
+
+def test_the_presets_and_methods_the_readme_names_exist():
+    text = README.read_text()
+    presets = set(list_presets())
+    named = set(re.findall(r"--preset ([\w-]+)", text)) | {p for p in re.findall(r"`([\w-]+)`", text) if "-" in p and p.startswith(("cifar10-", "svhn-", "resnet", "resnext", "demo-"))}
+    assert named and named <= presets, named - presets
+    for method in re.findall(r"--method ([\w-]+)", text):
+        assert method in METHODS, method
