@@ -325,7 +325,7 @@ def paper(args: argparse.Namespace) -> int:
             os.killpg(process.pid, signal.SIGKILL)  # resumes from its last checkpoint (30 s apart at most)
             process.wait()
     from meanteacher.report import plot_curves
-    from meanteacher.run.rundir import load_checkpoint
+    from meanteacher.run.rundir import RunDirectory, load_checkpoint
 
     for method in PAPER_PRESETS:
         run_dir = runs / method
@@ -337,7 +337,7 @@ def paper(args: argparse.Namespace) -> int:
             entry.update(steps=state["step"], seconds=round(state["elapsed"], 1), train_seconds=round(train_seconds, 1))
             if state["step"]:
                 per_step = state["elapsed"] / state["step"]
-                entry["full_run_hours_at_this_speed"] = round(150_000 * per_step / 3600, 2)
+                entry["full_run_hours_at_this_speed"] = round(RunDirectory(run_dir).read_config().steps * per_step / 3600, 2)
                 entry["steps_per_9_minutes"] = int(540 / per_step)
             if total:
                 entry["steps"] = total

@@ -1,6 +1,7 @@
 """Training for a time (``--time``): durations, the arithmetic of the steps that fit, and the plumbing."""
 
 import re
+import warnings
 
 import pytest
 
@@ -31,6 +32,17 @@ def test_the_steps_that_fit_count_evaluations_checkpoints_and_the_set_up():
     spent = 10 + steps * 0.5 + (steps // 100 + 1) * 5 + 11
     assert 580 <= spent <= 600
     assert Timing(build=1000.0, step=1.0, evaluation=1.0, checkpoint=1.0).steps_within(60.0, config) == 1  # always one step
+
+
+def test_a_budget_shorter_than_the_set_up_is_told_in_one_line():
+    from meanteacher.auto import ScheduleWarning
+
+    timing = Timing(build=50.0, step=1.0, evaluation=5.0, checkpoint=1.0)
+    with pytest.warns(ScheduleWarning, match="--time leaves 30 s to train, less than the set-up, one step and an evaluation take here .56 s."):
+        timing.warn_if_too_short(30.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        timing.warn_if_too_short(60.0)  # enough: silent
 
 
 def test_a_timed_run_records_its_budget_and_the_steps_it_chose(tmp_path, capsys):

@@ -61,6 +61,12 @@ def test_resume_without_checkpoint(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_resume_refuses_flags_it_would_ignore(finished_run, capsys):
+    assert main(["train", "--resume", str(finished_run), "--time", "10m", "--data", "digits"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "--data, --time cannot change it" in error[0], error
+
+
 def test_evaluate_predict_report(finished_run, tmp_path, capsys):
     assert main(["evaluate", str(finished_run), "--json"]) == 0
     results = json.loads(capsys.readouterr().out)

@@ -38,7 +38,8 @@ def test_cuda_and_auto_resolve_to_the_current_device(fake_cuda, name):
 def test_a_torchrun_process_takes_its_local_rank(fake_cuda):
     world = World(rank=2, size=4, local_rank=0)
     assert resolve_device("cuda", world) == torch.device("cuda", 0)
-    assert resolve_device("cuda:1", world) == torch.device("cuda", 1)
+    with pytest.raises(MeanTeacherError, match="under torchrun would put every process on one GPU"):
+        resolve_device("cuda:1", world)  # every rank on GPU 1
 
 
 def test_a_device_the_machine_lacks_is_one_line(fake_cuda):

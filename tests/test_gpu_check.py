@@ -6,6 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from meanteacher.config import load_config_file
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -42,4 +46,7 @@ def test_paper_runs_resume_across_calls(tmp_path):
         assert result.returncode == 0, result.stdout + result.stderr
         steps.append(json.loads((out / "gpu.json").read_text())["paper/mean-teacher"]["steps"])
     assert 0 < steps[0] < steps[1]  # the second call went on from the first call's checkpoint
+    entry = json.loads((out / "gpu.json").read_text())["paper/mean-teacher"]
+    planned = load_config_file(runs / "mean-teacher" / "config.toml").steps  # the run's own steps, not the paper's 150,000
+    assert entry["full_run_hours_at_this_speed"] == pytest.approx(planned * entry["seconds"] / entry["steps"] / 3600, abs=0.01)
     assert (out / "metrics-mean-teacher.jsonl").is_file()

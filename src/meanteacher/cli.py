@@ -95,14 +95,24 @@ def resolve_config(args: argparse.Namespace) -> Config:
     return config
 
 
+RESUME_FLAG_KEYS = ("steps", "device", "precision")
+"""The flags that may change a run that ``--resume`` continues."""
+
+
 def command_train(args: argparse.Namespace) -> int:
     from .run.rundir import RunDirectory, default_run_name
     from .run.train import train
 
     if args.resume:
+        flag_names = {"dataset": "data", "time_budget": "time"}
+        ignored = [f"--{flag_names.get(key, key).replace('_', '-')}" for key in (*FLAG_KEYS, "time_budget", "preset")
+                   if key not in RESUME_FLAG_KEYS and getattr(args, key, None) is not None]
+        if ignored:
+            raise MeanTeacherError(f"--resume continues the run as its config.toml records it: {', '.join(ignored)} cannot change it "
+                                   "(--steps, --device, --precision and --set can)")
         RunDirectory(args.resume).prepare(resume=True)
         config = RunDirectory(args.resume).read_config()
-        overrides = {key: getattr(args, key) for key in ("steps", "device", "precision") if getattr(args, key, None) is not None}
+        overrides = {key: getattr(args, key) for key in RESUME_FLAG_KEYS if getattr(args, key, None) is not None}
         config = apply_settings(config, {**overrides, **parse_set_options(args.settings)}, "command line")
         run_dir = Path(args.resume)
     else:

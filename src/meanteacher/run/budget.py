@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -13,7 +14,7 @@ import torch
 
 from ..config import Config, apply_settings
 
-from ..auto import EVALUATION_SHARE, EVALUATIONS_PER_RUN, MAX_EVALUATION_SHARE, MIN_EVALUATIONS
+from ..auto import EVALUATION_SHARE, EVALUATIONS_PER_RUN, MAX_EVALUATION_SHARE, MIN_EVALUATIONS, ScheduleWarning
 from ..data.dataset import Dataset
 from ..data.streaming import FolderIndex
 from ..errors import MeanTeacherError
@@ -51,6 +52,14 @@ class Timing:
         else:
             per_step = self.step + self.evaluation / config.eval_every
         return max(1, int((seconds - fixed) / per_step))
+
+    def warn_if_too_short(self, seconds: float) -> None:
+        """A one-line ``ScheduleWarning`` when ``seconds`` do not cover the set-up, one step and an evaluation:
+        the run then trains its one step and ends after the time asked."""
+        least = self.build + self.step + self.evaluation
+        if seconds < least:
+            warnings.warn(f"--time leaves {max(seconds, 0.0):.0f} s to train, less than the set-up, one step and an evaluation take "
+                          f"here ({least:.0f} s): the run trains 1 step and ends late", ScheduleWarning, stacklevel=2)
 
     def evaluations(self, seconds: float) -> int:
         """Evaluations of a run of ``seconds`` with an automatic cadence (see ``evaluations_within``)."""
@@ -105,6 +114,7 @@ def fit_to_time(config: Config, dataset: Dataset | FolderIndex, deadline: float,
     where automatic, the evaluation cadence; and the timing they were chosen from."""
     timing = time_run(config, dataset, make_trainer)
     seconds = deadline - time.perf_counter()
+    timing.warn_if_too_short(seconds)
     steps = timing.steps_within(seconds, config)
     settings = {"steps": steps}
     if config.eval_every is None:

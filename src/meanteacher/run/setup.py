@@ -47,6 +47,9 @@ def resolve_device(name: str, world: World | None = None) -> torch.device:
         if name == "cuda":
             index = world.local_rank if world is not None and world.distributed else torch.cuda.current_device()
             name = f"cuda:{index}"
+        elif world is not None and world.distributed:
+            raise MeanTeacherError(f"device {name!r} under torchrun would put every process on one GPU: pass --device cuda "
+                                   "(each process takes its own, LOCAL_RANK), and choose the GPUs with CUDA_VISIBLE_DEVICES")
         try:
             device = torch.device(name)
         except RuntimeError:
