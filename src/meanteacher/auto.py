@@ -27,8 +27,8 @@ CONSISTENCY_PAYS_FROM_PASSES = 75
 """On CIFAR-10 (docs/benchmarks.md) Mean Teacher beat supervised-only from about 75 passes over the
 labeled images and was level or behind below; a run that makes fewer is told so before it starts."""
 STRONG_VIEW_EVIDENCE = ("with the strong student view no semi-supervised method has beaten supervised-only on CIFAR-10 at CPU "
-                        "budgets (1000 labels, 1500 steps, 3 label sets: supervised-only SUP %, FixMatch FM %, Mean Teacher "
-                        "with pseudo-labels MTP %, with MSE 43.9 %; docs/benchmarks.md): compare with --method supervised")
+                        "budgets (1000 labels, 1500 steps, 3 label sets: supervised-only 39.9 %, FixMatch 43.5 %, Mean Teacher "
+                        "with pseudo-labels 43.8 %; docs/benchmarks.md): compare with --method supervised")
 """Said at the start of a semi-supervised run with the strong student view (``benchmarks.pseudo`` and
 ``benchmarks.strong``): the evidence that at these budgets the unlabeled images have not yet paid."""
 EVALUATIONS_PER_RUN = 25
