@@ -26,7 +26,7 @@ from meanteacher.run.rundir import read_metrics
 
 from .common import machine, today, write_result
 from .defaults import OUT
-from .runner import Job, Sweep, finished, tuned_runs_parser
+from .runner import Job, Sweep, tuned_runs_parser
 from .strong import job as strong_job
 
 MAGNITUDE = 0.5

@@ -224,3 +224,10 @@ def test_the_plan_line_says_where_the_unlabeled_images_have_not_paid():
     assert "compare with --method supervised" in line(method="fixmatch", student_view="strong")
     assert "compare with --method supervised" not in line(student_view="weak")
     assert "compare with --method supervised" not in line(method="supervised", student_view="strong")
+
+
+def test_a_method_without_pseudo_labels_refuses_the_cost():
+    from meanteacher.methods import PiModel
+
+    with pytest.raises(ValueError, match="pi does not take the pseudo-label cost"):
+        PiModel(Linear64(), consistency_type="pseudo:0.95")

@@ -39,7 +39,8 @@ def test_every_readme_command_parses(command):
 def test_the_presets_and_methods_the_readme_names_exist():
     text = README.read_text()
     presets = set(list_presets())
-    named = set(re.findall(r"--preset ([\w-]+)", text)) | {p for p in re.findall(r"`([\w-]+)`", text) if "-" in p and p.startswith(("cifar10-", "svhn-", "resnet", "resnext", "demo-"))}
+    quoted = {name for name in re.findall(r"`([\w-]+)`", text) if "-" in name and name.startswith(("cifar10-", "svhn-", "resnet", "resnext", "demo-"))}
+    named = set(re.findall(r"--preset ([\w-]+)", text)) | quoted
     assert named and named <= presets, named - presets
     for method in re.findall(r"--method ([\w-]+)", text):
         assert method in METHODS, method

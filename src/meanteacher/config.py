@@ -89,7 +89,7 @@ class Config:
     consistency_type: str | None = None
     """"mse", "kl", "tau:<t>" (Appendix C), or confident pseudo-labels: "pseudo:<threshold>" (FixMatch's cost,
     e.g. "pseudo:0.95") or "pseudo:adaptive" (FreeMatch's self-adaptive threshold); the pseudo-label
-    cost works with mean-teacher and fixmatch. Auto: ``auto.consistency_type_for``; presets: the paper's "mse"."""
+    cost works with mean-teacher and fixmatch. Auto: ``auto.CONSISTENCY_TYPE`` (``auto.FIXMATCH_CONSISTENCY_TYPE`` for fixmatch); presets: the paper's "mse"."""
     consistency_on_labeled: bool = True
     rampup_steps: int | None = None
     """Sigmoid ramp-up of consistency weight (and of the learning rate with ``lr_schedule="sigmoid"``);

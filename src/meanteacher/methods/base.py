@@ -48,6 +48,8 @@ class Method:
     """
 
     name = "method"
+    pseudo_labels: PseudoLabels | None = None
+    """The pseudo-label cost with its threshold's state, for a method trained on confident pseudo-labels."""
     hidden_labels: torch.Tensor | None = None
     """Every training example's true label (``NO_LABEL`` where none is known), indexed like ``batch.indices``:
     set by a caller that has them, so that a method can report how often its pseudo-labels are right."""
@@ -93,12 +95,17 @@ class Method:
         return {"student": unwrap(self.model), "ema": self.ema.module}
 
     def state_dict(self) -> dict[str, Any]:
-        """Method state beyond the student's weights (the EMA, prediction ensembles)."""
-        return {"ema": self.ema.state_dict()}
+        """Method state beyond the student's weights (the EMA, prediction ensembles, an adaptive threshold)."""
+        state = {"ema": self.ema.state_dict()}
+        if self.pseudo_labels is not None:
+            state["pseudo_labels"] = self.pseudo_labels.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what ``state_dict`` returned."""
         self.ema.load_state_dict(state["ema"])
+        if self.pseudo_labels is not None:
+            self.pseudo_labels.load_state_dict(state.get("pseudo_labels", {}))
 
     def _truth(self, batch: Batch) -> torch.Tensor | None:
         """The hidden labels of the batch's examples, where the caller gave them."""
@@ -134,6 +141,9 @@ class Supervised(Method):
 
 
 class _ConsistencyMethod(Method):
+    takes_pseudo_labels = False
+    """Whether ``consistency_type`` may name the pseudo-label cost (the method then sets ``pseudo_labels``)."""
+
     def __init__(
         self,
         model: nn.Module,
@@ -146,6 +156,8 @@ class _ConsistencyMethod(Method):
         super().__init__(model, class_normalize, ema_decay, ema_buffers)
         self.consistency = consistency
         self.consistency_type = consistency_type
+        if is_pseudo_label_type(consistency_type) and not self.takes_pseudo_labels:
+            raise ValueError(f"{self.name} does not take the pseudo-label cost {consistency_type!r} (mean-teacher and fixmatch do)")
         self.consistency_fn = None if is_pseudo_label_type(consistency_type) else consistency_cost(consistency_type)
 
     @classmethod

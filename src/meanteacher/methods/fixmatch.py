@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -59,10 +59,3 @@ class FixMatch(Method):
             "consistency_weight": torch.as_tensor(weight),
             **pseudo_logs,
         }
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "pseudo_labels": self.pseudo_labels.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        self.pseudo_labels.load_state_dict(state.get("pseudo_labels", {}))

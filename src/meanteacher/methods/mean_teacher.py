@@ -33,6 +33,7 @@ class MeanTeacher(_ConsistencyMethod):
     """
 
     name = "mean-teacher"
+    takes_pseudo_labels = True
     views = 2
 
     def __init__(
@@ -112,17 +113,6 @@ class MeanTeacher(_ConsistencyMethod):
             total = total + self.logit_distance * distance
             logs["logit_distance"] = distance.detach()
         return total, logs
-
-    def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        if self.pseudo_labels is not None:
-            state["pseudo_labels"] = self.pseudo_labels.state_dict()
-        return state
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        if self.pseudo_labels is not None:
-            self.pseudo_labels.load_state_dict(state.get("pseudo_labels", {}))
 
     def _unlabeled_consistency(self, cons_logits: torch.Tensor, teacher_logits: torch.Tensor, unlabeled: torch.Tensor) -> torch.Tensor:
         """Mean consistency cost over the unlabeled rows (positions, for dense labels): a masked mean,

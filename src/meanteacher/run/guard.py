@@ -39,11 +39,10 @@ class DeadTeacherGuard:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.start = min(config.rampup_steps or 0, config.steps // 2)
-        if is_pseudo_label_type(config.consistency_type or ""):
-            self.start = max(self.start, config.steps // 2)  # confident pseudo-labels come as the network learns
-        """Checks begin after the ramp-up, or half-way through a run shorter than its ramp (or, with
-        pseudo-labels, whose first steps have none above the threshold, half-way through any run)."""
+        pseudo_labels = is_pseudo_label_type(config.consistency_type or "")  # confident labels come as the network learns
+        self.start = config.steps // 2 if pseudo_labels else min(config.rampup_steps or 0, config.steps // 2)
+        """Checks begin after the ramp-up, or half-way through a run shorter than its ramp (with pseudo-labels,
+        whose first steps have none above the threshold, half-way through any run)."""
         self.negligible_in_a_row = 0
         self.previous: torch.Tensor | None = None
         self.warned: set[str] = set()
