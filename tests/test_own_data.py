@@ -48,7 +48,8 @@ def test_a_run_without_preset_learns_and_its_schedules_complete(image_folder, tm
     assert result.returncode == 0, result.stderr[-2000:]
     plan = [line for line in result.stderr.splitlines() if "run directory" in line]
     assert len(plan) == 1, result.stderr
-    assert "1,347 training images, 100 labeled, 10 classes; 300 steps of 100 images (50 labeled: 150 passes over the labeled images)" in plan[0]
+    assert ("100 labeled (10 per class, 10 classes), 1,247 unlabeled; 300 steps of 100 images (50 labeled, 50%: "
+            "150 passes over the labeled images)") in plan[0]
     assert str(run) in plan[0]
     lines = result.stderr.splitlines()
     assert "first step" in lines[lines.index(plan[0]) + 1] and "to go" in lines[lines.index(plan[0]) + 1]  # estimated after one step

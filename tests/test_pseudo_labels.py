@@ -218,7 +218,7 @@ def test_the_plan_line_says_where_the_unlabeled_images_have_not_paid():
 
     def line(**settings):
         config = resolve_auto(Config(dataset="digits", steps=1500, **settings), 10, False, labeled_images=1000)
-        return plan_line(config, "digits", 1347, 1000, config.labeled_per_batch, 10, 1500, Path("run"))
+        return plan_line(config, "digits", [100] * 10, 347, 0, config.labeled_per_batch, 1500, Path("run"))
 
     assert "compare with --method supervised" in line(student_view="strong")
     assert "compare with --method supervised" in line(method="fixmatch", student_view="strong")

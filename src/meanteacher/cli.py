@@ -37,6 +37,9 @@ def _train_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--test-data", help="separate test folder (class sub-folders) for an image-folder dataset")
     parser.add_argument("--labels", type=int, help="labeled examples, spread as evenly over the classes as they allow (0: all)")
     parser.add_argument("--label-file", help="file of 'image-id label' lines naming the labeled examples")
+    parser.add_argument("--unlabeled", action="append", metavar="PATH", help="a pile of unlabeled images (repeatable): a folder "
+                        "of any depth, an archive, or a text file of image paths; its images join the unlabeled stream, "
+                        "as does an unlabeled/ folder beside the class folders")
     parser.add_argument("--method", help=", ".join(METHODS))
     parser.add_argument("--arch", help="architecture name or package.module:factory")
     parser.add_argument("--steps", type=int)
@@ -73,7 +76,7 @@ def _train_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress output")
 
 
-FLAG_KEYS = ("dataset", "test_data", "labels", "label_file", "method", "arch", "steps", "batch_size", "labeled_per_batch",
+FLAG_KEYS = ("dataset", "test_data", "labels", "label_file", "unlabeled", "method", "arch", "steps", "batch_size", "labeled_per_batch",
              "ema_decay", "consistency", "consistency_type", "unlabeled_ratio", "logit_distance", "seed", "device", "precision", "image_size",
              "init", "student_view")
 
@@ -84,6 +87,8 @@ def resolve_config(args: argparse.Namespace) -> Config:
     flags = {key: getattr(args, key) for key in FLAG_KEYS if getattr(args, key, None) is not None}
     if args.time_budget is not None:
         flags["time_budget"] = parse_duration(args.time_budget)
+    if args.unlabeled:  # absolute, so that --resume and later commands find the pile from anywhere
+        flags["unlabeled"] = [str(Path(path).resolve()) for path in args.unlabeled]
     if getattr(args, "tensorboard", False):
         flags["tensorboard"] = True
     config = apply_settings(config, flags, "command line")
@@ -245,12 +250,13 @@ def per_class_section(runs: list[Path], summaries: list[dict[str, Any]]) -> str:
 def command_data(args: argparse.Namespace) -> int:
     from .data.sources import load_dataset
 
-    summary = load_dataset(args.path, args.test_data, extra=args.extra).summary()
+    summary = load_dataset(args.path, args.test_data, extra=args.extra, unlabeled=args.unlabeled or ()).summary()
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
     print(f"{summary['name']}: {summary['train']} train, {summary['test']} test"
           + (f", {summary['extra']} extra" if summary["extra"] else "")
+          + (f", {summary['unlabeled']} unlabeled (the pile)" if summary["unlabeled"] else "")
           + f" images of {'x'.join(map(str, summary['image_shape'][1:]))} pixels, {summary['channels']} channel(s), "
           f"{len(summary['classes'])} classes")
     width = max(len(c) for c in summary["classes"])
@@ -300,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("path")
     data.add_argument("--test-data")
     data.add_argument("--extra", action="store_true", help="also load SVHN's extra set")
+    data.add_argument("--unlabeled", action="append", metavar="PATH", help="also read this unlabeled pile (repeatable)")
     data.add_argument("--json", action="store_true")
     return parser
 

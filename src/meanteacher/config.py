@@ -58,6 +58,9 @@ class Config:
     validation_per_class: int = 0
     extra_unlabeled: int = 0
     """SVHN ``extra`` images added to the unlabeled pool: 0 none, -1 all."""
+    unlabeled: list[str] = field(default_factory=list)
+    """Unlabeled piles (``--unlabeled``): folders, archives or text files of image paths whose images join
+    the unlabeled stream, besides an ``unlabeled/`` folder in the dataset itself."""
     normalize: str = "standardize"
     translate: int = 2
     flip: bool = False
@@ -225,6 +228,8 @@ class Config:
                                        f"(not with {'streaming' if self.streaming else 'normalize zca'})")
             if self.strong_ops < 0 or not 0 <= self.strong_magnitude <= 1 or not 0 <= self.cutout <= 1:
                 raise MeanTeacherError("strong_ops must be >= 0, strong_magnitude and cutout in [0, 1]")
+        if self.unlabeled and self.streaming:
+            raise MeanTeacherError("streamed folders do not take an unlabeled pile (--unlabeled) yet: leave out streaming")
         if self.vat_eps < 0 or self.vat_xi <= 0 or self.vat_power_iterations < 1:
             raise MeanTeacherError("vat_eps must be >= 0, vat_xi > 0 and vat_power_iterations >= 1")
         if self.unlabeled_ratio < 0:
@@ -267,6 +272,11 @@ def _coerce(name: str, value: Any, current: Any) -> Any:
         if not isinstance(value, dict):
             raise MeanTeacherError(f"setting {name!r} must be a table of options")
         return dict(value)
+    if isinstance(current, list):
+        values = value if isinstance(value, list) else [value]
+        if not all(isinstance(v, str) for v in values):
+            raise MeanTeacherError(f"setting {name!r} must be a list of paths, got {value!r}")
+        return list(values)
     if kind is bool or isinstance(current, bool):
         if isinstance(value, bool):
             return value
@@ -367,6 +377,8 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(json.dumps(str(item)) for item in value) + "]"
     return json.dumps(str(value))
 
 

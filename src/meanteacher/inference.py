@@ -112,24 +112,10 @@ def image_files(paths: list[str]) -> list[Path]:
 
 def read_image(path: Path, shape: tuple[int, int, int], image_size: int | None = None) -> torch.Tensor:
     """A uint8 ``C x H x W`` tensor of the image, converted and resized to the run's image shape (first
-    brought down to ``image_size`` as the run's training images were, see ``data.folders.fit_square``)."""
-    from PIL import Image, UnidentifiedImageError
+    brought down to ``image_size`` as the run's training images were, see ``data.image_files.fit_square``)."""
+    from .data.image_files import decode_to_shape
 
-    from .data.folders import fit_square
-
-    channels, height, width = shape
-    try:
-        with Image.open(path) as image:
-            image = image.convert("L" if channels == 1 else "RGB")
-            if image_size is not None:
-                image = fit_square(image, image_size)
-            if image.size != (width, height):
-                image = image.resize((width, height), Image.BILINEAR)
-            array = np.asarray(image)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-        raise DataError(f"{path}: not a readable image ({error})") from None
-    tensor = torch.from_numpy(array.copy())
-    return tensor.unsqueeze(0) if tensor.dim() == 2 else tensor.permute(2, 0, 1).contiguous()
+    return decode_to_shape(str(path), path, shape, image_size)
 
 
 def load_run(run_dir: str | Path) -> LoadedRun:

@@ -13,7 +13,8 @@ ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 
 @dataclass
 class Dataset:
-    """A labeled image dataset held in memory."""
+    """A labeled image dataset held in memory, with extra unlabeled images: SVHN's ``extra`` set
+    (``extra_images``) and the unlabeled pile (``unlabeled_images``, see ``data.pile``)."""
 
     name: str
     train_images: torch.Tensor
@@ -23,6 +24,8 @@ class Dataset:
     classes: list[str]
     train_ids: list[str] = field(default_factory=list)
     extra_images: torch.Tensor | None = None
+    unlabeled_images: torch.Tensor | None = None
+    unlabeled_ids: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.train_ids:
@@ -31,6 +34,17 @@ class Dataset:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def pile_size(self) -> int:
+        """How many images the unlabeled pile holds."""
+        return 0 if self.unlabeled_images is None else len(self.unlabeled_images)
+
+    def add_pile(self, images: torch.Tensor, ids: list[str]) -> None:
+        """Append ``images`` (of this dataset's image shape) and their names to the unlabeled pile."""
+        if self.unlabeled_images is not None:
+            images, ids = torch.cat([self.unlabeled_images, images]), self.unlabeled_ids + ids
+        self.unlabeled_images, self.unlabeled_ids = images, list(ids)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -45,6 +59,7 @@ class Dataset:
             "train": len(self.train_labels),
             "test": len(self.test_labels),
             "extra": 0 if self.extra_images is None else len(self.extra_images),
+            "unlabeled": self.pile_size,
             "image_shape": list(self.image_shape),
             "channels": self.image_shape[0],
             "classes": self.classes,

@@ -28,7 +28,7 @@ class TrainingFeed(Protocol):
 
     normalizer: Normalizer
     extra: int
-    """Extra unlabeled images stored after the training set (SVHN's ``extra``)."""
+    """Extra unlabeled images stored after the training set (SVHN's ``extra``, the unlabeled pile)."""
 
     def views(self, step: int, batch: IndexBatch, count: int, generator: torch.Generator) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
         """``count`` independently noised views of this process's share of ``batch`` (on the device),
@@ -60,22 +60,28 @@ def _slices(images: torch.Tensor, labels: torch.Tensor, normalizer: Normalizer, 
 class InMemoryFeed:
     """Training, test and validation images held on ``device`` in their stored form; the views are
     noised there, batch-wise (the student's strongly with ``strong``). ``extra_unlabeled`` extra images
-    (-1: all) join the unlabeled pool."""
+    (-1: all) join the unlabeled pool, and after them the unlabeled pile ``with_pile``. The normalizer's
+    statistics are those of the training images and the pile."""
 
     def __init__(
         self, dataset: Dataset, masked_labels: torch.Tensor, split: LabelSplit, normalize: str, augmenter: Augmenter,
         extra_unlabeled: int, seed: int, device: torch.device, eval_batch_size: int, rank: int = 0, world_size: int = 1,
-        strong: StrongAugmenter | None = None,
+        strong: StrongAugmenter | None = None, with_pile: bool = True,
     ) -> None:
-        normalizer = Normalizer(normalize).fit(dataset.train_images)
-        images, labels = dataset.train_images, masked_labels
-        self.extra = 0
+        pile = dataset.unlabeled_images
+        normalizer = Normalizer(normalize).fit(dataset.train_images if pile is None else torch.cat([dataset.train_images, pile]))
+        extras = []
         if dataset.extra_images is not None and extra_unlabeled != 0:
             extra_images = dataset.extra_images
             if extra_unlabeled > 0:
                 extra_images = extra_images[extra_subset(len(extra_images), extra_unlabeled, seed)]
-            self.extra = len(extra_images)
-            images = torch.cat([images, extra_images])
+            extras.append(extra_images)
+        if pile is not None and with_pile:
+            extras.append(pile)
+        images, labels = dataset.train_images, masked_labels
+        self.extra = sum(len(extra) for extra in extras)
+        if extras:
+            images = torch.cat([images, *extras])
             labels = torch.cat([labels, torch.full((self.extra,), NO_LABEL, dtype=labels.dtype)])
         self.train = device_data(images, labels, normalizer, augmenter, device, strong)
         self.normalizer = normalizer

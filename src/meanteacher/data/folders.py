@@ -4,11 +4,7 @@ parser of this layout, used for in-memory datasets and for streamed ones alike."
 
 from __future__ import annotations
 
-import hashlib
-import io
-import tarfile
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -18,76 +14,13 @@ import torch
 from ..errors import DataError, DataWarning
 from .cache import cached
 from .dataset import IMAGE_SUFFIXES, Dataset, archive_stem, is_archive
+from .image_files import archive_entries, decode_image, folder_entries, source_fingerprint
+from .pile import decode_pile, is_unlabeled_folder, warn_unreadable
 
 Members = dict[str, list[tuple[str, Any]]]
 """class name -> [(image id ``class/file``, the file's bytes or path)]"""
-
-
-def folder_entries(root: Path, read: bool = True) -> Iterator[tuple[str, bytes | Path | None]]:
-    """(relative name, bytes) of every file below ``root`` (its path instead with ``read=False``);
-    folders come as (name, None)."""
-    for entry in sorted(root.rglob("*")):
-        name = entry.relative_to(root).as_posix()
-        if entry.is_file():
-            yield name, entry.read_bytes() if read else entry
-        elif entry.is_dir():
-            yield name, None
-
-
-def archive_entries(path: Path) -> Iterator[tuple[str, bytes | None]]:
-    """Like ``folder_entries`` for the members of a .tar, .tar.gz or .zip archive."""
-    try:
-        if path.name.lower().endswith(".zip"):
-            with zipfile.ZipFile(path) as archive:
-                for info in archive.infolist():
-                    yield info.filename, None if info.is_dir() else archive.read(info)
-        else:
-            with tarfile.open(path) as archive:
-                for member in archive:
-                    if member.isfile():
-                        yield member.name, archive.extractfile(member).read()
-                    elif member.isdir():
-                        yield member.name, None
-    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as error:
-        detail = " ".join(str(error).split())
-        if isinstance(error, tarfile.ReadError) and "could not be opened" in detail:
-            detail = "neither a tar file nor one compressed with gzip, bzip2 or xz"
-        raise DataError(f"{path}: not a readable archive ({detail})") from None
-
-
-def fit_square(image: Any, size: int) -> Any:
-    """A PIL image with its shorter side brought down to ``size`` (bilinear, antialiased) and its centre
-    cropped to ``size`` x ``size``; an image whose shorter side is ``size`` or less is returned as it is."""
-    from PIL import Image
-
-    width, height = image.size
-    if min(width, height) <= size:
-        return image
-    scale = size / min(width, height)
-    width, height = max(size, round(width * scale)), max(size, round(height * scale))
-    image = image.resize((width, height), Image.BILINEAR, reducing_gap=3.0)
-    left, top = (width - size) // 2, (height - size) // 2
-    return image.crop((left, top, left + size, top + size))
-
-
-def decode_image(name: str, data: bytes | Path, image_size: int | None = None) -> tuple[np.ndarray, bool]:
-    """An image file (its bytes or its path) as an ``H x W`` or ``H x W x 3`` uint8 array, and whether it
-    was brought down to ``image_size`` (see ``fit_square``). A large JPEG is decoded at a reduced scale
-    first, so a 12-megapixel photo never takes its full size in memory."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as image:
-            if image_size is not None and image.format == "JPEG" and min(image.size) > image_size:
-                scale = image_size / min(image.size)
-                image.draft("RGB" if image.mode != "L" else "L", (round(image.size[0] * scale), round(image.size[1] * scale)))
-            image.load()
-            if image.mode not in ("L", "RGB"):
-                image = image.convert("RGBA" if "A" in image.mode else "RGB").convert("RGB")
-            fitted = fit_square(image, image_size) if image_size is not None else image
-            return np.asarray(fitted), fitted is not image
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-        raise DataError(f"{name}: not a readable image ({error})") from None
+PILE = ""
+"""The one key of the ``"unlabeled"`` split's members."""
 
 
 TEST_SPLIT_NAMES = ("test", "val", "valid", "validation")
@@ -100,11 +33,18 @@ def group_by_split(entries: Iterator[tuple[str, Any]], source: str) -> dict[str,
     """Group files as split -> class -> [(id, payload)] from paths ending in ``split/class/file``; files
     in plain ``class/file`` folders (no split folders at all) form the split ``"flat"``, which is the
     training split when there is no other. The first of ``TEST_SPLIT_NAMES`` present is the ``"test"``
-    split. A payload of None is a folder: it names a class that may be empty."""
+    split. A payload of None is a folder: it names a class that may be empty. Files below a folder named
+    ``unlabeled`` (``is_unlabeled_folder``), at any depth, form the split ``"unlabeled"`` under the one key
+    ``PILE``: the pile, never a class."""
     splits: dict[str, Members] = {}
     for name, data in entries:
         parts = [p for p in name.split("/") if p not in ("", ".")]
         if any(p.startswith(".") or p == "__MACOSX" for p in parts):
+            continue
+        pile_at = next((i for i, p in enumerate(parts[:-1]) if is_unlabeled_folder(p)), None)
+        if pile_at is not None or (data is None and parts and is_unlabeled_folder(parts[-1])):
+            if data is not None:
+                splits.setdefault("unlabeled", {}).setdefault(PILE, []).append(("/".join(parts[pile_at:]), data))
             continue
         if data is None:
             if len(parts) >= 2 and parts[-2] in ("train", *TEST_SPLIT_NAMES):
@@ -213,7 +153,13 @@ def _decode_image_folder(path: Path, test_path: Path | None, image_size: int | N
     test_images, test_labels, _, test_downscaled = _decode_split(splits["test"], test_classes, f"{path}:test", image_size)
     test_labels = np.asarray([classes.index(test_classes[i]) for i in test_labels], dtype=np.int64)
     train_images, test_images, resized = _uniform(train_images, test_images)
+    fields = {}
+    if splits.get("unlabeled"):
+        pile = decode_pile(sorted(splits["unlabeled"][PILE], key=lambda entry: entry[0]), tuple(_to_nchw(train_images[:1]).shape[1:]), str(path))
+        fields = {"unlabeled_images": pile["images"], "unlabeled_ids": pile["ids"],
+                  "unreadable": pile["unreadable"], "first_unreadable": pile["first_unreadable"]}
     return {
+        **fields,
         "resized": resized,
         "downscaled": downscaled + test_downscaled,
         "held_out": held_out,
@@ -224,19 +170,6 @@ def _decode_image_folder(path: Path, test_path: Path | None, image_size: int | N
         "classes": classes,
         "train_ids": train_ids,
     }
-
-
-def _source_fingerprint(*paths: Path | None) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        if path is None:
-            continue
-        digest.update(str(path.resolve()).encode())
-        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-        for file in files:
-            stat = file.stat()
-            digest.update(f"{file}:{stat.st_size}:{stat.st_mtime_ns};".encode())
-    return digest.hexdigest()
 
 
 def class_names(splits: dict[str, Members], source: str) -> list[str]:
@@ -268,10 +201,11 @@ def load_image_folder(path: str | Path, test_path: str | Path | None = None, use
             raise DataError(f"{candidate}: no such file or folder")
     if path.is_file() and not is_archive(path):
         raise DataError(f"{path}: not an archive (expected .tar, .tar.gz, .tgz or .zip) nor a folder")
-    key = f"{path.name}-{_source_fingerprint(path, test)[:24]}" + (f"-s{image_size}" if image_size is not None else "")
+    key = f"{path.name}-{source_fingerprint(path, test)[:24]}" + (f"-s{image_size}" if image_size is not None else "")
     decode = lambda: _decode_image_folder(path, test, image_size)  # noqa: E731 - the cache calls it on a miss
     fields = dict(cached(key, decode) if use_cache else decode())
     resized, held_out, downscaled = fields.pop("resized", 0), fields.pop("held_out", 0), fields.pop("downscaled", 0)
+    warn_unreadable({"unreadable": fields.pop("unreadable", 0), "first_unreadable": fields.pop("first_unreadable", "")}, str(path))
     if downscaled:
         warnings.warn(f"{path}: {downscaled} images larger than {image_size}x{image_size} were brought down to it as they "
                       f"were decoded (shorter side to {image_size}, centre crop); --image-size N sets another size",

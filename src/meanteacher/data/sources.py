@@ -13,6 +13,7 @@ import struct
 import tarfile
 from importlib import resources
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ import torch
 from ..errors import DataError
 from .dataset import Dataset
 from .folders import load_image_folder
+from .pile import check_pile_paths, load_pile
 
 BUILTIN_DATASETS = ("digits",)
 
@@ -183,9 +185,6 @@ def load_idx(path: str | Path) -> Dataset:
     return Dataset(path.name or "idx", *arrays["train"], *arrays["test"], classes)
 
 
-# ---------------------------------------------------------------- image folders and archives
-
-
 # ---------------------------------------------------------------- dispatch
 
 
@@ -202,9 +201,20 @@ def _looks_like_cifar_archive(path: Path) -> bool:
     return False
 
 
-def load_dataset(path: str | Path, test_path: str | Path | None = None, extra: bool = False, image_size: int | None = None) -> Dataset:
+def load_dataset(path: str | Path, test_path: str | Path | None = None, extra: bool = False, image_size: int | None = None,
+                 unlabeled: Sequence[str | Path] = ()) -> Dataset:
     """Load whatever ``path`` holds: ``"digits"`` (built in), CIFAR pickles, SVHN .mat, idx files,
-    or an image folder / archive (its images brought down to ``image_size``, see ``load_image_folder``)."""
+    or an image folder / archive (its images brought down to ``image_size``, see ``load_image_folder``),
+    with the images of the ``unlabeled`` paths added to its unlabeled pile (``data.pile.load_pile``)."""
+    check_pile_paths(unlabeled)
+    dataset = _load_labeled(path, test_path, extra, image_size)
+    if unlabeled:
+        pile = load_pile(unlabeled, dataset.image_shape)
+        dataset.add_pile(pile["images"], pile["ids"])
+    return dataset
+
+
+def _load_labeled(path: str | Path, test_path: str | Path | None, extra: bool, image_size: int | None) -> Dataset:
     if str(path) in BUILTIN_DATASETS:
         return load_digits()
     path = Path(path)

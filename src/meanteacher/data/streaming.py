@@ -21,7 +21,8 @@ from ..errors import DataError
 from .batch import NO_LABEL
 from .augment import Normalizer
 from .batches import TwoStreamBatches
-from .folders import class_names, folder_entries, group_by_split
+from .folders import class_names, group_by_split
+from .image_files import folder_entries
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -48,6 +49,11 @@ class FolderIndex:
     def image_shape(self) -> tuple[int, int, int]:
         return (3, self.image_size, self.image_size)
 
+    @property
+    def pile_size(self) -> int:
+        """Streamed folders take no unlabeled pile."""
+        return 0
+
 
 def index_image_folder(path: str | Path, image_size: int = 224) -> FolderIndex:
     """Index ``path/train/<class>/*`` and ``path/test/<class>/*`` (or ``path/val/...``) without decoding."""
@@ -57,6 +63,9 @@ def index_image_folder(path: str | Path, image_size: int = 224) -> FolderIndex:
     splits = group_by_split(folder_entries(path, read=False), str(path))
     if "flat" in splits or "test" not in splits:
         raise DataError(f"{path}: streaming needs an image folder with train/ and test/ (or val/) sub-folders")
+    if splits.get("unlabeled"):
+        raise DataError(f"{path}: streamed folders do not take an unlabeled pile yet: leave out streaming, or move "
+                        "the unlabeled/ folder out")
     classes = class_names(splits, str(path))
     lists = {}
     for split in ("train", "test"):

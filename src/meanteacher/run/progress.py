@@ -13,22 +13,35 @@ from ..config import Config
 from ..auto import CONSISTENCY_PAYS_FROM_PASSES, STRONG_VIEW_EVIDENCE
 
 
-def plan_line(config: Config, dataset_name: str, train_images: int, labeled: int, labeled_per_batch: int | None, num_classes: int,
+def per_class_text(counts: list[int]) -> str:
+    """Labeled images per class, briefly: ``100 per class`` when even, else their range."""
+    return f"{counts[0]:,} per class" if min(counts) == max(counts) else f"{min(counts):,} to {max(counts):,} per class"
+
+
+def plan_line(config: Config, dataset_name: str, labeled_per_class: list[int], hidden: int, pile: int, labeled_per_batch: int | None,
               steps_left: int, run_dir: Path) -> str:
-    """One line on what the run will do: data, labels, steps, batch composition, network, run directory."""
+    """One line on what the run will do: its labeled images per class, its unlabeled ones (the pile and
+    the images whose labels are hidden), steps, the batch's labeled share, network and run directory."""
+    labeled = sum(labeled_per_class)
+    unlabeled = f"{hidden + pile:,} unlabeled"
+    if pile:
+        unlabeled += f" ({pile:,} from the pile, {hidden:,} with labels hidden)"
+    if config.method == "supervised" and hidden + pile:
+        unlabeled += ", which supervised-only does not use"
     if labeled_per_batch is None:
         batch = f"{config.batch_size} images (labeled and unlabeled alike)"
     else:
         passes = steps_left * labeled_per_batch / max(labeled, 1)
-        batch = f"{config.batch_size} images ({labeled_per_batch} labeled: {passes:,.0f} passes over the labeled images)"
+        share = f"{labeled_per_batch / config.batch_size:.0%}"
+        batch = f"{config.batch_size} images ({labeled_per_batch} labeled, {share}: {passes:,.0f} passes over the labeled images)"
         if config.method != "supervised" and passes < CONSISTENCY_PAYS_FROM_PASSES:
             batch += (f" - few for {config.method}: on CIFAR-10 Mean Teacher beat supervised-only from about "
                       f"{CONSISTENCY_PAYS_FROM_PASSES} passes (more --steps, or fewer labels per batch)")
         elif config.method != "supervised" and config.student_view != "weak":
             batch += f" - {STRONG_VIEW_EVIDENCE}"
     width = f" at width {config.arch_options['width']:g}" if isinstance(config.arch_options.get("width"), (int, float)) else ""
-    return (f"{config.method} on {dataset_name}: {train_images:,} training images, {labeled:,} labeled, {num_classes} classes; "
-            f"{steps_left:,} steps of {batch}; {config.arch}{width} in {config.precision}; run directory {run_dir}")
+    return (f"{config.method} on {dataset_name}: {labeled:,} labeled ({per_class_text(labeled_per_class)}, {len(labeled_per_class)} classes), "
+            f"{unlabeled}; {steps_left:,} steps of {batch}; {config.arch}{width} in {config.precision}; run directory {run_dir}")
 
 
 LONG_RUN_SECONDS = 4 * 3600

@@ -116,7 +116,8 @@ def load_data(config: Config) -> Dataset | FolderIndex:
     """The run's dataset: decoded into memory, or indexed for streaming (``config.image_size`` resolved)."""
     if config.streaming:
         return index_image_folder(config.dataset, config.image_size)
-    return load_dataset(config.dataset, config.test_data or None, extra=config.extra_unlabeled != 0, image_size=config.image_size)
+    return load_dataset(config.dataset, config.test_data or None, extra=config.extra_unlabeled != 0, image_size=config.image_size,
+                        unlabeled=config.unlabeled)
 
 
 def build_feed(
@@ -134,7 +135,7 @@ def build_feed(
     strong = None if config.student_view == "weak" else StrongAugmenter(
         config.strong_ops, config.strong_magnitude, config.cutout, geometric=config.student_view == "strong")
     feed = InMemoryFeed(dataset, masked_labels, split, config.normalize, augmenter, config.extra_unlabeled, config.seed, device,
-                        config.eval_batch_size, world.rank, world.size, strong)
+                        config.eval_batch_size, world.rank, world.size, strong, with_pile=not labeled_only)
     return feed, sample(extra=feed.extra)
 
 

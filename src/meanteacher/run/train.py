@@ -77,7 +77,7 @@ class Trainer:
         self.eval_every_bounded = config.eval_every is None  # automatic: spaced out as measured (budget.evaluations_within)
         self.dataset = dataset = load_data(config) if dataset is None else dataset
         self.split, self.masked_labels = make_split(dataset, config.labels, config.seed, config.label_file, config.validation_per_class)
-        all_labeled = len(self.split.unlabeled) == 0 and config.extra_unlabeled == 0
+        all_labeled = len(self.split.labeled) == len(self.split.unlabeled) and config.extra_unlabeled == 0 and not dataset.pile_size
         self.config = config = resolve_auto(config, dataset.num_classes, all_labeled, len(self.split.labeled), self.device.type)
         self.feed, self.sampler = build_feed(config, dataset, self.split, self.masked_labels, self.device, self.world)
         self.parts = build_parts(config, dataset.num_classes, dataset.image_shape, len(dataset.train_labels) + self.feed.extra,
@@ -330,9 +330,10 @@ class Trainer:
     # ------------------------------------------------------------------ what the run says
 
     def _plan(self) -> str:
-        data = self.dataset
-        return plan_line(self.config, data.name, len(data.train_labels), len(self.split.labeled), self.sampler.labeled_per_batch,
-                         data.num_classes, self.config.steps - self.global_step, self.run_dir.path)
+        data, labeled = self.dataset, self.split.labeled
+        per_class = torch.bincount(self.masked_labels[labeled], minlength=data.num_classes).tolist()
+        return plan_line(self.config, data.name, per_class, len(self.split.unlabeled) - len(labeled), data.pile_size,
+                         self.sampler.labeled_per_batch, self.config.steps - self.global_step, self.run_dir.path)
 
     def _summary(self, train_seconds: float, steps: int) -> dict[str, Any]:
         """The run's summary; its speed is that of the ``steps`` trained since this process started (``train_seconds``)."""
