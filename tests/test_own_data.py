@@ -141,7 +141,7 @@ def test_a_run_too_short_for_its_labels_is_told_before_it_starts(image_folder, t
                   "--set", "arch_options.width=0.125", "--set", "eval_every=20", "--out", str(tmp_path / "run"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     plan = [line for line in result.stderr.splitlines() if "run directory" in line]
-    assert "(75 labeled: 15 passes over the labeled images) - few for mean-teacher" in plan[0], plan
+    assert "(75 labeled, 75%: 15 passes over the labeled images) - few for mean-teacher" in plan[0], plan
 
 
 def test_bf16_is_the_default_only_on_a_cpu_that_computes_it_in_hardware(monkeypatch):
