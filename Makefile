@@ -6,7 +6,7 @@ TORCH_VERSION ?= 2.13.0
 # Extra pip flags for the torch install, e.g. a CPU-only package index on machines without a GPU.
 TORCH_PIP_FLAGS ?=
 
-.PHONY: install demo test test-kernels test-slow bench clean
+.PHONY: install demo test test-kernels test-slow lint bench clean
 
 # Tests whose numbers depend on which CPU kernels PyTorch picks: run again under other kernel sets, and with the
 # automatic settings seeing a CPU with bf16 in hardware (the suite otherwise pins one without).
@@ -29,6 +29,10 @@ test: install
 
 test-kernels: install
 	set -e; for setting in $(KERNEL_SETS); do echo "== $$setting"; env $$setting $(PY) -m pytest -q $(SENSITIVE_TESTS); done
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test-slow: install
 	$(PY) -m pytest -q -m slow

@@ -54,8 +54,11 @@ FIGURE = Path(__file__).resolve().parents[1] / "docs" / "figure3-cpu-{labels}-{s
 
 def tuning_grid() -> dict[tuple[int, str], dict[float, Job]]:
     """Per label count and tuned method, the run at seed 0 of each learning rate."""
-    return {(labels, method): {lr: recipe_job(labels, steps, method, 0, lr=lr) for lr in LEARNING_RATES}
-            for labels, steps in STEPS.items() for method in TUNED}
+    return {
+        (labels, method): {lr: recipe_job(labels, steps, method, 0, lr=lr) for lr in LEARNING_RATES}
+        for labels, steps in STEPS.items()
+        for method in TUNED
+    }
 
 
 def tune_jobs() -> list[Job]:
@@ -74,14 +77,21 @@ def learning_rate(choices: dict[tuple[int, str], float], labels: int, method: st
 
 def table_jobs(seeds: list[int], choices: dict[tuple[int, str], float]) -> list[Job]:
     """Every row's runs, the shorter budget's first, so that whole rows are finished early."""
-    return [recipe_job(labels, steps, method, seed, lr=learning_rate(choices, labels, method))
-            for labels, steps in STEPS.items() for seed in seeds for method in METHODS]
+    return [
+        recipe_job(labels, steps, method, seed, lr=learning_rate(choices, labels, method))
+        for labels, steps in STEPS.items()
+        for seed in seeds
+        for method in METHODS
+    ]
 
 
 def crossing_step(supervised: list[list[float]], teacher: list[list[float]], steps: list[int]) -> int | None:
     """The first evaluated step from which Mean Teacher's mean teacher error stays below supervised-only's
     mean EMA error until the end of the run (None if it never does)."""
-    means = [(mean_std([run[i] for run in supervised])[0], mean_std([run[i] for run in teacher])[0]) for i in range(len(steps))]
+    means = [
+        (mean_std([run[i] for run in supervised])[0], mean_std([run[i] for run in teacher])[0])
+        for i in range(len(steps))
+    ]
     ahead = [t < s for s, t in means]
     for i, step in enumerate(steps):
         if all(ahead[i:]):
@@ -94,14 +104,23 @@ def rows(jobs: list[Job], summaries: dict[str, dict[str, Any]]) -> list[dict[str
     out = []
     for labels, steps in STEPS.items():
         for method in METHODS:
-            runs = [summaries[j.name] for j in jobs if j.name in summaries and j.config.labels == labels and j.config.method == method]
+            runs = [
+                summaries[j.name]
+                for j in jobs
+                if j.name in summaries and j.config.labels == labels and j.config.method == method
+            ]
             if runs:
-                out.append({
-                    "labels": labels, "steps": steps, "method": method, "lr": runs[0]["lr"],
-                    "seeds": [r["seed"] for r in runs],
-                    "ema_error": mean_std([100 * r["ema_error"] for r in runs]),
-                    "student_error": mean_std([100 * r["student_error"] for r in runs]),
-                })
+                out.append(
+                    {
+                        "labels": labels,
+                        "steps": steps,
+                        "method": method,
+                        "lr": runs[0]["lr"],
+                        "seeds": [r["seed"] for r in runs],
+                        "ema_error": mean_std([100 * r["ema_error"] for r in runs]),
+                        "student_error": mean_std([100 * r["student_error"] for r in runs]),
+                    }
+                )
     return out
 
 
@@ -113,8 +132,11 @@ def figure(groups: dict[str, list[Path]], path: Path, title: str) -> int | None:
     steps, supervised = error_curves(groups["supervised"])
     teacher_steps, teacher = error_curves(groups["mean-teacher"])
     shared = [s for s in steps if s in teacher_steps]
-    return crossing_step([[run[steps.index(s)] for s in shared] for run in supervised],
-                         [[run[teacher_steps.index(s)] for s in shared] for run in teacher], shared)
+    return crossing_step(
+        [[run[steps.index(s)] for s in shared] for run in supervised],
+        [[run[teacher_steps.index(s)] for s in shared] for run in teacher],
+        shared,
+    )
 
 
 def figures(jobs: list[Job], out: Path) -> dict[str, int | None]:
@@ -122,26 +144,47 @@ def figures(jobs: list[Job], out: Path) -> dict[str, int | None]:
     Teacher pulls ahead in each."""
     crossings = {}
     for labels, steps in sorted({(j.config.labels, j.config.steps) for j in jobs}):
-        groups = {method: [out / j.name for j in jobs if (j.config.labels, j.config.steps, j.config.method) == (labels, steps, method)
-                           and (out / j.name / "summary.json").is_file()] for method in METHODS}
+        groups = {
+            method: [
+                out / j.name
+                for j in jobs
+                if (j.config.labels, j.config.steps, j.config.method) == (labels, steps, method)
+                and (out / j.name / "summary.json").is_file()
+            ]
+            for method in METHODS
+        }
         groups = {method: dirs for method, dirs in groups.items() if dirs}
         if groups:
-            crossings[f"{labels}-{steps}"] = figure(groups, Path(str(FIGURE).format(labels=labels, steps=steps)),
-                                                    f"CIFAR-10, {labels} labels, {steps} steps (EMA networks)")
+            crossings[f"{labels}-{steps}"] = figure(
+                groups,
+                Path(str(FIGURE).format(labels=labels, steps=steps)),
+                f"CIFAR-10, {labels} labels, {steps} steps (EMA networks)",
+            )
     return crossings
 
 
 def longer_jobs(seeds: list[int], choices: dict[tuple[int, str], float]) -> list[Job]:
     """Runs past the budgets of the table, for learning curves: supervised-only and Mean Teacher at the
     longer budgets of ``benchmarks.defaults`` (trained there), every method at those of ``CURVES``."""
-    from_defaults = [recipe_job(labels, steps, method, seed) for labels, steps in LONGER if steps != STEPS.get(labels)
-                     for seed in seeds for method in TUNED]
-    return from_defaults + [recipe_job(labels, steps, method, seed, lr=learning_rate(choices, labels, method))
-                            for labels, steps in CURVES for seed in seeds for method in METHODS]
+    from_defaults = [
+        recipe_job(labels, steps, method, seed)
+        for labels, steps in LONGER
+        if steps != STEPS.get(labels)
+        for seed in seeds
+        for method in TUNED
+    ]
+    return from_defaults + [
+        recipe_job(labels, steps, method, seed, lr=learning_rate(choices, labels, method))
+        for labels, steps in CURVES
+        for seed in seeds
+        for method in METHODS
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = tuned_runs_parser(__doc__, "write the runs, the chosen learning rates, the table and the crossings here", OUT).parse_args(argv)
+    args = tuned_runs_parser(
+        __doc__, "write the runs, the chosen learning rates, the table and the crossings here", OUT
+    ).parse_args(argv)
     out = Path(args.out)
     sweep = Sweep(tuning_grid(), lambda choices: table_jobs(args.seeds, choices) + longer_jobs(args.seeds, choices))
     tuning, choices, _ = sweep.run(args.phase, out, args.workers)
@@ -149,19 +192,32 @@ def main(argv: list[str] | None = None) -> int:
     summaries = finished(jobs, out)
     table = rows(jobs, summaries)
     for row in table:
-        print(f"{row['labels']:>5} {row['method']:<20} lr {row['lr']:g}  EMA {row['ema_error'][0]:.2f} ± {row['ema_error'][1]:.2f}  "
-              f"student {row['student_error'][0]:.2f} ± {row['student_error'][1]:.2f}  seeds {row['seeds']}")
+        print(
+            f"{row['labels']:>5} {row['method']:<20} lr {row['lr']:g}  EMA {row['ema_error'][0]:.2f} ± {row['ema_error'][1]:.2f}  "
+            f"student {row['student_error'][0]:.2f} ± {row['student_error'][1]:.2f}  seeds {row['seeds']}"
+        )
     longer = finished(longer_runs, out)
     crossings = figures(jobs + longer_runs, out)
     if args.json:
-        Path(args.json).write_text(json.dumps({
-            "steps": {str(k): v for k, v in STEPS.items()}, "learning_rates": LEARNING_RATES,
-            "chosen_lr": {f"{labels}-{method}": lr for (labels, method), lr in choices.items()},
-            "tuning": tuning, "runs": summaries, "rows": table, "longer_runs": longer,
-            "mean_teacher_ahead_from_step": {str(k): v for k, v in crossings.items()},
-            "cpu_hours": sum(s["seconds"] for s in (tuning | summaries | longer).values()) / 3600,
-            "machine": machine(), "date": today(),
-        }, indent=2) + "\n")
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "steps": {str(k): v for k, v in STEPS.items()},
+                    "learning_rates": LEARNING_RATES,
+                    "chosen_lr": {f"{labels}-{method}": lr for (labels, method), lr in choices.items()},
+                    "tuning": tuning,
+                    "runs": summaries,
+                    "rows": table,
+                    "longer_runs": longer,
+                    "mean_teacher_ahead_from_step": {str(k): v for k, v in crossings.items()},
+                    "cpu_hours": sum(s["seconds"] for s in (tuning | summaries | longer).values()) / 3600,
+                    "machine": machine(),
+                    "date": today(),
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     return 0
 
 

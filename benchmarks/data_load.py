@@ -17,7 +17,10 @@ from pathlib import Path
 
 from .common import SHARED_CIFAR, machine, today
 
-LOAD = "import sys, time; from meanteacher.data.sources import load_dataset; t = time.perf_counter(); load_dataset(sys.argv[1]); print(time.perf_counter() - t)"
+LOAD = (
+    "import sys, time; from meanteacher.data.sources import load_dataset; t = time.perf_counter(); "
+    "load_dataset(sys.argv[1]); print(time.perf_counter() - t)"
+)
 
 
 def load_seconds(data: str, cache: str) -> float:

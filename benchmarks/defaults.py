@@ -26,8 +26,15 @@ from meanteacher.config import Config, apply_settings
 from .common import SHARED_CIFAR, machine, today
 from .runner import Job, finished, run_jobs
 
-USER_RECIPE = {"arch_options": {"width": 0.25}, "precision": "bf16", "channels_last": True, "validation_per_class": 100,
-               "flip": False, "eval_every": 500, "student_view": "weak"}
+USER_RECIPE = {
+    "arch_options": {"width": 0.25},
+    "precision": "bf16",
+    "channels_last": True,
+    "validation_per_class": 100,
+    "flip": False,
+    "eval_every": 500,
+    "student_view": "weak",
+}
 """What a CPU user sets: a narrow net and bf16 to fit a CPU (channels_last for speed); no flips, an
 evaluation every 500 steps and the paper's noise for the student, the defaults when these runs were
 trained (the cadence and the student's view are automatic now), so that the recorded runs are the ones
@@ -58,12 +65,28 @@ def recipe_job(labels: int, steps: int, method: str, seed: int, lr: float = DEFA
     """One run of the user's recipe; named ``verify-LABELS-STEPS-METHOD-sSEED`` (with ``lr_suffix``),
     a name ``benchmarks.accuracy`` shares for the same run."""
     fields = {"phase": "verify", "labels": labels, "steps": steps, "method": method, "seed": seed, "lr": lr}
-    return Job(f"verify-{labels}-{steps}-{method}{lr_suffix(lr)}-s{seed}", recipe_config(**{k: v for k, v in fields.items() if k != "phase"}), fields)
+    return Job(
+        f"verify-{labels}-{steps}-{method}{lr_suffix(lr)}-s{seed}",
+        recipe_config(**{k: v for k, v in fields.items() if k != "phase"}),
+        fields,
+    )
 
 
 def choose_jobs(seeds: list[int]) -> list[Job]:
-    return [_job("choose", f"choose-c{int(c)}-l{k}-s{seed}", labels=1000, steps=1000, seed=seed, consistency=c, labeled_per_batch=k)
-            for seed in seeds for c in CHOICES["consistency"] for k in CHOICES["labeled_per_batch"]]
+    return [
+        _job(
+            "choose",
+            f"choose-c{int(c)}-l{k}-s{seed}",
+            labels=1000,
+            steps=1000,
+            seed=seed,
+            consistency=c,
+            labeled_per_batch=k,
+        )
+        for seed in seeds
+        for c in CHOICES["consistency"]
+        for k in CHOICES["labeled_per_batch"]
+    ]
 
 
 def _job(phase: str, name: str, **settings) -> Job:
@@ -79,31 +102,61 @@ images per batch of 100 tried there, on the validation split."""
 def share_jobs(seeds: list[int]) -> list[Job]:
     """Mean Teacher with each labeled share of ``SHORT_RUNS`` (and, at 4000 labels and 1500 steps, a
     consistency weight of 1 per class instead of 3 as the other way to let the labels through)."""
-    jobs = [_job("share", f"share-{labels}-{steps}-l{k}-s{seed}", labels=labels, steps=steps, seed=seed, labeled_per_batch=k)
-            for seed in seeds for (labels, steps), shares in SHORT_RUNS.items() for k in shares]
-    return jobs + [_job("share", f"share-4000-1500-l50-c10-s{seed}", labels=4000, steps=1500, seed=seed, labeled_per_batch=50, consistency=10.0)
-                   for seed in seeds]
+    jobs = [
+        _job(
+            "share", f"share-{labels}-{steps}-l{k}-s{seed}", labels=labels, steps=steps, seed=seed, labeled_per_batch=k
+        )
+        for seed in seeds
+        for (labels, steps), shares in SHORT_RUNS.items()
+        for k in shares
+    ]
+    return jobs + [
+        _job(
+            "share",
+            f"share-4000-1500-l50-c10-s{seed}",
+            labels=4000,
+            steps=1500,
+            seed=seed,
+            labeled_per_batch=50,
+            consistency=10.0,
+        )
+        for seed in seeds
+    ]
 
 
 def verify_jobs(seeds: list[int]) -> list[Job]:
     cells = [(labels, steps) for steps in BUDGETS for labels in LABELS] + list(LONGER)
-    return [recipe_job(labels, steps, method, seed)
-            for labels, steps in cells for seed in seeds for method in ("supervised", "mean-teacher")]
+    return [
+        recipe_job(labels, steps, method, seed)
+        for labels, steps in cells
+        for seed in seeds
+        for method in ("supervised", "mean-teacher")
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=OUT)
-    parser.add_argument("--phase", choices=("choose", "verify", "all", "report"), default="all", help="report: no training, the finished runs only")
+    parser.add_argument(
+        "--phase",
+        choices=("choose", "verify", "all", "report"),
+        default="all",
+        help="report: no training, the finished runs only",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", help="write every finished run's summary here")
     args = parser.parse_args(argv)
-    jobs = ((choose_jobs(args.seeds) + share_jobs(args.seeds) if args.phase in ("choose", "all", "report") else [])
-            + (verify_jobs(args.seeds) if args.phase != "choose" else []))
-    summaries = finished(jobs, Path(args.out)) if args.phase == "report" else run_jobs(jobs, Path(args.out), args.workers)
+    jobs = (choose_jobs(args.seeds) + share_jobs(args.seeds) if args.phase in ("choose", "all", "report") else []) + (
+        verify_jobs(args.seeds) if args.phase != "choose" else []
+    )
+    summaries = (
+        finished(jobs, Path(args.out)) if args.phase == "report" else run_jobs(jobs, Path(args.out), args.workers)
+    )
     if args.json:
-        Path(args.json).write_text(json.dumps({"runs": summaries, "machine": machine(), "date": today()}, indent=2) + "\n")
+        Path(args.json).write_text(
+            json.dumps({"runs": summaries, "machine": machine(), "date": today()}, indent=2) + "\n"
+        )
     return 0
 
 

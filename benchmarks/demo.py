@@ -32,15 +32,22 @@ def run_demo(setting: str) -> dict:
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "demo"
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "meanteacher", "demo", "--out", str(out), "--quiet"], check=True, env=env,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "meanteacher", "demo", "--out", str(out), "--quiet"],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
         seconds = time.perf_counter() - start
         errors: dict[str, list[float]] = {}
         for run in sorted(p for p in out.iterdir() if p.is_dir()):
             summary = read_summary(run)
             errors.setdefault(summary["method"], []).append(summary["ema_error"])
-    return {"seconds": round(seconds, 1), "errors": errors,
-            "mean_std": {method: [round(100 * v, 2) for v in mean_std(values)] for method, values in errors.items()}}
+    return {
+        "seconds": round(seconds, 1),
+        "errors": errors,
+        "mean_std": {method: [round(100 * v, 2) for v in mean_std(values)] for method, values in errors.items()},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         shown = ", ".join(f"{m} {v[0]:.1f} ± {v[1]:.1f} %" for m, v in results[setting]["mean_std"].items())
         print(f"{setting}: {shown} ({results[setting]['seconds']:.0f} s)", flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps({"kernel_sets": results, "machine": machine(), "date": today()}, indent=2) + "\n")
+        Path(args.json).write_text(
+            json.dumps({"kernel_sets": results, "machine": machine(), "date": today()}, indent=2) + "\n"
+        )
     return 0
 
 

@@ -46,8 +46,16 @@ def measure(repeats: int, device: str = "cpu") -> dict:
     loop = sorted(r[0] for r in rounds)[2]
     fast = sorted(r[1] for r in rounds)[2]
     params = sum(p.numel() for p in student.parameters())
-    return {"parameters": params, "tensors": len(list(student.parameters())), "loop_ms": 1e3 * loop,
-            "fused_ms": 1e3 * fast, "speedup": loop / fast, "device": device, "machine": machine(), "date": today()}
+    return {
+        "parameters": params,
+        "tensors": len(list(student.parameters())),
+        "loop_ms": 1e3 * loop,
+        "fused_ms": 1e3 * fast,
+        "speedup": loop / fast,
+        "device": device,
+        "machine": machine(),
+        "date": today(),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,8 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json")
     args = parser.parse_args(argv)
     result = measure(args.repeats, args.device)
-    print(f"ConvNet-13 ({result['parameters']:,} parameters in {result['tensors']} tensors) on {result['device']}: "
-          f"per-parameter loop {result['loop_ms']:.3f} ms, fused {result['fused_ms']:.3f} ms, {result['speedup']:.2f}x faster")
+    print(
+        f"ConvNet-13 ({result['parameters']:,} parameters in {result['tensors']} tensors) on {result['device']}: "
+        f"per-parameter loop {result['loop_ms']:.3f} ms, fused {result['fused_ms']:.3f} ms, {result['speedup']:.2f}x faster"
+    )
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(result, handle, indent=2)

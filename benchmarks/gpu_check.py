@@ -56,7 +56,13 @@ COMPILE_MODES = {
     "compile+graphs bf16+channels_last": {**BF16, "compile": True, "cuda_graphs": True},
 }
 PHASES = {  # name: the longest it may take on one H100, seconds
-    "environment": 45, "tests": 100, "equality": 80, "throughput": 80, "cifar": 150, "cpu-read": 45, "compile": 150,
+    "environment": 45,
+    "tests": 100,
+    "equality": 80,
+    "throughput": 80,
+    "cifar": 150,
+    "cpu-read": 45,
+    "compile": 150,
 }
 PAPER_PRESETS = {"mean-teacher": "cifar10-4000", "supervised": "cifar10-4000-supervised"}
 PAPER_SETTINGS = ["precision=bf16", "channels_last=true", "cuda_graphs=true", "checkpoint_seconds=30"]
@@ -87,15 +93,27 @@ def _synchronize() -> None:
 
 
 def phase_environment(args: argparse.Namespace) -> None:
-    info = {"date": today(), "python": sys.version.split()[0], "torch": torch.__version__, "cuda": torch.version.cuda,
-            "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None}
+    info = {
+        "date": today(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+    }
     if torch.cuda.is_available():
         properties = torch.cuda.get_device_properties(0)
-        info.update(device=properties.name, memory_gib=round(properties.total_memory / 2**30, 1),
-                    multiprocessors=properties.multi_processor_count)
+        info.update(
+            device=properties.name,
+            memory_gib=round(properties.total_memory / 2**30, 1),
+            multiprocessors=properties.multi_processor_count,
+        )
         with contextlib.suppress(OSError, subprocess.CalledProcessError):
-            info["driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                                            check=True, capture_output=True, text=True).stdout.strip()
+            info["driver"] = subprocess.run(
+                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
     else:
         info["device"] = "cpu"
     size = 512 if args.dry_run else 8192
@@ -124,8 +142,12 @@ def _median_seconds(run, repeats: int = 10) -> float:
 
 
 def phase_tests(args: argparse.Namespace) -> None:
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA", "tests/test_gpu.py"],
-                            cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA", "tests/test_gpu.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     (args.out / "pytest.txt").write_text(result.stdout + result.stderr)
     print(result.stdout[-3000:])
     summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
@@ -141,16 +163,28 @@ def _small(args: argparse.Namespace) -> dict:
 
 def phase_equality(args: argparse.Namespace) -> None:
     from meanteacher.config import load_preset
-    from meanteacher.teacher import unwrap
     from meanteacher.run.train import Trainer
+    from meanteacher.teacher import unwrap
 
     from .throughput import synthetic_cifar
 
     steps = 3 if args.dry_run else 30
     dataset = synthetic_cifar(images=2000)
-    schedule = {"steps": steps, "rampup_steps": steps // 2, "rampdown_steps": steps // 2, "ema_decay_rampup": 0.9,
-                "ema_decay": 0.99, "adam_beta2_rampup": 0.99, "consistency": 8.0, "labels": 1000, "normalize": "standardize",
-                "deterministic": True, "device": _device(args.dry_run), "dataset": "synthetic", **_small(args)}
+    schedule = {
+        "steps": steps,
+        "rampup_steps": steps // 2,
+        "rampdown_steps": steps // 2,
+        "ema_decay_rampup": 0.9,
+        "ema_decay": 0.99,
+        "adam_beta2_rampup": 0.99,
+        "consistency": 8.0,
+        "labels": 1000,
+        "normalize": "standardize",
+        "deterministic": True,
+        "device": _device(args.dry_run),
+        "dataset": "synthetic",
+        **_small(args),
+    }
     methods = EQUALITY_METHODS[:2] if args.dry_run else EQUALITY_METHODS
 
     def build(method, folder, **settings):
@@ -162,7 +196,9 @@ def phase_equality(args: argparse.Namespace) -> None:
         return trainer
 
     def state(trainer):
-        return list(unwrap(trainer.parts.model).state_dict().values()) + list(trainer.parts.method.ema.module.state_dict().values())
+        return list(unwrap(trainer.parts.model).state_dict().values()) + list(
+            trainer.parts.method.ema.module.state_dict().values()
+        )
 
     def largest(a, b):
         return max(float((x.double() - y.double()).abs().max()) for x, y in zip(state(a), state(b), strict=True))
@@ -175,7 +211,7 @@ def phase_equality(args: argparse.Namespace) -> None:
             plain = build(method, scratch / f"{method}-plain")
             graphed = None if args.dry_run else build(method, scratch / f"{method}-graph", cuda_graphs=True)
             graph_vs_twin, twin_vs_plain = [], []
-            for step in range(steps):
+            for _step in range(steps):
                 twin.step()
                 plain.step()
                 twin_vs_plain.append(largest(twin, plain))
@@ -184,8 +220,11 @@ def phase_equality(args: argparse.Namespace) -> None:
                     graph_vs_twin.append(largest(graphed, twin))
             entry = {"steps": steps, "twin_vs_default_eager_final": twin_vs_plain[-1]}
             if graphed is not None:
-                entry.update(captured=graphed.parts.optimize.graph is not None, graph_vs_twin_max=max(graph_vs_twin),
-                             first_differing_step=next((i for i, d in enumerate(graph_vs_twin) if d > 0), None))
+                entry.update(
+                    captured=graphed.parts.optimize.graph is not None,
+                    graph_vs_twin_max=max(graph_vs_twin),
+                    first_differing_step=next((i for i, d in enumerate(graph_vs_twin) if d > 0), None),
+                )
         except Exception as error:  # noqa: BLE001 - written down, and the next method still runs
             entry = {"error": f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}"}
         print(method, json.dumps(entry), flush=True)
@@ -203,7 +242,9 @@ def _throughput(args: argparse.Namespace, modes: dict[str, dict]) -> None:
     scratch = args.out / "scratch-throughput"
     scratch.mkdir(parents=True, exist_ok=True)
     for method in METHODS:
-        flops = flops_per_step(make_trainer(dataset, method, "cpu" if args.dry_run else "cuda", scratch, **_small(args)))
+        flops = flops_per_step(
+            make_trainer(dataset, method, "cpu" if args.dry_run else "cuda", scratch, **_small(args))
+        )
         for mode, settings in modes.items():
             if args.dry_run and (settings.get("cuda_graphs") or settings.get("compile")):
                 continue  # CUDA graphs need a GPU; compiling on a CPU takes minutes
@@ -213,8 +254,11 @@ def _throughput(args: argparse.Namespace, modes: dict[str, dict]) -> None:
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats()
                 seconds = seconds_per_step(trainer, repeats, block, warmup)
-                entry.update(step_ms=round(seconds * 1e3, 3), images_per_s=round(trainer.config.batch_size / seconds),
-                             tflops=round(flops / seconds / 1e12, 2))
+                entry.update(
+                    step_ms=round(seconds * 1e3, 3),
+                    images_per_s=round(trainer.config.batch_size / seconds),
+                    tflops=round(flops / seconds / 1e12, 2),
+                )
                 if peak:
                     entry["share_of_bf16_peak"] = round(flops / seconds / 1e12 / peak, 4)
                 if device.type == "cuda":
@@ -240,11 +284,43 @@ def phase_compile(args: argparse.Namespace) -> None:
 
 def _cifar_command(args: argparse.Namespace, out: Path, graphs: bool) -> list[str]:
     if args.dry_run:
-        command = ["train", "--data", "digits", "--labels", "50", "--steps", "20", "--device", "cpu", "--precision", "fp32",
-                   "--set", "arch_options.width=0.125", "--set", "arch_options.pools=1"]  # fp32 as cpu-read evaluates
+        command = [
+            "train",
+            "--data",
+            "digits",
+            "--labels",
+            "50",
+            "--steps",
+            "20",
+            "--device",
+            "cpu",
+            "--precision",
+            "fp32",
+            "--set",
+            "arch_options.width=0.125",
+            "--set",
+            "arch_options.pools=1",
+        ]  # fp32 as cpu-read evaluates
     else:
-        command = ["train", "--data", str(args.data), "--labels", "4000", "--steps", "4000", "--device", "cuda",
-                   "--precision", "bf16", "--set", "channels_last=true", "--set", "flip=true", "--seed", "1"]
+        command = [
+            "train",
+            "--data",
+            str(args.data),
+            "--labels",
+            "4000",
+            "--steps",
+            "4000",
+            "--device",
+            "cuda",
+            "--precision",
+            "bf16",
+            "--set",
+            "channels_last=true",
+            "--set",
+            "flip=true",
+            "--seed",
+            "1",
+        ]
     if graphs:
         command += ["--set", "cuda_graphs=true"]
     return [sys.executable, "-m", "meanteacher", *command, "--out", str(out), "--quiet"]
@@ -263,8 +339,20 @@ def phase_cifar(args: argparse.Namespace) -> None:
         entry = {"returncode": result.returncode, "wall_s": round(time.perf_counter() - started, 1)}
         if result.returncode == 0:
             summary = json.loads((run_dir / "summary.json").read_text())
-            entry.update({key: summary.get(key) for key in ("steps", "ema_error", "student_error", "train_seconds",
-                                                             "eval_seconds", "checkpoint_seconds", "images_per_second")})
+            entry.update(
+                {
+                    key: summary.get(key)
+                    for key in (
+                        "steps",
+                        "ema_error",
+                        "student_error",
+                        "train_seconds",
+                        "eval_seconds",
+                        "checkpoint_seconds",
+                        "images_per_second",
+                    )
+                }
+            )
         else:
             entry["error"] = (result.stderr.strip().splitlines() or ["?"])[-1][:300]
         print(name, json.dumps(entry), flush=True)
@@ -277,8 +365,13 @@ def phase_cpu_read(args: argparse.Namespace) -> None:
         raise SystemExit("no run with a checkpoint to read (the cifar phase writes them)")
     environment = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
     for run_dir in runs:
-        result = subprocess.run([sys.executable, "-m", "meanteacher", "evaluate", str(run_dir), "--json", "--precision", "fp32"],
-                                cwd=ROOT, capture_output=True, text=True, env=environment)
+        result = subprocess.run(
+            [sys.executable, "-m", "meanteacher", "evaluate", str(run_dir), "--json", "--precision", "fp32"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env=environment,
+        )
         entry: dict = {"returncode": result.returncode}
         if result.returncode == 0:
             entry.update(json.loads(result.stdout))
@@ -290,8 +383,13 @@ def phase_cpu_read(args: argparse.Namespace) -> None:
 
 
 PHASE_FUNCTIONS = {
-    "environment": phase_environment, "tests": phase_tests, "equality": phase_equality, "throughput": phase_throughput,
-    "cifar": phase_cifar, "cpu-read": phase_cpu_read, "compile": phase_compile,
+    "environment": phase_environment,
+    "tests": phase_tests,
+    "equality": phase_equality,
+    "throughput": phase_throughput,
+    "cifar": phase_cifar,
+    "cpu-read": phase_cpu_read,
+    "compile": phase_compile,
 }
 
 
@@ -309,14 +407,41 @@ def paper(args: argparse.Namespace) -> int:
         if (run_dir / "checkpoint.pt").is_file():
             command = ["train", "--resume", str(run_dir)]
         elif args.dry_run:
-            command = ["train", "--data", "digits", "--labels", "50", "--steps", "2000", "--method", method, "--device", "cpu",
-                       "--set", "arch_options.width=0.125", "--set", "arch_options.pools=1", "--set", "checkpoint_every=20", "--set", "eval_every=20",
-                       "--set", "checkpoint_seconds=1", "--out", str(run_dir)]
+            command = [
+                "train",
+                "--data",
+                "digits",
+                "--labels",
+                "50",
+                "--steps",
+                "2000",
+                "--method",
+                method,
+                "--device",
+                "cpu",
+                "--set",
+                "arch_options.width=0.125",
+                "--set",
+                "arch_options.pools=1",
+                "--set",
+                "checkpoint_every=20",
+                "--set",
+                "eval_every=20",
+                "--set",
+                "checkpoint_seconds=1",
+                "--out",
+                str(run_dir),
+            ]
         else:
             command = ["train", "--preset", preset, "--data", str(args.data), "--out", str(run_dir)]
             command += [part for setting in PAPER_SETTINGS for part in ("--set", setting)]
-        processes[method] = subprocess.Popen([sys.executable, "-m", "meanteacher", *command, "--quiet"], cwd=ROOT,
-                                             stdout=log, stderr=log, start_new_session=True)
+        processes[method] = subprocess.Popen(
+            [sys.executable, "-m", "meanteacher", *command, "--quiet"],
+            cwd=ROOT,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + args.budget
     while time.monotonic() < deadline and any(p.poll() is None for p in processes.values()):
         time.sleep(1)
@@ -337,23 +462,39 @@ def paper(args: argparse.Namespace) -> int:
             entry.update(steps=state["step"], seconds=round(state["elapsed"], 1), train_seconds=round(train_seconds, 1))
             if state["step"]:
                 per_step = state["elapsed"] / state["step"]
-                entry["full_run_hours_at_this_speed"] = round(RunDirectory(run_dir).read_config().steps * per_step / 3600, 2)
+                entry["full_run_hours_at_this_speed"] = round(
+                    RunDirectory(run_dir).read_config().steps * per_step / 3600, 2
+                )
                 entry["steps_per_9_minutes"] = int(540 / per_step)
             if total:
                 entry["steps"] = total
-        lines = [line for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()] if (run_dir / "metrics.jsonl").is_file() else []
+        lines = (
+            [line for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+            if (run_dir / "metrics.jsonl").is_file()
+            else []
+        )
         if lines:
             last = json.loads(lines[-1])
-            entry.update(evaluated_at=last["step"], ema_error=last.get("ema_error"), student_error=last.get("student_error"))
+            entry.update(
+                evaluated_at=last["step"], ema_error=last.get("ema_error"), student_error=last.get("student_error")
+            )
             plot_curves(run_dir / "metrics.jsonl", args.out / f"curves-{method}.png")
             shutil.copy(run_dir / "metrics.jsonl", args.out / f"metrics-{method}.jsonl")
         if entry["finished"]:
             shutil.copy(run_dir / "summary.json", args.out / f"summary-{method}.json")
         print(method, json.dumps(entry), flush=True)
         _update_json(args.out / "gpu.json", f"paper/{method}", entry)
-    _update_json(args.out / "gpu.json", "paper/settings", {"presets": PAPER_PRESETS, "set": PAPER_SETTINGS, "torch": torch.__version__,
-                                                          "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-                                                          "date": today()})
+    _update_json(
+        args.out / "gpu.json",
+        "paper/settings",
+        {
+            "presets": PAPER_PRESETS,
+            "set": PAPER_SETTINGS,
+            "torch": torch.__version__,
+            "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+            "date": today(),
+        },
+    )
     return 0
 
 
@@ -395,7 +536,9 @@ def _pack_runs(out: Path) -> None:
     runs = out / "runs"
     if runs.is_dir():
         with tarfile.open(out / "runs.tar.gz", "w:gz") as archive:
-            archive.add(runs, arcname="runs", filter=lambda member: None if member.name.endswith("checkpoint.pt") else member)
+            archive.add(
+                runs, arcname="runs", filter=lambda member: None if member.name.endswith("checkpoint.pt") else member
+            )
         shutil.rmtree(runs)
 
 
@@ -404,18 +547,27 @@ def table(out: Path) -> str:
     results = json.loads((out / "gpu.json").read_text()) if (out / "gpu.json").is_file() else {}
     phases = json.loads((out / "phases.json").read_text()) if (out / "phases.json").is_file() else {}
     environment = results.get("environment", {})
-    lines = [f"\n{environment.get('device', '?')}, torch {environment.get('torch', '?')}, CUDA {environment.get('cuda')}; "
-             f"bf16 matmul {environment.get('bf16_matmul_tflops', '?')} TFLOP/s, copy {environment.get('copy_gb_per_s', '?')} GB/s"]
-    lines += [f"phase {name:<12} {entry['status']}" + (f" ({entry['seconds']} s)" if "seconds" in entry else "") for name, entry in phases.items()]
+    lines = [
+        f"\n{environment.get('device', '?')}, torch {environment.get('torch', '?')}, CUDA {environment.get('cuda')}; "
+        f"bf16 matmul {environment.get('bf16_matmul_tflops', '?')} TFLOP/s, copy {environment.get('copy_gb_per_s', '?')} GB/s"
+    ]
+    lines += [
+        f"phase {name:<12} {entry['status']}" + (f" ({entry['seconds']} s)" if "seconds" in entry else "")
+        for name, entry in phases.items()
+    ]
     for key, entry in results.items():
         if key.startswith("equality/"):
             lines.append(f"{key:<36} " + ("; ".join(f"{k} {v}" for k, v in entry.items())))
         elif key.startswith("throughput/"):
-            shown = entry.get("error") or (f"{entry['step_ms']} ms/step, {entry['images_per_s']} img/s, {entry['tflops']} TFLOP/s"
-                                           + (f", {entry['share_of_bf16_peak']:.1%} of peak" if "share_of_bf16_peak" in entry else ""))
+            shown = entry.get("error") or (
+                f"{entry['step_ms']} ms/step, {entry['images_per_s']} img/s, {entry['tflops']} TFLOP/s"
+                + (f", {entry['share_of_bf16_peak']:.1%} of peak" if "share_of_bf16_peak" in entry else "")
+            )
             lines.append(f"{key:<56} {shown}")
         elif key.startswith(("cifar/", "cpu_read/", "paper/")):
-            lines.append(f"{key:<20} " + ", ".join(f"{k} {v}" for k, v in entry.items() if not isinstance(v, (dict, list))))
+            lines.append(
+                f"{key:<20} " + ", ".join(f"{k} {v}" for k, v in entry.items() if not isinstance(v, (dict, list)))
+            )
     return "\n".join(lines)
 
 
@@ -425,8 +577,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, help="the CIFAR-10 archive (cifar10-jpeg.tar.gz) for the CIFAR-10 runs")
     parser.add_argument("--budget", type=float, default=480.0, help="seconds for all phases together")
     parser.add_argument("--dry-run", action="store_true", help="on the CPU at tiny sizes: checks the plumbing")
-    parser.add_argument("--paper", action="store_true", help="train the cifar10-4000 presets (Mean Teacher, supervised-only)")
-    parser.add_argument("--runs", default=str(ROOT / ".gpu-check" / "paper"), help="run directories of --paper (kept for resuming)")
+    parser.add_argument(
+        "--paper", action="store_true", help="train the cifar10-4000 presets (Mean Teacher, supervised-only)"
+    )
+    parser.add_argument(
+        "--runs", default=str(ROOT / ".gpu-check" / "paper"), help="run directories of --paper (kept for resuming)"
+    )
     parser.add_argument("--phase", choices=list(PHASE_FUNCTIONS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -24,9 +24,8 @@ from pathlib import Path
 
 import torch
 
-from meanteacher.config import Config
-
 from meanteacher.auto import CONSISTENCY_PAYS_FROM_PASSES
+from meanteacher.config import Config
 from meanteacher.data.dataset import Dataset
 from meanteacher.run.train import Trainer
 
@@ -40,11 +39,15 @@ def synthetic(size: int, images: int = 1000) -> Dataset:
     generator = torch.Generator().manual_seed(0)
     pixels = torch.randint(0, 256, (images, 3, size, size), dtype=torch.uint8, generator=generator)
     labels = torch.arange(images) % 10
-    return Dataset(f"synthetic-{size}", pixels, labels, pixels[:100].clone(), labels[:100].clone(), [str(c) for c in range(10)])
+    return Dataset(
+        f"synthetic-{size}", pixels, labels, pixels[:100].clone(), labels[:100].clone(), [str(c) for c in range(10)]
+    )
 
 
 def step_seconds(size: int, width: float, repeats: int, scratch: Path) -> tuple[float, str]:
-    config = Config(dataset="synthetic", labels=100, steps=10**6, arch_options={"width": width}, device="cpu", flip=True)
+    config = Config(
+        dataset="synthetic", labels=100, steps=10**6, arch_options={"width": width}, device="cpu", flip=True
+    )
     trainer = Trainer(config, scratch / f"{size}-{width}", progress=False, dataset=synthetic(size))
     trainer.parts.method.model.train()
     return median_seconds(trainer.step, repeats, warmup=2), trainer.config.precision
@@ -65,8 +68,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    results: dict = {"machine": machine(), "date": today(), "threads": torch.get_num_threads(), "repeats": args.repeats,
-                     "steps_wanted": STEPS_WANTED, "minutes": MINUTES, "step_seconds": {}}
+    results: dict = {
+        "machine": machine(),
+        "date": today(),
+        "threads": torch.get_num_threads(),
+        "repeats": args.repeats,
+        "steps_wanted": STEPS_WANTED,
+        "minutes": MINUTES,
+        "step_seconds": {},
+    }
+
     def measure(size: int, width: float) -> float:
         if str(width) not in results["step_seconds"].get(str(size), {}):
             seconds, results["precision"] = step_seconds(size, width, args.repeats, Path(folder))
@@ -88,10 +99,17 @@ def main(argv: list[str] | None = None) -> int:
 def table(results: dict) -> str:
     """The step times, one row per size (a dash where a width was not measured at that size)."""
     widths = sorted({w for by_width in results["step_seconds"].values() for w in by_width}, key=float)
-    rows = [[size, *(f"{by_width[w]:.3f}" if w in by_width else "–" for w in widths),
-             f"{MINUTES * 60 / by_width['0.25']:,.0f}" if "0.25" in by_width else "–"]
-            for size, by_width in results["step_seconds"].items()]
-    return markdown_table(["image size (px)", *(f"s/step, width {w}" for w in widths), f"steps in {MINUTES} min, width 0.25"], rows)
+    rows = [
+        [
+            size,
+            *(f"{by_width[w]:.3f}" if w in by_width else "–" for w in widths),
+            f"{MINUTES * 60 / by_width['0.25']:,.0f}" if "0.25" in by_width else "–",
+        ]
+        for size, by_width in results["step_seconds"].items()
+    ]
+    return markdown_table(
+        ["image size (px)", *(f"s/step, width {w}" for w in widths), f"steps in {MINUTES} min, width 0.25"], rows
+    )
 
 
 if __name__ == "__main__":

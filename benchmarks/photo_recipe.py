@@ -5,7 +5,8 @@ The tuning folder is built like the photo benchmark's (``benchmarks.photos``) fr
 training images, so no image of that benchmark is seen here: ``tune/train/<class>/`` holds the
 ``TRAIN_PER_CLASS`` images of each class that follow the benchmark's ``PER_CLASS`` (as many as a run on
 that folder trains on: it holds out every ``HELD_OUT_EVERY``-th image as its test set),
-``tune/val/<class>/`` the ``VALIDATION_PER_CLASS`` after those; all upscaled to 160 x 120. A run's "test" error on this folder is its validation error. Each recipe runs at the steps a
+``tune/val/<class>/`` the ``VALIDATION_PER_CLASS`` after those; all upscaled to 160 x 120. A run's "test" error on this
+folder is its validation error. Each recipe runs at the steps a
 10-minute run of its method plans on this machine (``STEPS``), with every other setting automatic.
 
     python -m benchmarks.photo_recipe [--phase train|report] [--seeds 0 1 2] [--recipes NAME ...] [--json docs/bench/photo_recipe.json]
@@ -73,8 +74,19 @@ def recipe_jobs(folder: Path, seeds: list[int], recipes: list[str]) -> list[Job]
                     continue
                 settings = {"labels": LABELS, **RECIPES[recipe]}
                 config = Config(dataset=str(folder), steps=STEPS[method], seed=seed, method=method, **settings)
-                jobs.append(Job(f"{method}-{recipe}-s{seed}", config,
-                                {"method": method, "recipe": recipe, "seed": seed, "labels": config.labels, "steps": STEPS[method]}))
+                jobs.append(
+                    Job(
+                        f"{method}-{recipe}-s{seed}",
+                        config,
+                        {
+                            "method": method,
+                            "recipe": recipe,
+                            "seed": seed,
+                            "labels": config.labels,
+                            "steps": STEPS[method],
+                        },
+                    )
+                )
     return jobs
 
 
@@ -82,13 +94,21 @@ def baselines(recipe: str) -> set[str]:
     """What a Mean Teacher recipe is compared with: supervised-only with the same student view (kind and
     magnitude) and labels, and with the weak student where the labels are ``LABELS``; for a recipe that
     changes the teacher's settings, also Mean Teacher with that view and automatic settings."""
+
     def view(name: str) -> tuple[str, float, int]:
-        return RECIPES[name]["student_view"], RECIPES[name].get("strong_magnitude", 1.0), RECIPES[name].get("labels", LABELS)
+        return (
+            RECIPES[name]["student_view"],
+            RECIPES[name].get("strong_magnitude", 1.0),
+            RECIPES[name].get("labels", LABELS),
+        )
 
     same_view = [name for name in RECIPES if name not in TEACHER_ONLY and view(name) == view(recipe)]
     weak = {"supervised/weak-student"} if view(recipe)[2] == LABELS else set()
-    return (weak | {f"supervised/{name}" for name in same_view}
-            | ({f"mean-teacher/{name}" for name in same_view} if recipe in TEACHER_ONLY else set()))
+    return (
+        weak
+        | {f"supervised/{name}" for name in same_view}
+        | ({f"mean-teacher/{name}" for name in same_view} if recipe in TEACHER_ONLY else set())
+    )
 
 
 def verdict(runs: dict[str, dict]) -> dict:
@@ -97,7 +117,10 @@ def verdict(runs: dict[str, dict]) -> dict:
     cells: dict[str, dict] = {}
     for run in runs.values():
         cells.setdefault(f"{run['method']}/{run['recipe']}", {})[run["seed"]] = run["ema_error"] * 100
-    out = {name: {"label_sets": len(errors), "validation_error": mean_std(list(errors.values()))} for name, errors in sorted(cells.items())}
+    out = {
+        name: {"label_sets": len(errors), "validation_error": mean_std(list(errors.values()))}
+        for name, errors in sorted(cells.items())
+    }
     for name, errors in cells.items():
         method, recipe = name.split("/")
         if method != "mean-teacher":
@@ -105,7 +128,11 @@ def verdict(runs: dict[str, dict]) -> dict:
         for baseline in sorted(baselines(recipe) & cells.keys()):
             seeds = sorted(errors.keys() & cells[baseline].keys())
             gains = [cells[baseline][s] - errors[s] for s in seeds]
-            out[name][f"gain_over_{baseline}"] = {"label_sets": len(seeds), "gain": mean_std(gains), "wins": sum(g > 0 for g in gains)}
+            out[name][f"gain_over_{baseline}"] = {
+                "label_sets": len(seeds),
+                "gain": mean_std(gains),
+                "wins": sum(g > 0 for g in gains),
+            }
     return out
 
 
@@ -114,10 +141,15 @@ def table(result: dict) -> str:
     rows = []
     for name, cell in result["verdict"].items():
         error = cell["validation_error"]
-        gains = [f"{g['gain'][0]:+.2f} ± {g['gain'][1]:.2f} over {key.removeprefix('gain_over_')} ({g['wins']}/{g['label_sets']})"
-                 for key, g in cell.items() if key.startswith("gain_over_")]
+        gains = [
+            f"{g['gain'][0]:+.2f} ± {g['gain'][1]:.2f} over {key.removeprefix('gain_over_')} ({g['wins']}/{g['label_sets']})"
+            for key, g in cell.items()
+            if key.startswith("gain_over_")
+        ]
         rows.append([name, cell["label_sets"], f"{error[0]:.2f} ± {error[1]:.2f}", "; ".join(gains) or "–"])
-    return markdown_table(["method/recipe", "label sets", "validation error of the EMA network (%)", "paired gain (points; wins)"], rows)
+    return markdown_table(
+        ["method/recipe", "label sets", "validation error of the EMA network (%)", "paired gain (points; wins)"], rows
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,14 +158,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--recipes", nargs="+", choices=sorted(RECIPES), default=list(RECIPES))
     parser.add_argument("--work", type=Path, default=Path("/tmp/photos-bench"))
-    parser.add_argument("--workers", type=int, default=1, help="runs side by side, sharing the cores (default 1: on 2 cores a Mean Teacher run alone with both threads took 666 s, two side by side with a thread each 2,108 s each)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="runs side by side, sharing the cores (default 1: on 2 cores a Mean Teacher run alone with both threads "
+        "took 666 s, two side by side with a thread each 2,108 s each)",
+    )
     parser.add_argument("--out", default=OUT)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     jobs = recipe_jobs(make_tuning_folder(args.work), args.seeds, args.recipes)
     runs = finished(jobs, Path(args.out)) if args.phase == "report" else run_jobs(jobs, Path(args.out), args.workers)
-    result = {"machine": machine(), "date": today(), "command": f"python -m benchmarks.photo_recipe --seeds {' '.join(map(str, args.seeds))}",
-              "runs": runs, "verdict": verdict(runs)}
+    result = {
+        "machine": machine(),
+        "date": today(),
+        "command": f"python -m benchmarks.photo_recipe --seeds {' '.join(map(str, args.seeds))}",
+        "runs": runs,
+        "verdict": verdict(runs),
+    }
     print(table(result))
     if args.json:
         write_result(args.json, result)

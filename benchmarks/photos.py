@@ -46,7 +46,9 @@ def make_photos(archive: Path, out: Path, per_class: int = PER_CLASS, skip: int 
     if out.is_dir() and sum(1 for _ in out.glob("*/*.jpg")) == 10 * per_class:
         return 10 * per_class
     with tarfile.open(archive) as tar:
-        train = sorted((m for m in tar.getmembers() if m.isfile() and m.name.split("/")[-3:-2] == ["train"]), key=lambda m: m.name)
+        train = sorted(
+            (m for m in tar.getmembers() if m.isfile() and m.name.split("/")[-3:-2] == ["train"]), key=lambda m: m.name
+        )
         wanted: dict[str, str] = {}  # member name -> destination
         seen: dict[str, int] = {}
         for member in train:
@@ -57,7 +59,11 @@ def make_photos(archive: Path, out: Path, per_class: int = PER_CLASS, skip: int 
                 wanted[member.name] = f"{cls}/{index:04d}.jpg"
         for member in tar.getmembers():  # in archive order: one pass over the compressed stream
             if member.name in wanted:
-                image = Image.open(io.BytesIO(tar.extractfile(member).read())).convert("RGB").resize(PHOTO_SIZE, Image.BICUBIC)
+                image = (
+                    Image.open(io.BytesIO(tar.extractfile(member).read()))
+                    .convert("RGB")
+                    .resize(PHOTO_SIZE, Image.BICUBIC)
+                )
                 (out / wanted[member.name]).parent.mkdir(parents=True, exist_ok=True)
                 image.save(out / wanted[member.name], quality=90)
     return len(wanted)
@@ -68,17 +74,34 @@ def jobs() -> dict[str, tuple[list[str], dict]]:
     out: dict[str, tuple[list[str], dict]] = {"no-flags": ([], {"method": "mean-teacher", "minutes": None, "seed": 0})}
     for seed in SEEDS:
         for method in ("mean-teacher", "supervised"):
-            out[f"{method}-10m-seed{seed}"] = (["--time", "10m", "--seed", str(seed), "--method", method],
-                                               {"method": method, "minutes": 10, "seed": seed})
+            out[f"{method}-10m-seed{seed}"] = (
+                ["--time", "10m", "--seed", str(seed), "--method", method],
+                {"method": method, "minutes": 10, "seed": seed},
+            )
     for minutes in (2, 5):
-        out[f"mean-teacher-{minutes}m-seed0"] = (["--time", f"{minutes}m", "--seed", "0"], {"method": "mean-teacher", "minutes": minutes, "seed": 0})
+        out[f"mean-teacher-{minutes}m-seed0"] = (
+            ["--time", f"{minutes}m", "--seed", "0"],
+            {"method": "mean-teacher", "minutes": minutes, "seed": 0},
+        )
     return out
 
 
 def run_one(work: Path, name: str, arguments: list[str]) -> dict:
     """Train one run in a fresh process from ``work`` (where ``photos/`` is); the times of its lines."""
     run_dir = work / "runs" / name
-    command = [sys.executable, "-m", "meanteacher", "train", "--data", "photos", "--labels", "100", *arguments, "--out", str(run_dir)]
+    command = [
+        sys.executable,
+        "-m",
+        "meanteacher",
+        "train",
+        "--data",
+        "photos",
+        "--labels",
+        "100",
+        *arguments,
+        "--out",
+        str(run_dir),
+    ]
     if run_dir.exists():
         subprocess.run(["rm", "-rf", str(run_dir)], check=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -95,14 +118,31 @@ def run_one(work: Path, name: str, arguments: list[str]) -> dict:
     seconds = round(time.perf_counter() - start, 1)
     plan = next((t for t, text in lines if " on photos: " in text), None)
     estimate = next((t for t, text in lines if "to go" in text), None)
-    result = {"command": "meanteacher " + " ".join(command[3:]).replace(str(run_dir), f"runs/{name}"), "wall_seconds": seconds,
-              "plan_seconds": plan, "estimate_seconds": estimate, "first_lines": [text for _, text in lines[:6]]}
+    result = {
+        "command": "meanteacher " + " ".join(command[3:]).replace(str(run_dir), f"runs/{name}"),
+        "wall_seconds": seconds,
+        "plan_seconds": plan,
+        "estimate_seconds": estimate,
+        "first_lines": [text for _, text in lines[:6]],
+    }
     if arguments:
         summary = read_summary(run_dir)
         if summary is None:
             raise RuntimeError(f"{name}: no summary; its output ended with: {lines[-3:]}")
-        result.update({key: summary.get(key) for key in ("steps", "ema_error", "student_error", "seconds", "eval_seconds",
-                                                          "checkpoint_seconds", "train_seconds")})
+        result.update(
+            {
+                key: summary.get(key)
+                for key in (
+                    "steps",
+                    "ema_error",
+                    "student_error",
+                    "seconds",
+                    "eval_seconds",
+                    "checkpoint_seconds",
+                    "train_seconds",
+                )
+            }
+        )
         metrics = (run_dir / "metrics.jsonl").read_text().splitlines()
         result["evaluations"] = len(metrics)
     return result
@@ -117,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     print(f"photo folder: {make_photos(SHARED_CIFAR, args.work / 'photos')} images", flush=True)
     results = json.loads(args.json.read_text()) if args.json.exists() else {}
-    results.update({"machine": machine(), "date": today(), "threads": os.cpu_count(), "command": "python -m benchmarks.photos"})
+    results.update(
+        {"machine": machine(), "date": today(), "threads": os.cpu_count(), "command": "python -m benchmarks.photos"}
+    )
     runs = results.setdefault("runs", {})
     for name, (arguments, fields) in jobs().items():
         if name in runs or (args.only and name not in args.only):
@@ -133,12 +175,20 @@ def main(argv: list[str] | None = None) -> int:
 def paired(results: dict) -> dict | None:
     """Mean Teacher against supervised-only at 10 minutes over the label sets where both finished."""
     runs = results["runs"]
-    pairs = [(runs[f"mean-teacher-10m-seed{s}"]["ema_error"], runs[f"supervised-10m-seed{s}"]["ema_error"])
-             for s in SEEDS if f"mean-teacher-10m-seed{s}" in runs and f"supervised-10m-seed{s}" in runs]
+    pairs = [
+        (runs[f"mean-teacher-10m-seed{s}"]["ema_error"], runs[f"supervised-10m-seed{s}"]["ema_error"])
+        for s in SEEDS
+        if f"mean-teacher-10m-seed{s}" in runs and f"supervised-10m-seed{s}" in runs
+    ]
     if not pairs:
         return None
-    return {"label_sets": len(pairs), "mean_teacher": mean_std([m for m, _ in pairs]), "supervised": mean_std([s for _, s in pairs]),
-            "gain": mean_std([s - m for m, s in pairs]), "wins": sum(m < s for m, s in pairs)}
+    return {
+        "label_sets": len(pairs),
+        "mean_teacher": mean_std([m for m, _ in pairs]),
+        "supervised": mean_std([s for _, s in pairs]),
+        "gain": mean_std([s - m for m, s in pairs]),
+        "wins": sum(m < s for m, s in pairs),
+    }
 
 
 def planned_steps(run: dict) -> int | None:
@@ -151,18 +201,49 @@ def planned_steps(run: dict) -> int | None:
 def table(results: dict) -> str:
     """One row per run: time asked and taken, steps planned and trained, evaluations, errors."""
     rows = []
-    for name, run in results["runs"].items():
+    for _name, run in results["runs"].items():
         asked = f"{run['minutes']} min" if run["minutes"] else "(no --time)"
         taken = f"{run['wall_seconds'] / 60:.2f} min" if run["minutes"] else "stopped"
         off = f"{100 * (run['wall_seconds'] / (60 * run['minutes']) - 1):+.1f} %" if run["minutes"] else "–"
         planned = planned_steps(run)
-        steps = "–" if "steps" not in run else f"{run['steps']:,}" if planned in (None, run["steps"]) else f"{planned:,} → {run['steps']:,}"
-        rows.append([run["method"], run["seed"], asked, taken, off, steps, run.get("evaluations", "–"),
-                     run["plan_seconds"], run["estimate_seconds"],
-                     f"{100 * run['ema_error']:.1f}" if run.get("ema_error") is not None else "–",
-                     f"{100 * run['student_error']:.1f}" if run.get("student_error") is not None else "–"])
-    return markdown_table(["method", "label set", "time asked", "took", "off by", "steps (planned → refitted)", "evaluations", "plan line (s)",
-                           "first estimate (s)", "EMA error (%)", "student error (%)"], rows)
+        steps = (
+            "–"
+            if "steps" not in run
+            else f"{run['steps']:,}"
+            if planned in (None, run["steps"])
+            else f"{planned:,} → {run['steps']:,}"
+        )
+        rows.append(
+            [
+                run["method"],
+                run["seed"],
+                asked,
+                taken,
+                off,
+                steps,
+                run.get("evaluations", "–"),
+                run["plan_seconds"],
+                run["estimate_seconds"],
+                f"{100 * run['ema_error']:.1f}" if run.get("ema_error") is not None else "–",
+                f"{100 * run['student_error']:.1f}" if run.get("student_error") is not None else "–",
+            ]
+        )
+    return markdown_table(
+        [
+            "method",
+            "label set",
+            "time asked",
+            "took",
+            "off by",
+            "steps (planned → refitted)",
+            "evaluations",
+            "plan line (s)",
+            "first estimate (s)",
+            "EMA error (%)",
+            "student error (%)",
+        ],
+        rows,
+    )
 
 
 if __name__ == "__main__":

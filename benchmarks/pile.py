@@ -93,9 +93,15 @@ def job(out: Path, row: str, seed: int) -> Job:
     """One run of the CPU recipe on seed ``seed``'s class folders with ``row``'s pile."""
     paths = label_set(out, seed)
     base = load_preset("cifar10-cpu-1000")
-    settings: dict[str, Any] = {"dataset": str(paths["labeled"]), "test_data": str(paths["test"]), "labels": 0,
-                                "validation_per_class": 0, "seed": seed, "eval_every": base.steps // EVALUATIONS,
-                                "method": "supervised" if row == "supervised" else "mean-teacher"}
+    settings: dict[str, Any] = {
+        "dataset": str(paths["labeled"]),
+        "test_data": str(paths["test"]),
+        "labels": 0,
+        "validation_per_class": 0,
+        "seed": seed,
+        "eval_every": base.steps // EVALUATIONS,
+        "method": "supervised" if row == "supervised" else "mean-teacher",
+    }
     if row in paths:
         settings["unlabeled"] = [str(paths[row])]
     return Job(f"{row}-s{seed}", apply_settings(base, settings, "pile benchmark"), {"row": row, "seed": seed})
@@ -119,7 +125,11 @@ def report(out: Path, seeds: list[int]) -> dict[str, Any]:
         errors = {seed: _final_error(out / f"{row}-s{seed}") for seed in seeds if f"{row}-s{seed}" in done}
         if not errors:
             continue
-        entry: dict[str, Any] = {"pile": pile_size(row), "error": mean_std(list(errors.values())), "per_label_set": errors}
+        entry: dict[str, Any] = {
+            "pile": pile_size(row),
+            "error": mean_std(list(errors.values())),
+            "per_label_set": errors,
+        }
         paired = sorted(set(errors) & set(supervised))
         if row != "supervised" and paired:
             gains = [supervised[s] - errors[s] for s in paired]
@@ -132,18 +142,39 @@ def plot(table: dict[str, Any], path: Path) -> None:
     """The paired gain over supervised-only against the pile's size (the off-topic pile as its own mark)."""
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(6, 4))
-    on_topic = [(entry["pile"], *entry["gain_over_supervised"]["gain"]) for row, entry in table.items()
-                if row.startswith("pile-") and "gain_over_supervised" in entry]
+    on_topic = [
+        (entry["pile"], *entry["gain_over_supervised"]["gain"])
+        for row, entry in table.items()
+        if row.startswith("pile-") and "gain_over_supervised" in entry
+    ]
     if on_topic:
         sizes, gains, stds = zip(*on_topic)
-        axis.errorbar([max(s, 500) for s in sizes], gains, yerr=stds, marker="o", capsize=3, label="Mean Teacher, pile of the same classes")
+        axis.errorbar(
+            [max(s, 500) for s in sizes],
+            gains,
+            yerr=stds,
+            marker="o",
+            capsize=3,
+            label="Mean Teacher, pile of the same classes",
+        )
     if "gain_over_supervised" in table.get(OFF_TOPIC, {}):
         gain, std = table[OFF_TOPIC]["gain_over_supervised"]["gain"]
-        axis.errorbar([OFF_TOPIC_SIZE], [gain], yerr=[std], marker="s", color="C3", capsize=3, label=f"off-topic pile ({len(OFF_TOPIC_CLASSES)} classes)")
+        axis.errorbar(
+            [OFF_TOPIC_SIZE],
+            [gain],
+            yerr=[std],
+            marker="s",
+            color="C3",
+            capsize=3,
+            label=f"off-topic pile ({len(OFF_TOPIC_CLASSES)} classes)",
+        )
     axis.axhline(0, color="grey", linewidth=1)
     axis.set_xscale("log")
-    axis.set(xlabel="unlabeled images in the pile (0 drawn at 500)", ylabel="test error points below supervised-only",
-             title="CIFAR-10, 1000 labels, 1500 steps: what the pile buys")
+    axis.set(
+        xlabel="unlabeled images in the pile (0 drawn at 500)",
+        ylabel="test error points below supervised-only",
+        title="CIFAR-10, 1000 labels, 1500 steps: what the pile buys",
+    )
     axis.grid(alpha=0.3)
     axis.legend()
     save_figure(figure, path)
@@ -161,8 +192,14 @@ def decode_rate(out: Path) -> dict[str, Any]:
     seconds = time.perf_counter() - start
     grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     images = len(pile["ids"])
-    return {"images": images, "seconds": round(seconds, 1), "per_second": round(images / seconds), "tensor_mib": round(pile["images"].numel() / 2**20, 1),
-            "peak_memory_growth_mib": round(grown / 1024, 1), "image_shape": [3, 32, 32]}
+    return {
+        "images": images,
+        "seconds": round(seconds, 1),
+        "per_second": round(images / seconds),
+        "tensor_mib": round(pile["images"].numel() / 2**20, 1),
+        "peak_memory_growth_mib": round(grown / 1024, 1),
+        "image_shape": [3, 32, 32],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,7 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     previous = json.loads(Path(args.json).read_text()) if args.json and Path(args.json).is_file() else {}
     decode = previous.get("decode")
     if args.phase == "decode":
-        decode = decode_rate(out) | {"machine": machine(), "date": today(), "command": "python -m benchmarks.pile --phase decode"}
+        decode = decode_rate(out) | {
+            "machine": machine(),
+            "date": today(),
+            "command": "python -m benchmarks.pile --phase decode",
+        }
         print(json.dumps(decode, indent=2))
     elif args.phase == "table":
         for seed in args.seeds:  # one label set at a time: every finished one is paired
@@ -191,8 +232,16 @@ def main(argv: list[str] | None = None) -> int:
         groups = {row: [out / f"{row}-s{seed}" for seed in entry["per_label_set"]] for row, entry in table.items()}
         plot_comparison(groups, CURVES, "CIFAR-10, 1000 labels, 1500 steps: test error by pile")
     if args.json:
-        write_result(Path(args.json), {"machine": machine(), "date": today(), "table": table, "decode": decode,
-                                       "command": f"python -m benchmarks.pile --seeds {' '.join(map(str, args.seeds))}"})
+        write_result(
+            Path(args.json),
+            {
+                "machine": machine(),
+                "date": today(),
+                "table": table,
+                "decode": decode,
+                "command": f"python -m benchmarks.pile --seeds {' '.join(map(str, args.seeds))}",
+            },
+        )
     return 0
 
 

@@ -17,8 +17,11 @@ from meanteacher.report import ema_name, plot_confusion, pyplot, save_figure
 from meanteacher.run.rundir import RunDirectory, read_confusion
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-PANELS = (("error", ("error/ema_error", "error/student_error")), ("cost", ("cost/class_cost", "cost/consistency_cost")),
-          ("schedule", ("schedule/lr", "schedule/consistency_weight", "schedule/ema_decay")))
+PANELS = (
+    ("error", ("error/ema_error", "error/student_error")),
+    ("cost", ("cost/class_cost", "cost/consistency_cost")),
+    ("schedule", ("schedule/lr", "schedule/consistency_weight", "schedule/ema_decay")),
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     method = RunDirectory(run).read_config().method
     shutil.copyfile(run / "curves.png", DOCS / "after-run-curves.png")
     confusion = read_confusion(run)
-    plot_confusion(confusion["ema"], confusion["classes"], DOCS / "after-run-confusion.png", f"{ema_name(method)}, test images")
+    plot_confusion(
+        confusion["ema"], confusion["classes"], DOCS / "after-run-confusion.png", f"{ema_name(method)}, test images"
+    )
     events = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0})
     events.Reload()
     plt = pyplot()

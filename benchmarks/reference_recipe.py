@@ -54,8 +54,14 @@ class ReferenceRecipe:
         labels[labeled] = dataset.train_labels.numpy()[labeled]
         mean = images.mean(axis=(0, 2, 3), keepdims=True)[0] / 255.0
         std = images.std(axis=(0, 2, 3), keepdims=True)[0] / 255.0
-        self.loader = DataLoader(PerImageTwoViews(images, labels, mean, std), batch_size=batch_size, shuffle=True,
-                                 num_workers=workers, drop_last=True, persistent_workers=workers > 0)
+        self.loader = DataLoader(
+            PerImageTwoViews(images, labels, mean, std),
+            batch_size=batch_size,
+            shuffle=True,
+            num_workers=workers,
+            drop_last=True,
+            persistent_workers=workers > 0,
+        )
         self.iterator = iter(self.loader)
         self.student = ConvNet13(dataset.num_classes, width=width)
         self.teacher = ConvNet13(dataset.num_classes, width=width)

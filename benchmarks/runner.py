@@ -13,9 +13,10 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from meanteacher.config import Config
 from meanteacher.run.rundir import read_summary
@@ -26,7 +27,12 @@ def tuned_runs_parser(description: str, json_help: str, out: str) -> argparse.Ar
     ``--phase tune|table|all|report``, ``--seeds``, ``--workers``, ``--out`` and ``--json``."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=out)
-    parser.add_argument("--phase", choices=("tune", "table", "all", "report"), default="all", help="report: no training, the finished runs only")
+    parser.add_argument(
+        "--phase",
+        choices=("tune", "table", "all", "report"),
+        default="all",
+        help="report: no training, the finished runs only",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", help=json_help)
@@ -68,8 +74,11 @@ class Sweep:
         if phase in ("tune", "all"):
             run_jobs(grid_jobs, out, workers)
         tuning = finished(grid_jobs, out)
-        choices = {cell: value for cell, jobs in self.grid.items()
-                   if (value := choose_on_validation({v: tuning.get(job.name) for v, job in jobs.items()})) is not None}
+        choices = {
+            cell: value
+            for cell, jobs in self.grid.items()
+            if (value := choose_on_validation({v: tuning.get(job.name) for v, job in jobs.items()})) is not None
+        }
         table = self.table(choices)
         if phase in ("table", "all"):
             untuned = [str(cell) for cell in self.grid if cell not in choices]
@@ -131,8 +140,11 @@ def run_jobs(jobs: list[Job], out: Path, workers: int = 2, threads: int | None =
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
     pending = [job for job in jobs if not (out / job.name / "summary.json").is_file()]
     total_steps = sum(job.config.steps for job in pending)
-    print(f"{len(jobs) - len(pending)} of {len(jobs)} runs already finished; {len(pending)} to train "
-          f"({total_steps} steps) with {workers} workers", flush=True)
+    print(
+        f"{len(jobs) - len(pending)} of {len(jobs)} runs already finished; {len(pending)} to train "
+        f"({total_steps} steps) with {workers} workers",
+        flush=True,
+    )
     started, done_steps, run_seconds = time.perf_counter(), 0, 0.0
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
@@ -152,8 +164,11 @@ def run_jobs(jobs: list[Job], out: Path, workers: int = 2, threads: int | None =
             run_seconds += summary["seconds"]
             running = min(workers, len(futures) - count)  # runs left, training side by side
             eta = run_seconds / done_steps * (total_steps - done_steps) / max(running, 1)
-            print(f"[{count}/{len(futures)}] {job.name}: EMA error {summary['ema_error']:.2%}, student {summary['student_error']:.2%} "
-                  f"({summary['seconds']:.0f} s); elapsed {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min", flush=True)
+            print(
+                f"[{count}/{len(futures)}] {job.name}: EMA error {summary['ema_error']:.2%}, student {summary['student_error']:.2%} "
+                f"({summary['seconds']:.0f} s); elapsed {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min",
+                flush=True,
+            )
     return finished(jobs, out)
 
 
@@ -212,7 +227,9 @@ def restore(source: Path, out: Path) -> int:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Keep finished runs beyond this machine: archive OUT FILE.tar.gz, or restore FILE.tar.gz OUT.")
+    parser = argparse.ArgumentParser(
+        description="Keep finished runs beyond this machine: archive OUT FILE.tar.gz, or restore FILE.tar.gz OUT."
+    )
     parser.add_argument("action", choices=("archive", "restore"))
     parser.add_argument("first", type=Path)
     parser.add_argument("second", type=Path)

@@ -35,8 +35,19 @@ METHODS = ("supervised", "pi", "mean-teacher", "temporal-ensembling", "vat", "me
 
 
 def bench_config(data: str, method: str, precision: str, width: float, batch_size: int) -> Config:
-    return Config(dataset=data, labels=4000, method=method, precision=precision, arch_options={"width": width},
-                  batch_size=batch_size, labeled_per_batch=-1, flip=True, steps=10**6, rampup_steps=0, device="cpu")
+    return Config(
+        dataset=data,
+        labels=4000,
+        method=method,
+        precision=precision,
+        arch_options={"width": width},
+        batch_size=batch_size,
+        labeled_per_batch=-1,
+        flip=True,
+        steps=10**6,
+        rampup_steps=0,
+        device="cpu",
+    )
 
 
 def time_steps(trainer: Trainer, repeats: int, warmup: int = 2) -> float:
@@ -58,7 +69,12 @@ def measure(data: str, width: float, repeats: int, batch_size: int, precisions: 
     with tempfile.TemporaryDirectory() as scratch:
         for precision in precisions:
             for method in METHODS:
-                trainer = Trainer(bench_config(data, method, precision, width, batch_size), Path(scratch) / f"{method}-{precision}", progress=False, dataset=dataset)
+                trainer = Trainer(
+                    bench_config(data, method, precision, width, batch_size),
+                    Path(scratch) / f"{method}-{precision}",
+                    progress=False,
+                    dataset=dataset,
+                )
                 trainer.parts.method.model.train()
                 seconds = time_steps(trainer, repeats)
                 entry = {"step_s": seconds, "images_per_s": batch_size / seconds}
@@ -72,7 +88,12 @@ def measure(data: str, width: float, repeats: int, batch_size: int, precisions: 
         fast = bench_config(data, "mean-teacher", "bf16", width, batch_size)
         fast.channels_last = True
         contenders = {
-            "fp32": Trainer(bench_config(data, "mean-teacher", "fp32", width, batch_size), Path(scratch) / "ours", progress=False, dataset=dataset),
+            "fp32": Trainer(
+                bench_config(data, "mean-teacher", "fp32", width, batch_size),
+                Path(scratch) / "ours",
+                progress=False,
+                dataset=dataset,
+            ),
             "bf16+channels_last": Trainer(fast, Path(scratch) / "fast", progress=False, dataset=dataset),
         }
         for trainer in contenders.values():
@@ -86,7 +107,10 @@ def measure(data: str, width: float, repeats: int, batch_size: int, precisions: 
     results["repeats"] = repeats
     results["reference_step_s"] = statistics.median(r[0] for r in rounds)
     results["versus_reference"] = {
-        name: {"step_s": statistics.median(r[i + 1] for r in rounds), "speedup": statistics.median(r[0] / r[i + 1] for r in rounds)}
+        name: {
+            "step_s": statistics.median(r[i + 1] for r in rounds),
+            "speedup": statistics.median(r[0] / r[i + 1] for r in rounds),
+        }
         for i, name in enumerate(contenders)
     }
     return results
@@ -99,9 +123,23 @@ def measure_views(data: str, width: float, repeats: int, batch_size: int) -> dic
 
     dataset = load_dataset(data)
     with tempfile.TemporaryDirectory() as scratch:
-        trainers = {view: Trainer(Config(dataset=data, labels=4000, arch_options={"width": width}, batch_size=batch_size, steps=10**6,
-                                         student_view=view, device="cpu"), Path(scratch) / view, progress=False, dataset=dataset)
-                    for view in ("weak", "strong")}
+        trainers = {
+            view: Trainer(
+                Config(
+                    dataset=data,
+                    labels=4000,
+                    arch_options={"width": width},
+                    batch_size=batch_size,
+                    steps=10**6,
+                    student_view=view,
+                    device="cpu",
+                ),
+                Path(scratch) / view,
+                progress=False,
+                dataset=dataset,
+            )
+            for view in ("weak", "strong")
+        }
         weak, strong = trainers["weak"], trainers["strong"]
         for trainer in trainers.values():
             trainer.parts.method.model.train()
@@ -119,29 +157,66 @@ def measure_views(data: str, width: float, repeats: int, batch_size: int) -> dic
             rounds.append((step_s, strong_step_s, weak_batch, strong_batch, logging))
         events.close()
     median = lambda index: statistics.median(r[index] for r in rounds)  # noqa: E731
-    return {"machine": machine(), "date": today(), "width": width, "batch_size": batch_size, "repeats": repeats,
-            "precision": weak.config.precision, "step_s": median(0), "strong_step_s": median(1), "weak_batch_s": median(2),
-            "strong_batch_s": median(3), "tensorboard_record_s": median(4),
-            "strong_view_share": statistics.median((r[3] - r[2]) / r[0] for r in rounds),
-            "strong_step_ratio": statistics.median(r[1] / r[0] for r in rounds),
-            "tensorboard_share": statistics.median(r[4] / r[0] for r in rounds),
-            "command": f"python -m benchmarks.speed --part views --width {width} --repeats {repeats}"}
+    return {
+        "machine": machine(),
+        "date": today(),
+        "width": width,
+        "batch_size": batch_size,
+        "repeats": repeats,
+        "precision": weak.config.precision,
+        "step_s": median(0),
+        "strong_step_s": median(1),
+        "weak_batch_s": median(2),
+        "strong_batch_s": median(3),
+        "tensorboard_record_s": median(4),
+        "strong_view_share": statistics.median((r[3] - r[2]) / r[0] for r in rounds),
+        "strong_step_ratio": statistics.median(r[1] / r[0] for r in rounds),
+        "tensorboard_share": statistics.median(r[4] / r[0] for r in rounds),
+        "command": f"python -m benchmarks.speed --part views --width {width} --repeats {repeats}",
+    }
 
 
 def views_table(result: dict) -> str:
     """The strong view's and TensorBoard's cost next to the step."""
-    rows = [["Mean Teacher step (weak views)", f"{1e3 * result['step_s']:.1f}", "100"],
-            ["Mean Teacher step (strong student view)", f"{1e3 * result['strong_step_s']:.1f}", f"{100 * result['strong_step_ratio']:.1f}"],
-            ["the batch's views, weak", f"{1e3 * result['weak_batch_s']:.2f}", f"{100 * result['weak_batch_s'] / result['step_s']:.2f}"],
-            ["the batch's views, strong student", f"{1e3 * result['strong_batch_s']:.2f}", f"{100 * result['strong_batch_s'] / result['step_s']:.2f}"],
-            ["strong view's extra time", f"{1e3 * (result['strong_batch_s'] - result['weak_batch_s']):.2f}", f"{100 * result['strong_view_share']:.2f}"],
-            ["TensorBoard, one logged record", f"{1e3 * result['tensorboard_record_s']:.2f}", f"{100 * result['tensorboard_share']:.3f}"]]
+    rows = [
+        ["Mean Teacher step (weak views)", f"{1e3 * result['step_s']:.1f}", "100"],
+        [
+            "Mean Teacher step (strong student view)",
+            f"{1e3 * result['strong_step_s']:.1f}",
+            f"{100 * result['strong_step_ratio']:.1f}",
+        ],
+        [
+            "the batch's views, weak",
+            f"{1e3 * result['weak_batch_s']:.2f}",
+            f"{100 * result['weak_batch_s'] / result['step_s']:.2f}",
+        ],
+        [
+            "the batch's views, strong student",
+            f"{1e3 * result['strong_batch_s']:.2f}",
+            f"{100 * result['strong_batch_s'] / result['step_s']:.2f}",
+        ],
+        [
+            "strong view's extra time",
+            f"{1e3 * (result['strong_batch_s'] - result['weak_batch_s']):.2f}",
+            f"{100 * result['strong_view_share']:.2f}",
+        ],
+        [
+            "TensorBoard, one logged record",
+            f"{1e3 * result['tensorboard_record_s']:.2f}",
+            f"{100 * result['tensorboard_share']:.3f}",
+        ],
+    ]
     return markdown_table(["what", "ms", "% of a weak step"], rows)
 
 
 def predict_rate(trainer: Trainer, dataset) -> float:
-    run = LoadedRun(trainer.config, dataset.classes, dataset.image_shape, trainer.feed.normalizer,
-                    {"student": trainer.parts.model, "ema": trainer.parts.method.ema.module})
+    run = LoadedRun(
+        trainer.config,
+        dataset.classes,
+        dataset.image_shape,
+        trainer.feed.normalizer,
+        {"student": trainer.parts.model, "ema": trainer.parts.method.ema.module},
+    )
     images = dataset.test_images[:2000]
     start = time.perf_counter()
     run.predict(images)
@@ -157,17 +232,34 @@ def table(results: dict) -> str:
         method, precision = key.split("/")
         supervised = steps[f"supervised/{precision}"]["step_s"]
         mean_teacher = steps[f"mean-teacher/{precision}"]["step_s"]
-        rows.append([method, precision, f"{1e3 * entry['step_s']:.0f}", f"{entry['images_per_s']:.0f}", f"{entry['step_s'] / supervised:.2f}",
-                     f"{entry['step_s'] / mean_teacher:.2f}"])
-    text = markdown_table(["method", "precision", "ms / step", "images / s", "step / supervised step", "step / Mean Teacher step"], rows)
+        rows.append(
+            [
+                method,
+                precision,
+                f"{1e3 * entry['step_s']:.0f}",
+                f"{entry['images_per_s']:.0f}",
+                f"{entry['step_s'] / supervised:.2f}",
+                f"{entry['step_s'] / mean_teacher:.2f}",
+            ]
+        )
+    text = markdown_table(
+        ["method", "precision", "ms / step", "images / s", "step / supervised step", "step / Mean Teacher step"], rows
+    )
     mt = steps["mean-teacher/fp32"]
-    text += (f"\nMean Teacher, fp32: data side (sampling + two augmented views) {1e3 * mt['data_s']:.2f} ms = "
-             f"{100 * mt['data_s'] / mt['step_s']:.1f}% of the step; EMA update {1e3 * mt['ema_s']:.2f} ms = "
-             f"{100 * mt['ema_s'] / mt['step_s']:.2f}% of the step; predict {mt['predict_images_per_s']:.0f} images/s.\n")
-    text += (f"\nReference recipe (per-image augmentation in 2 DataLoader workers, separate forward calls, "
-             f"per-parameter EMA loop, fp32): {1e3 * results['reference_step_s']:.0f} ms/step. Alternating with it "
-             f"in rounds of 3 steps each (median of per-round ratios):\n\n")
-    rows = [[f"ours, {name}", f"{1e3 * entry['step_s']:.0f}", f"{entry['speedup']:.2f}x"] for name, entry in results["versus_reference"].items()]
+    text += (
+        f"\nMean Teacher, fp32: data side (sampling + two augmented views) {1e3 * mt['data_s']:.2f} ms = "
+        f"{100 * mt['data_s'] / mt['step_s']:.1f}% of the step; EMA update {1e3 * mt['ema_s']:.2f} ms = "
+        f"{100 * mt['ema_s'] / mt['step_s']:.2f}% of the step; predict {mt['predict_images_per_s']:.0f} images/s.\n"
+    )
+    text += (
+        f"\nReference recipe (per-image augmentation in 2 DataLoader workers, separate forward calls, "
+        f"per-parameter EMA loop, fp32): {1e3 * results['reference_step_s']:.0f} ms/step. Alternating with it "
+        f"in rounds of 3 steps each (median of per-round ratios):\n\n"
+    )
+    rows = [
+        [f"ours, {name}", f"{1e3 * entry['step_s']:.0f}", f"{entry['speedup']:.2f}x"]
+        for name, entry in results["versus_reference"].items()
+    ]
     return text + markdown_table(["Mean Teacher step", "ms / step", "faster than the reference recipe"], rows)
 
 

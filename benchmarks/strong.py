@@ -39,32 +39,62 @@ ROWS = (("supervised", "weak"), ("supervised", "strong"), ("mean-teacher", "weak
 FIGURE = Path(__file__).resolve().parents[1] / "docs" / "strong-{tag}-{labels}-{steps}-{precision}.png"
 
 
-def job(labels: int, steps: int, method: str, seed: int, view: str, magnitude: float = 1.0, consistency: float | None = None,
-        phase: str = "table", precision: str = "bf16", data: str | None = None) -> Job:
+def job(
+    labels: int,
+    steps: int,
+    method: str,
+    seed: int,
+    view: str,
+    magnitude: float = 1.0,
+    consistency: float | None = None,
+    phase: str = "table",
+    precision: str = "bf16",
+    data: str | None = None,
+) -> Job:
     """One run of the CPU Table 2 recipe with the student's view (and, strong, its magnitude and Mean Teacher's
     weight), in the recipe's bf16 or in ``precision``, on the shared CIFAR-10 archive or on ``data`` (a copy
     of it elsewhere: same run, same name)."""
     base = recipe_job(labels, steps, method, seed, lr=LR)
-    settings: dict[str, Any] = {} if view == "weak" else {"student_view": view, "strong_magnitude": magnitude,
-                                                           **({"consistency": consistency} if consistency else {})}
+    settings: dict[str, Any] = (
+        {}
+        if view == "weak"
+        else {
+            "student_view": view,
+            "strong_magnitude": magnitude,
+            **({"consistency": consistency} if consistency else {}),
+        }
+    )
     if precision != base.config.precision:
         settings["precision"] = precision
     config = apply_settings(base.config, {"dataset": data}, "strong benchmark") if data else base.config
     if not settings:
         return Job(base.name, config, base.fields)  # the very run benchmarks.accuracy trains
-    name = (f"strong-{labels}-{steps}-{method}" + ("-weak" if view == "weak" else f"-m{magnitude:g}")
-            + (f"-c{consistency:g}" if consistency and view != "weak" else "") + ("" if precision == "bf16" else f"-{precision}") + f"-s{seed}")
-    return Job(name, apply_settings(config, settings, "strong benchmark"),
-               {**base.fields, **settings, "view": view, "precision": precision, "phase": phase})
+    name = (
+        f"strong-{labels}-{steps}-{method}"
+        + ("-weak" if view == "weak" else f"-m{magnitude:g}")
+        + (f"-c{consistency:g}" if consistency and view != "weak" else "")
+        + ("" if precision == "bf16" else f"-{precision}")
+        + f"-s{seed}"
+    )
+    return Job(
+        name,
+        apply_settings(config, settings, "strong benchmark"),
+        {**base.fields, **settings, "view": view, "precision": precision, "phase": phase},
+    )
 
 
 def sweep(seeds: list[int], precision: str = "bf16", data: str | None = None) -> Sweep:
     """Tuning at seed 0, then the four rows of every cell on ``seeds``."""
     grid = {
-        "supervised": {(m, 0.0): job(1000, 1500, "supervised", 0, "strong", m, phase="tune", precision=precision, data=data)
-                       for m in MAGNITUDES},
-        "mean-teacher": {(m, c): job(1000, 1500, "mean-teacher", 0, "strong", m, c, phase="tune", precision=precision, data=data)
-                         for m in MAGNITUDES for c in CONSISTENCY},
+        "supervised": {
+            (m, 0.0): job(1000, 1500, "supervised", 0, "strong", m, phase="tune", precision=precision, data=data)
+            for m in MAGNITUDES
+        },
+        "mean-teacher": {
+            (m, c): job(1000, 1500, "mean-teacher", 0, "strong", m, c, phase="tune", precision=precision, data=data)
+            for m in MAGNITUDES
+            for c in CONSISTENCY
+        },
     }
 
     def table(choices: dict[str, tuple[float, float]]) -> list[Job]:
@@ -73,7 +103,19 @@ def sweep(seeds: list[int], precision: str = "bf16", data: str | None = None) ->
             for seed in seeds:
                 for method, view in ROWS:
                     magnitude, consistency = choices.get(method, (1.0, 0.0))
-                    jobs.append(job(labels, steps, method, seed, view, magnitude, consistency or None, precision=precision, data=data))
+                    jobs.append(
+                        job(
+                            labels,
+                            steps,
+                            method,
+                            seed,
+                            view,
+                            magnitude,
+                            consistency or None,
+                            precision=precision,
+                            data=data,
+                        )
+                    )
         return jobs
 
     return Sweep(grid, table)
@@ -98,13 +140,23 @@ def _rows(rows: dict[str, dict[int, float]]) -> dict[str, Any]:
 
 def _error_at(run: Path, step: int) -> float:
     """The EMA network's test error (%) of a run at the evaluation of ``step``."""
-    return next(100 * r["ema_error"] for r in read_metrics(run / "metrics.jsonl") if r["step"] == step and "ema_error" in r)
+    return next(
+        100 * r["ema_error"] for r in read_metrics(run / "metrics.jsonl") if r["step"] == step and "ema_error" in r
+    )
 
 
 def _cell_jobs(table_jobs: list[Job], labels: int, steps: int) -> dict[str, list[Job]]:
-    return {f"{method}/{view}": [j for j in table_jobs if j.fields["labels"] == labels and j.fields["steps"] == steps
-                                 and j.fields["method"] == method and j.fields.get("view", "weak") == view]
-            for method, view in ROWS}
+    return {
+        f"{method}/{view}": [
+            j
+            for j in table_jobs
+            if j.fields["labels"] == labels
+            and j.fields["steps"] == steps
+            and j.fields["method"] == method
+            and j.fields.get("view", "weak") == view
+        ]
+        for method, view in ROWS
+    }
 
 
 def report(runs: dict[str, dict[str, Any]], table_jobs: list[Job], out: Path) -> dict[str, Any]:
@@ -114,14 +166,22 @@ def report(runs: dict[str, dict[str, Any]], table_jobs: list[Job], out: Path) ->
     cells = {}
     for labels, steps in CELLS:
         jobs = _cell_jobs(table_jobs, labels, steps)
-        rows = {row: {j.fields["seed"]: 100 * runs[j.name]["ema_error"] for j in row_jobs if j.name in runs} for row, row_jobs in jobs.items()}
+        rows = {
+            row: {j.fields["seed"]: 100 * runs[j.name]["ema_error"] for j in row_jobs if j.name in runs}
+            for row, row_jobs in jobs.items()
+        }
         cell = {"rows": _rows(rows), "gains_of_strong_mean_teacher": _gains(rows)}
-        started = {row: [j for j in row_jobs if (out / j.name / "metrics.jsonl").is_file()] for row, row_jobs in jobs.items()}
+        started = {
+            row: [j for j in row_jobs if (out / j.name / "metrics.jsonl").is_file()] for row, row_jobs in jobs.items()
+        }
         if sum(map(len, started.values())) > sum(map(len, rows.values())):
             shared_steps, _ = error_curves([out / j.name for row_jobs in started.values() for j in row_jobs])
             if shared_steps:
                 step = shared_steps[-1]
-                at = {row: {j.fields["seed"]: _error_at(out / j.name, step) for j in row_jobs} for row, row_jobs in started.items()}
+                at = {
+                    row: {j.fields["seed"]: _error_at(out / j.name, step) for j in row_jobs}
+                    for row, row_jobs in started.items()
+                }
                 cell["at_step"] = {"step": step, "rows": _rows(at), "gains_of_strong_mean_teacher": _gains(at)}
         cells[f"{labels}/{steps}"] = cell
     return cells
@@ -129,28 +189,53 @@ def report(runs: dict[str, dict[str, Any]], table_jobs: list[Job], out: Path) ->
 
 def main(argv: list[str] | None = None) -> int:
     parser = tuned_runs_parser(__doc__.splitlines()[0], "write the tuning, the table and the gains here", OUT)
-    parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
-                        help="fp32: the same recipe where bf16 is emulated (a CPU without AVX-512 BF16 or AMX); its own runs, weak rows included")
-    parser.add_argument("--data", help="the CIFAR-10 JPEG archive, where the shared copy is not beside the checkout (a GPU machine)")
+    parser.add_argument(
+        "--precision",
+        choices=("bf16", "fp32"),
+        default="bf16",
+        help="fp32: the same recipe where bf16 is emulated (a CPU without AVX-512 BF16 or AMX); its own runs, weak rows included",
+    )
+    parser.add_argument(
+        "--data", help="the CIFAR-10 JPEG archive, where the shared copy is not beside the checkout (a GPU machine)"
+    )
     parser.add_argument("--tag", default="cpu", help="in the figures' names: where the runs were trained (default cpu)")
-    parser.add_argument("--trained-on", help="the machine that trained the runs, for the JSON, when the report is written elsewhere")
+    parser.add_argument(
+        "--trained-on", help="the machine that trained the runs, for the JSON, when the report is written elsewhere"
+    )
     args = parser.parse_args(argv)
     out = Path(args.out)
     tuning, choices, table_jobs = sweep(args.seeds, args.precision, args.data).run(args.phase, out, args.workers)
     runs = finished(table_jobs, out)
-    result = {"machine": args.trained_on or machine(), "date": today(), "precision": args.precision, "tag": args.tag,
-              "command": f"python -m benchmarks.strong --seeds {' '.join(map(str, args.seeds))} --precision {args.precision} --tag {args.tag}"
-                         + ("" if args.out == OUT else f" --out {args.out}"),
-              "choices": {method: list(value) for method, value in choices.items()},
-              "tuning": {name: {"validation_ema_error": s["validation_ema_error"], "fields": {k: s.get(k) for k in ("method", "strong_magnitude", "consistency")}}
-                         for name, s in tuning.items()},
-              "cells": report(runs, table_jobs, out)}
+    result = {
+        "machine": args.trained_on or machine(),
+        "date": today(),
+        "precision": args.precision,
+        "tag": args.tag,
+        "command": f"python -m benchmarks.strong --seeds {' '.join(map(str, args.seeds))} --precision {args.precision} --tag {args.tag}"
+        + ("" if args.out == OUT else f" --out {args.out}"),
+        "choices": {method: list(value) for method, value in choices.items()},
+        "tuning": {
+            name: {
+                "validation_ema_error": s["validation_ema_error"],
+                "fields": {k: s.get(k) for k in ("method", "strong_magnitude", "consistency")},
+            }
+            for name, s in tuning.items()
+        },
+        "cells": report(runs, table_jobs, out),
+    }
     for labels, steps in CELLS:
-        groups = {f"{row.replace('/', ', ')}": [out / j.name for j in row_jobs if (out / j.name / "metrics.jsonl").is_file()]
-                  for row, row_jobs in _cell_jobs(table_jobs, labels, steps).items()}
+        groups = {
+            f"{row.replace('/', ', ')}": [out / j.name for j in row_jobs if (out / j.name / "metrics.jsonl").is_file()]
+            for row, row_jobs in _cell_jobs(table_jobs, labels, steps).items()
+        }
         if all(groups.values()):
-            plot_comparison(groups, FIGURE.with_name(FIGURE.name.format(tag=args.tag, labels=labels, steps=steps, precision=args.precision)),
-                            f"CIFAR-10, {labels} labels, {steps} steps: weak and strong student views")
+            plot_comparison(
+                groups,
+                FIGURE.with_name(
+                    FIGURE.name.format(tag=args.tag, labels=labels, steps=steps, precision=args.precision)
+                ),
+                f"CIFAR-10, {labels} labels, {steps} steps: weak and strong student views",
+            )
     print(json.dumps(result["cells"], indent=2))
     if args.json:
         write_result(Path(args.json), result)

@@ -55,7 +55,9 @@ def synthetic_cifar(seed: int = 0, images: int = 50_000) -> Dataset:
     generator = torch.Generator().manual_seed(seed)
     pixels = torch.randint(0, 256, (images, 3, 32, 32), dtype=torch.uint8, generator=generator)
     labels = torch.arange(images) % 10
-    return Dataset("synthetic-cifar", pixels, labels, pixels[:1000].clone(), labels[:1000].clone(), [str(c) for c in range(10)])
+    return Dataset(
+        "synthetic-cifar", pixels, labels, pixels[:1000].clone(), labels[:1000].clone(), [str(c) for c in range(10)]
+    )
 
 
 def make_trainer(dataset: Dataset, method: str, device: str, scratch: Path, **settings) -> Trainer:
@@ -99,8 +101,16 @@ def measure(device_name: str, repeats: int, modes: list[str]) -> dict:
     on_gpu = device.type == "cuda"
     dataset = synthetic_cifar()
     block, warmup = (20, 10) if on_gpu else (1, 2)
-    results: dict = {"machine": machine(), "date": today(), "device": str(device), "repeats": repeats,
-                     "block": block, "peak_bf16_tflops": peak_bf16_tflops(device), "flops": {}, "modes": {}}
+    results: dict = {
+        "machine": machine(),
+        "date": today(),
+        "device": str(device),
+        "repeats": repeats,
+        "block": block,
+        "peak_bf16_tflops": peak_bf16_tflops(device),
+        "flops": {},
+        "modes": {},
+    }
     with tempfile.TemporaryDirectory() as folder:
         scratch = Path(folder)
         for method in METHODS:

@@ -24,8 +24,8 @@ from typing import Any
 
 from meanteacher.report import mean_std, plot_comparison
 
-from .common import machine, today
 from . import accuracy
+from .common import machine, today
 from .defaults import DEFAULT_LR, OUT, lr_suffix, recipe_config, recipe_job
 from .runner import Job, Sweep, choose_on_validation, finished, tuned_runs_parser
 
@@ -39,9 +39,20 @@ FIGURE = Path(__file__).resolve().parents[1] / "docs" / "vat-cpu-1000.png"
 
 def vat_job(method: str, eps: float, seed: int, lr: float = DEFAULT_LR) -> Job:
     """One VAT run of the recipe (named with ``lr_suffix``)."""
-    fields = {"phase": "vat", "labels": LABELS, "steps": STEPS, "method": method, "vat_eps": eps, "seed": seed, "lr": lr}
-    return Job(f"vat-{LABELS}-{STEPS}-{method}-eps{eps:g}{lr_suffix(lr)}-s{seed}",
-               recipe_config(**{k: v for k, v in fields.items() if k != "phase"}), fields)
+    fields = {
+        "phase": "vat",
+        "labels": LABELS,
+        "steps": STEPS,
+        "method": method,
+        "vat_eps": eps,
+        "seed": seed,
+        "lr": lr,
+    }
+    return Job(
+        f"vat-{LABELS}-{STEPS}-{method}-eps{eps:g}{lr_suffix(lr)}-s{seed}",
+        recipe_config(**{k: v for k, v in fields.items() if k != "phase"}),
+        fields,
+    )
 
 
 def mean_teacher_lr(out: Path) -> float:
@@ -63,7 +74,11 @@ def chosen_eps(tuning: dict[str, dict[str, Any]], method: str, lr: float) -> flo
 def table_jobs(seeds: list[int], choices: dict[str, float], lr: float) -> dict[str, list[Job]]:
     """Per method, one job per seed (Mean Teacher's are the CPU Table 2 runs)."""
     jobs = {"mean-teacher": [recipe_job(LABELS, STEPS, "mean-teacher", seed, lr=lr) for seed in seeds]}
-    jobs |= {method: [vat_job(method, choices[method], seed, lr) for seed in seeds] for method in VAT_METHODS if method in choices}
+    jobs |= {
+        method: [vat_job(method, choices[method], seed, lr) for seed in seeds]
+        for method in VAT_METHODS
+        if method in choices
+    }
     return jobs
 
 
@@ -77,41 +92,67 @@ def rows(jobs: dict[str, list[Job]], summaries: dict[str, dict[str, Any]]) -> li
         if not runs:
             continue
         gains = [100 * (teacher[r["seed"]] - r["ema_error"]) for r in runs if r["seed"] in teacher]
-        out.append({
-            "method": method, "vat_eps": None if method == "mean-teacher" else method_jobs[0].config.vat_eps, "seeds": [r["seed"] for r in runs],
-            "ema_error": mean_std([100 * r["ema_error"] for r in runs]),
-            "student_error": mean_std([100 * r["student_error"] for r in runs]),
-            "gain_over_mean_teacher": mean_std(gains) if gains and method != "mean-teacher" else None,
-            "seconds_per_run": mean_std([r["seconds"] for r in runs]),
-        })
+        out.append(
+            {
+                "method": method,
+                "vat_eps": None if method == "mean-teacher" else method_jobs[0].config.vat_eps,
+                "seeds": [r["seed"] for r in runs],
+                "ema_error": mean_std([100 * r["ema_error"] for r in runs]),
+                "student_error": mean_std([100 * r["student_error"] for r in runs]),
+                "gain_over_mean_teacher": mean_std(gains) if gains and method != "mean-teacher" else None,
+                "seconds_per_run": mean_std([r["seconds"] for r in runs]),
+            }
+        )
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = tuned_runs_parser(__doc__, "write the tuning, the chosen norms, the table and the runs here", OUT).parse_args(argv)
+    args = tuned_runs_parser(
+        __doc__, "write the tuning, the chosen norms, the table and the runs here", OUT
+    ).parse_args(argv)
     out = Path(args.out)
     lr = mean_teacher_lr(out)
-    sweep = Sweep(tuning_grid(lr), lambda choices: [job for jobs in table_jobs(args.seeds, choices, lr).values() for job in jobs])
+    sweep = Sweep(
+        tuning_grid(lr), lambda choices: [job for jobs in table_jobs(args.seeds, choices, lr).values() for job in jobs]
+    )
     tuning, choices, _ = sweep.run(args.phase, out, args.workers)
     jobs = table_jobs(args.seeds, choices, lr)
     summaries = finished([job for method_jobs in jobs.values() for job in method_jobs], out)
     table = rows(jobs, summaries)
     for row in table:
         gain = row["gain_over_mean_teacher"]
-        print(f"{row['method']:<18} eps {row['vat_eps']}  EMA {row['ema_error'][0]:.2f} ± {row['ema_error'][1]:.2f}  "
-              f"student {row['student_error'][0]:.2f} ± {row['student_error'][1]:.2f}  seeds {row['seeds']}"
-              + (f"  gain over MT {gain[0]:+.2f} ± {gain[1]:.2f}" if gain else ""))
-    groups = {method: [out / j.name for j in method_jobs if j.name in summaries] for method, method_jobs in jobs.items()}
+        print(
+            f"{row['method']:<18} eps {row['vat_eps']}  EMA {row['ema_error'][0]:.2f} ± {row['ema_error'][1]:.2f}  "
+            f"student {row['student_error'][0]:.2f} ± {row['student_error'][1]:.2f}  seeds {row['seeds']}"
+            + (f"  gain over MT {gain[0]:+.2f} ± {gain[1]:.2f}" if gain else "")
+        )
+    groups = {
+        method: [out / j.name for j in method_jobs if j.name in summaries] for method, method_jobs in jobs.items()
+    }
     groups = {method: dirs for method, dirs in groups.items() if dirs}
     if groups:
         plot_comparison(groups, FIGURE, title=f"CIFAR-10, {LABELS} labels (EMA networks)")
     if args.json:
-        Path(args.json).write_text(json.dumps({
-            "labels": LABELS, "steps": STEPS, "lr": lr, "eps_grid": EPS_GRID, "chosen_eps": choices,
-            "tuning": tuning, "runs": summaries, "rows": table, "figure": FIGURE.name if groups else None,
-            "cpu_hours": sum(s["seconds"] for s in (tuning | summaries).values()) / 3600,
-            "machine": machine(), "date": today(),
-        }, indent=2) + "\n")
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "labels": LABELS,
+                    "steps": STEPS,
+                    "lr": lr,
+                    "eps_grid": EPS_GRID,
+                    "chosen_eps": choices,
+                    "tuning": tuning,
+                    "runs": summaries,
+                    "rows": table,
+                    "figure": FIGURE.name if groups else None,
+                    "cpu_hours": sum(s["seconds"] for s in (tuning | summaries).values()) / 3600,
+                    "machine": machine(),
+                    "date": today(),
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     return 0
 
 

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from meanteacher import EMATeacher, NO_LABEL, classification_cost, confidence_mask, sigmoid_rampup, softmax_mse
+from meanteacher import NO_LABEL, EMATeacher, classification_cost, confidence_mask, sigmoid_rampup, softmax_mse
 
 CLASSES = 3
 CONSISTENCY = 5.0
@@ -32,7 +32,9 @@ CONSISTENCY = 5.0
 def make_images(count: int, size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """``count`` grey images ``(count, 1, size, size)`` and their masks ``(count, size, size)``: one to
     three discs (class 1) and bars (class 2), bright or dark, on a textured, noisy background (class 0)."""
-    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij"
+    )
     images, masks = [], []
     for _ in range(count):
         frequency, phase = torch.rand(2, generator=generator) * torch.tensor([0.8, 6.28])
@@ -49,7 +51,9 @@ def make_images(count: int, size: int, generator: torch.Generator) -> tuple[torc
                 horizontal = bool(torch.rand(1, generator=generator) < 0.5)
                 dy, dx = (ys - cy).abs(), (xs - cx).abs()
                 shape = (dy <= 1.5) & (dx <= half_length) if horizontal else (dx <= 1.5) & (dy <= half_length)
-            brightness = float(torch.rand(1, generator=generator) * 0.6 + 0.4) * (1 if torch.rand(1, generator=generator) < 0.5 else -1)
+            brightness = float(torch.rand(1, generator=generator) * 0.6 + 0.4) * (
+                1 if torch.rand(1, generator=generator) < 0.5 else -1
+            )
             image = torch.where(shape, brightness + 0.2 * torch.randn(size, size, generator=generator), image)
             mask = torch.where(shape, torch.full_like(mask, kind), mask)
         images.append(image)
@@ -106,8 +110,16 @@ EVALUATION_SEEDS = {"validation": 98, "test": 99}
 """The generator seeds of the two evaluation sets: choose settings on the validation set, report the test set."""
 
 
-def train(method: str, seed: int, steps: int, labeled: int, unlabeled: int = 1000, mask: str = "confidence", consistency: float = CONSISTENCY,
-          split: str = "test") -> float:
+def train(
+    method: str,
+    seed: int,
+    steps: int,
+    labeled: int,
+    unlabeled: int = 1000,
+    mask: str = "confidence",
+    consistency: float = CONSISTENCY,
+    split: str = "test",
+) -> float:
     """Mean IoU on ``split`` ("validation" or "test") of the EMA network after ``steps`` steps of
     ``method`` ("supervised" or "mean-teacher")."""
     data = torch.Generator().manual_seed(1000 + seed)  # the seed picks the labeled images too
@@ -135,7 +147,9 @@ def train(method: str, seed: int, steps: int, labeled: int, unlabeled: int = 100
             with torch.no_grad():  # the teacher sees the image as it is; its prediction is turned to match
                 teacher_logits = rotate_flip(teacher.module(noisy(x)), turns, flip)
             where = confidence_mask(teacher_logits, 0.8) if mask == "confidence" else None
-            loss = loss + consistency * sigmoid_rampup(step, steps // 4) * softmax_mse(logits, teacher_logits, mask=where)
+            loss = loss + consistency * sigmoid_rampup(step, steps // 4) * softmax_mse(
+                logits, teacher_logits, mask=where
+            )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -143,11 +157,20 @@ def train(method: str, seed: int, steps: int, labeled: int, unlabeled: int = 100
     return mean_iou(teacher.module, test_images, test_masks)
 
 
-def compare(seeds: list[int], steps: int, labeled: int, mask: str = "none", unlabeled: int = 1000, consistency: float = CONSISTENCY,
-            split: str = "test") -> dict[str, list[float]]:
+def compare(
+    seeds: list[int],
+    steps: int,
+    labeled: int,
+    mask: str = "none",
+    unlabeled: int = 1000,
+    consistency: float = CONSISTENCY,
+    split: str = "test",
+) -> dict[str, list[float]]:
     """Mean IoU of both methods for each seed (paired: the same labeled images and initialisation)."""
-    return {method: [train(method, seed, steps, labeled, unlabeled, mask, consistency, split) for seed in seeds]
-            for method in ("supervised", "mean-teacher")}
+    return {
+        method: [train(method, seed, steps, labeled, unlabeled, mask, consistency, split) for seed in seeds]
+        for method in ("supervised", "mean-teacher")
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,18 +178,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--labeled", type=int, default=8, help="images with masks (of 1,000 more without)")
-    parser.add_argument("--mask", choices=("none", "confidence"), default="confidence",
-                        help="consistency only where the teacher is confident (chosen on the validation set), or everywhere")
-    parser.add_argument("--consistency", type=float, default=CONSISTENCY, help="weight of the per-pixel softmax MSE (averaged over classes)")
-    parser.add_argument("--split", choices=tuple(EVALUATION_SEEDS), default="test", help="choose settings on validation, report on test")
+    parser.add_argument(
+        "--mask",
+        choices=("none", "confidence"),
+        default="confidence",
+        help="consistency only where the teacher is confident (chosen on the validation set), or everywhere",
+    )
+    parser.add_argument(
+        "--consistency",
+        type=float,
+        default=CONSISTENCY,
+        help="weight of the per-pixel softmax MSE (averaged over classes)",
+    )
+    parser.add_argument(
+        "--split", choices=tuple(EVALUATION_SEEDS), default="test", help="choose settings on validation, report on test"
+    )
     args = parser.parse_args(argv)
     start = time.perf_counter()
     results = compare(args.seeds, args.steps, args.labeled, args.mask, consistency=args.consistency, split=args.split)
     for method, values in results.items():
         spread = statistics.stdev(values) if len(values) > 1 else 0.0
-        print(f"{method:>13}: mean IoU {statistics.fmean(values):.3f} ± {spread:.3f} over seeds {args.seeds} "
-              f"({', '.join(f'{v:.3f}' for v in values)})")
-    print(f"({time.perf_counter() - start:.0f} s; {args.split} set, EMA weights for both methods, {args.labeled} labeled images, {args.steps} steps)")
+        print(
+            f"{method:>13}: mean IoU {statistics.fmean(values):.3f} ± {spread:.3f} over seeds {args.seeds} "
+            f"({', '.join(f'{v:.3f}' for v in values)})"
+        )
+    print(
+        f"({time.perf_counter() - start:.0f} s; {args.split} set, EMA weights for both methods, "
+        f"{args.labeled} labeled images, {args.steps} steps)"
+    )
     return 0
 
 

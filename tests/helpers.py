@@ -95,20 +95,30 @@ class HostReads(TorchDispatchMode):
     Python number assigned through a tensor index (``x[indices] = True``): on a GPU PyTorch makes that
     value in host memory and copies it over, which CUDA-graph capture refuses."""
 
-    VALUE_DEPENDENT = {"aten.nonzero", "aten.masked_select", "aten._unique2", "aten.unique_consecutive", "aten.unique_dim"}
+    VALUE_DEPENDENT = {
+        "aten.nonzero",
+        "aten.masked_select",
+        "aten._unique2",
+        "aten.unique_consecutive",
+        "aten.unique_dim",
+    }
 
     def __init__(self):
         super().__init__()
         self.reads: list[str] = []
         self.paused = False
-        self._python_numbers: dict[int, torch.Tensor] = {}  # tensors made from a Python number, by id (kept, so no id is reused)
+        self._python_numbers: dict[
+            int, torch.Tensor
+        ] = {}  # tensors made from a Python number, by id (kept, so no id is reused)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = str(func.overloadpacket)
         if not self.paused:
             boolean_index = name in ("aten.index", "aten.index_put", "aten.index_put_") and any(
-                isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in (args[1] if len(args) > 1 else ()) if i is not None
+                isinstance(i, torch.Tensor) and i.dtype == torch.bool
+                for i in (args[1] if len(args) > 1 else ())
+                if i is not None
             )
             if func is torch.ops.aten._local_scalar_dense.default or name in self.VALUE_DEPENDENT or boolean_index:
                 self.reads.append(name)
@@ -118,7 +128,6 @@ class HostReads(TorchDispatchMode):
         if name in ("aten.scalar_tensor", "aten.lift_fresh"):
             self._python_numbers[id(result)] = result
         return result
-
 
 
 class Watched(nn.Module):

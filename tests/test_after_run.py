@@ -31,8 +31,16 @@ def folder(tmp_path_factory):
 
 
 def run_on(folder, out, **settings):
-    config = tiny_config(dataset=str(folder), labels=6, steps=8, eval_every=4, checkpoint_every=8, batch_size=12, labeled_per_batch=4,
-                         **settings)
+    config = tiny_config(
+        dataset=str(folder),
+        labels=6,
+        steps=8,
+        eval_every=4,
+        checkpoint_every=8,
+        batch_size=12,
+        labeled_per_batch=4,
+        **settings,
+    )
     train(config, out, progress=False)
     return out
 
@@ -91,8 +99,15 @@ def test_tensorboard_events_are_read_back(folder, tmp_path):
     events = EventAccumulator(str(run / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
     events.Reload()
     scalars = set(events.Tags()["scalars"])
-    for tag in ("error/ema_error", "error/student_error", "cost/class_cost", "cost/consistency_cost", "schedule/lr",
-                "schedule/consistency_weight", "schedule/ema_decay"):
+    for tag in (
+        "error/ema_error",
+        "error/student_error",
+        "cost/class_cost",
+        "cost/consistency_cost",
+        "schedule/lr",
+        "schedule/consistency_weight",
+        "schedule/ema_decay",
+    ):
         assert tag in scalars, scalars
     assert [event.step for event in events.Scalars("error/ema_error")] == [4, 8]
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

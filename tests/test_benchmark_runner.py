@@ -41,8 +41,10 @@ def test_the_learning_rate_is_chosen_on_validation_error_and_the_crossing_is_whe
     from benchmarks.defaults import recipe_job
 
     errors = dict(zip(LEARNING_RATES, (0.40, 0.35, 0.38)))
-    summaries = {recipe_job(1000, STEPS[1000], "supervised", 0, lr=lr).name: {"validation_ema_error": e, "ema_error": 0.1}
-                 for lr, e in errors.items()}
+    summaries = {
+        recipe_job(1000, STEPS[1000], "supervised", 0, lr=lr).name: {"validation_ema_error": e, "ema_error": 0.1}
+        for lr, e in errors.items()
+    }
     assert chosen_lr(summaries, 1000, "supervised") == LEARNING_RATES[1]
     del summaries[recipe_job(1000, STEPS[1000], "supervised", 0, lr=LEARNING_RATES[0]).name]
     assert chosen_lr(summaries, 1000, "supervised") is None  # the grid is not finished
@@ -90,7 +92,10 @@ def test_the_cpu_vat_presets_are_the_runs_the_vat_benchmark_trains_and_eps_is_ch
         differing = {name for name in preset if preset[name] != recipe[name]}
         assert differing == {"description", "dataset"}, differing
     errors = dict(zip(EPS_GRID, (0.47, 0.45, 0.45, 0.46)))
-    tuning = {vat_job("vat", eps, 0, table_lr).name: {"validation_ema_error": e, "ema_error": 0.9} for eps, e in errors.items()}
+    tuning = {
+        vat_job("vat", eps, 0, table_lr).name: {"validation_ema_error": e, "ema_error": 0.9}
+        for eps, e in errors.items()
+    }
     assert chosen_eps(tuning, "vat", table_lr) == EPS_GRID[1]
     assert chosen_eps(tuning, "vat", 0.0015) is None  # the grid at another learning rate is not these runs
     assert chosen_eps(tuning, "mean-teacher-vat", table_lr) is None  # its grid is not run yet
@@ -103,7 +108,9 @@ def test_the_vat_runs_take_the_learning_rate_the_accuracy_benchmark_chose_for_me
     from benchmarks.defaults import DEFAULT_LR
 
     assert vat.mean_teacher_lr(tmp_path) == DEFAULT_LR  # nothing tuned yet
-    grid = [job for job in accuracy.tune_jobs() if job.config.labels == vat.LABELS and job.config.method == "mean-teacher"]
+    grid = [
+        job for job in accuracy.tune_jobs() if job.config.labels == vat.LABELS and job.config.method == "mean-teacher"
+    ]
     for job, error in zip(grid, (0.50, 0.47, 0.45)):
         (tmp_path / job.name).mkdir()
         (tmp_path / job.name / "summary.json").write_text(json.dumps({"validation_ema_error": error, "ema_error": 0.9}))
@@ -123,10 +130,22 @@ def test_finished_runs_carry_their_jobs_fields_and_ties_go_to_the_smaller_value(
         (tmp_path / job.name).mkdir()
         (tmp_path / job.name / "summary.json").write_text(json.dumps({"ema_error": 0.4}))
     runs = finished(jobs, tmp_path)
-    assert runs[jobs[0].name] == {"ema_error": 0.4, "phase": "verify", "labels": 1000, "steps": 1500, "method": "mean-teacher",
-                                  "seed": 2, "lr": 0.006}
+    assert runs[jobs[0].name] == {
+        "ema_error": 0.4,
+        "phase": "verify",
+        "labels": 1000,
+        "steps": 1500,
+        "method": "mean-teacher",
+        "seed": 2,
+        "lr": 0.006,
+    }
     assert runs[jobs[1].name]["consistency"] == jobs[1].config.consistency and runs[jobs[1].name]["phase"] == "choose"
-    assert choose_on_validation({2.0: {"validation_ema_error": 0.3}, 1.0: {"validation_ema_error": 0.3}, 4.0: {"validation_ema_error": 0.5}}) == 1.0
+    assert (
+        choose_on_validation(
+            {2.0: {"validation_ema_error": 0.3}, 1.0: {"validation_ema_error": 0.3}, 4.0: {"validation_ema_error": 0.5}}
+        )
+        == 1.0
+    )
     assert choose_on_validation({1.0: {"validation_ema_error": 0.3}, 2.0: None}) is None
 
 
@@ -154,8 +173,15 @@ def test_the_strong_table_compares_unfinished_cells_at_the_last_step_all_their_r
 
     table = sweep([0, 1], data="elsewhere.tar.gz").table({"supervised": (0.5, 0.0), "mean-teacher": (0.5, 10.0)})
     assert all(job.config.dataset == "elsewhere.tar.gz" for job in table)
-    assert {job.name for job in table} == {job.name for job in sweep([0, 1]).table({"supervised": (0.5, 0.0), "mean-teacher": (0.5, 10.0)})}
-    offsets = {("supervised", "weak"): 4.0, ("supervised", "strong"): 2.0, ("mean-teacher", "weak"): 3.0, ("mean-teacher", "strong"): 0.0}
+    assert {job.name for job in table} == {
+        job.name for job in sweep([0, 1]).table({"supervised": (0.5, 0.0), "mean-teacher": (0.5, 10.0)})
+    }
+    offsets = {
+        ("supervised", "weak"): 4.0,
+        ("supervised", "strong"): 2.0,
+        ("mean-teacher", "weak"): 3.0,
+        ("mean-teacher", "strong"): 0.0,
+    }
     for job in table:
         if (job.fields["labels"], job.fields["steps"]) != (1000, 5000):
             continue
@@ -165,11 +191,16 @@ def test_the_strong_table_compares_unfinished_cells_at_the_last_step_all_their_r
         steps = range(500, 4500 if stopped else 5500, 500)
         run = tmp_path / job.name
         run.mkdir()
-        (run / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "ema_error": (error + (5000 - s) / 1000) / 100}) + "\n" for s in steps))
+        (run / "metrics.jsonl").write_text(
+            "".join(json.dumps({"step": s, "ema_error": (error + (5000 - s) / 1000) / 100}) + "\n" for s in steps)
+        )
         if not stopped:
             (run / "summary.json").write_text(json.dumps({"ema_error": error / 100}))
-    runs = {job.name: {"ema_error": json.loads((tmp_path / job.name / "summary.json").read_text())["ema_error"]}
-            for job in table if (tmp_path / job.name / "summary.json").is_file()}
+    runs = {
+        job.name: {"ema_error": json.loads((tmp_path / job.name / "summary.json").read_text())["ema_error"]}
+        for job in table
+        if (tmp_path / job.name / "summary.json").is_file()
+    }
     cell = report(runs, table, tmp_path)["1000/5000"]
     assert cell["gains_of_strong_mean_teacher"]["supervised/strong"]["label_sets"] == 1  # seed 0 only finished both
     at = cell["at_step"]
@@ -197,5 +228,9 @@ def test_a_photo_recipe_is_compared_with_supervised_only_at_its_own_view_and_lab
     from benchmarks.photo_recipe import baselines
 
     assert baselines("strong-student") == {"supervised/strong-student", "supervised/weak-student"}
-    assert baselines("mostly-unlabeled") == {"supervised/strong-student", "supervised/weak-student", "mean-teacher/strong-student"}
+    assert baselines("mostly-unlabeled") == {
+        "supervised/strong-student",
+        "supervised/weak-student",
+        "mean-teacher/strong-student",
+    }
     assert baselines("strong-student-250-labels") == {"supervised/strong-student-250-labels"}

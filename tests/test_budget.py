@@ -31,14 +31,19 @@ def test_the_steps_that_fit_count_evaluations_checkpoints_and_the_set_up():
     assert steps == int((600 - 10 - 5 - 11) / 0.55)
     spent = 10 + steps * 0.5 + (steps // 100 + 1) * 5 + 11
     assert 580 <= spent <= 600
-    assert Timing(build=1000.0, step=1.0, evaluation=1.0, checkpoint=1.0).steps_within(60.0, config) == 1  # always one step
+    assert (
+        Timing(build=1000.0, step=1.0, evaluation=1.0, checkpoint=1.0).steps_within(60.0, config) == 1
+    )  # always one step
 
 
 def test_a_budget_shorter_than_the_set_up_is_told_in_one_line():
     from meanteacher.auto import ScheduleWarning
 
     timing = Timing(build=50.0, step=1.0, evaluation=5.0, checkpoint=1.0)
-    with pytest.warns(ScheduleWarning, match="--time leaves 30 s to train, less than the set-up, one step and an evaluation take here .56 s."):
+    with pytest.warns(
+        ScheduleWarning,
+        match="--time leaves 30 s to train, less than the set-up, one step and an evaluation take here .56 s.",
+    ):
         timing.warn_if_too_short(30.0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -12,9 +12,9 @@ import torch
 
 from meanteacher.config import Config
 from meanteacher.errors import MeanTeacherError
+from meanteacher.methods import Batch
 from meanteacher.run.graphs import GraphedStep
 from meanteacher.run.hyperparameters import StepHyperparameters, hyperparameters_at
-from meanteacher.methods import Batch
 from meanteacher.run.train import Trainer
 from tests.helpers import HostReads, tiny_config
 
@@ -32,7 +32,11 @@ def _guarded_step(trainer, step):
 
 CASES = {
     "mean-teacher": {},
-    "mean-teacher-unlabeled-only-two-heads": {"consistency_on_labeled": False, "logit_distance": 0.01, "arch_options": {"width": 0.125, "pools": 1, "heads": 2}},
+    "mean-teacher-unlabeled-only-two-heads": {
+        "consistency_on_labeled": False,
+        "logit_distance": 0.01,
+        "arch_options": {"width": 0.125, "pools": 1, "heads": 2},
+    },
     "pi": {"method": "pi"},
     "temporal-ensembling": {"method": "temporal-ensembling"},
     "supervised": {"method": "supervised"},
@@ -96,14 +100,18 @@ TOLERANCE = {"atol": 1e-9, "rtol": 0.0}
 def _assert_same_training(reference, other):
     for a, b in zip(reference.parts.model.parameters(), other.parts.model.parameters()):
         torch.testing.assert_close(a, b, **TOLERANCE)
-    for a, b in zip(reference.parts.method.ema.module.state_dict().values(), other.parts.method.ema.module.state_dict().values()):
+    for a, b in zip(
+        reference.parts.method.ema.module.state_dict().values(), other.parts.method.ema.module.state_dict().values()
+    ):
         torch.testing.assert_close(a, b, **TOLERANCE)
 
 
 @pytest.mark.parametrize("method", ["mean-teacher", "temporal-ensembling"])
 def test_device_schedules_train_like_float_schedules(tmp_path, method):
     # 16 steps of 128 over 1347 images: temporal ensembling passes its first epoch end (step 11).
-    config = tiny_config(method=method, steps=16, batch_size=128, labeled_per_batch=-1, eval_every=8, checkpoint_every=8, **EXACT)
+    config = tiny_config(
+        method=method, steps=16, batch_size=128, labeled_per_batch=-1, eval_every=8, checkpoint_every=8, **EXACT
+    )
     floats = Trainer(config, tmp_path / "floats", progress=False)
     tensors = Trainer(dataclasses.replace(config, device_schedules=True), tmp_path / "tensors", progress=False)
     assert isinstance(tensors.parts.optimizer.param_groups[0]["lr"], torch.Tensor)
@@ -119,7 +127,7 @@ def _interrupted(config, run_dir, steps):
     """A run stopped after ``steps`` steps, with its checkpoint written."""
     run_dir.mkdir()
     trainer = Trainer(config, run_dir, progress=False)
-    for step in range(steps):
+    for _step in range(steps):
         trainer.step()
     trainer.save_checkpoint()
 
@@ -178,4 +186,6 @@ def test_graphed_step_reads_every_batch_through_the_same_static_buffers():
     for name in ("student_input", "labels", "teacher_input", "indices"):
         assert torch.equal(getattr(again, name), getattr(second, name)), name
     with pytest.raises(ValueError, match="student_input changed shape"):
-        graphed.load_batch(Batch(torch.zeros(5, 3), torch.zeros(5, dtype=torch.long), torch.zeros(5, 3), torch.arange(5)))
+        graphed.load_batch(
+            Batch(torch.zeros(5, 3), torch.zeros(5, dtype=torch.long), torch.zeros(5, 3), torch.arange(5))
+        )

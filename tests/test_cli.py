@@ -1,6 +1,6 @@
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _cli(*args, cwd=None):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    return subprocess.run([sys.executable, "-m", "meanteacher", *args], capture_output=True, text=True, env=env, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "meanteacher", *args], capture_output=True, text=True, env=env, cwd=cwd
+    )
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +34,10 @@ def finished_run(tmp_path_factory):
     [
         (["train", "--preset", "nope"], "unknown preset 'nope'"),
         (["train", "--data", "digits", "--method", "ladder"], "unknown method 'ladder'"),
-        (["train", "--data", "digits", "--labels", "5000", "--steps", "1"], r"more labels requested \(5000\) than training images \(1347\)"),
+        (
+            ["train", "--data", "digits", "--labels", "5000", "--steps", "1"],
+            r"more labels requested \(5000\) than training images \(1347\)",
+        ),
         (["train", "--preset", "svhn-250"], "no dataset: preset svhn-250 expects --data SVHN_DIR"),
         (["train", "--preset", "cifar10-cpu-1000"], "no dataset: preset cifar10-cpu-1000 expects --data CIFAR10"),
         (["data", "fake.tar.gz"], r"fake.tar.gz: not a readable archive \(neither a tar file nor one compressed"),
@@ -100,7 +105,14 @@ def test_evaluate_predict_report(finished_run, tmp_path, capsys):
 def test_presets_and_data_commands(capsys):
     assert main(["presets"]) == 0
     listing = capsys.readouterr().out
-    for name in ("svhn-250", "cifar10-4000", "resnet-cifar10-1000", "resnext152-imagenet", "fig4-ema-decay", "demo-digits"):
+    for name in (
+        "svhn-250",
+        "cifar10-4000",
+        "resnet-cifar10-1000",
+        "resnext152-imagenet",
+        "fig4-ema-decay",
+        "demo-digits",
+    ):
         assert name in listing
     assert main(["data", "digits", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
@@ -128,8 +140,16 @@ def test_demo_writes_table_and_plot(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "demo"), "--steps", "30", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "| digits | 50 | supervised | 30 | 3 |" in out and "| digits | 50 | mean-teacher | 30 | 3 |" in out
-    assert re.search(r"Mean Teacher's teacher: [\d.]+ ± [\d.]+ % test error vs supervised-only [\d.]+ ± [\d.]+ %", out), out
+    assert re.search(
+        r"Mean Teacher's teacher: [\d.]+ ± [\d.]+ % test error vs supervised-only [\d.]+ ± [\d.]+ %", out
+    ), out
     assert sorted(p.name for p in (tmp_path / "demo").iterdir() if p.is_dir()) == [
-        "mean-teacher-s0", "mean-teacher-s1", "mean-teacher-s2", "supervised-s0", "supervised-s1", "supervised-s2"]
+        "mean-teacher-s0",
+        "mean-teacher-s1",
+        "mean-teacher-s2",
+        "supervised-s0",
+        "supervised-s1",
+        "supervised-s2",
+    ]
     assert (tmp_path / "demo" / "demo.png").stat().st_size > 10_000
     assert (tmp_path / "demo" / "results.md").read_text() in out

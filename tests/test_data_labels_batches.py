@@ -34,7 +34,11 @@ def test_validation_holdout_excluded_from_training():
 
 @pytest.mark.parametrize(
     "count, match",
-    [(101, r"more labels requested \(101\) than training images \(100\)"), (3, r"fewer labels \(3\) than classes \(4\)"), (0, "positive")],
+    [
+        (101, r"more labels requested \(101\) than training images \(100\)"),
+        (3, r"fewer labels \(3\) than classes \(4\)"),
+        (0, "positive"),
+    ],
 )
 def test_bad_label_counts(count, match):
     with pytest.raises(DataError, match=match):
@@ -120,7 +124,9 @@ def test_a_training_set_smaller_than_the_batch_is_said_once_not_silently_repeate
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         TwoStreamBatches(labeled, torch.arange(8), 10, 2, seed=0, num_examples=12)  # 8 unlabeled rows: each image once
-        TwoStreamBatches(labeled, torch.arange(0), 10, 10, seed=0, num_examples=12)  # labeled-only: labels repeat by design
+        TwoStreamBatches(
+            labeled, torch.arange(0), 10, 10, seed=0, num_examples=12
+        )  # labeled-only: labels repeat by design
 
 
 def test_translate_shifts_content_within_bounds():

@@ -53,7 +53,11 @@ def test_cifar10_pickle_directory_and_archive(tmp_path):
 def test_cifar100_fine_labels(tmp_path):
     rng = np.random.default_rng(0)
     for name in ("train", "test"):
-        batch = {b"data": rng.integers(0, 256, (3, 3072), dtype=np.uint8), b"fine_labels": [5, 7, 99], b"coarse_labels": [0, 1, 2]}
+        batch = {
+            b"data": rng.integers(0, 256, (3, 3072), dtype=np.uint8),
+            b"fine_labels": [5, 7, 99],
+            b"coarse_labels": [0, 1, 2],
+        }
         (tmp_path / name).write_bytes(pickle.dumps(batch))
     (tmp_path / "meta").write_bytes(pickle.dumps({b"fine_label_names": [f"c{i}".encode() for i in range(100)]}))
     data = load_dataset(tmp_path)
@@ -201,7 +205,11 @@ def test_a_folder_of_mixed_sizes_and_modes_loads_at_the_most_common_size(tmp_pat
     assert data.image_shape == (3, 8, 10)
     assert data.test_images.shape[1:] == (3, 8, 10)
     big = data.train_ids.index("dog/big.png")
-    assert data.train_images[big, :, 2:6, 2:8].float().mean(dim=(1, 2)).tolist() == [0.0, 200.0, 0.0]  # resized, not cropped
+    assert data.train_images[big, :, 2:6, 2:8].float().mean(dim=(1, 2)).tolist() == [
+        0.0,
+        200.0,
+        0.0,
+    ]  # resized, not cropped
     untouched = data.train_ids.index("cat/0.png")
     assert data.train_images[untouched, :, 0, 0].tolist() == [0, 0, 5]  # images of the common size are not resampled
     assert data.test_images[3, :, 0, 0].tolist() == [77, 77, 77]  # test cat/gray.png (after cat/0-2): grey made RGB

@@ -74,12 +74,20 @@ def test_dense_classification_cost_ignores_unlabeled_positions(shape):
     labels = torch.randint(0, shape[1], shape[:1] + shape[2:])
     labels[torch.rand(labels.shape) < 0.4] = NO_LABEL
     positions = _reference_positions("ce", logits, None, labels)
-    torch.testing.assert_close(classification_cost(logits, labels, "batch").double(), positions.mean(), rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(
+        classification_cost(logits, labels, "batch").double(), positions.mean(), rtol=1e-5, atol=1e-7
+    )
     labeled = labels != NO_LABEL
-    torch.testing.assert_close(classification_cost(logits, labels, "labeled").double(), positions.sum() / labeled.sum(), rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(
+        classification_cost(logits, labels, "labeled").double(), positions.sum() / labeled.sum(), rtol=1e-5, atol=1e-7
+    )
     mask = torch.rand(labels.shape)
-    torch.testing.assert_close(classification_cost(logits, labels, "labeled", mask=mask).double(),
-                               (positions * mask).sum() / (labeled * mask).double().sum(), rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(
+        classification_cost(logits, labels, "labeled", mask=mask).double(),
+        (positions * mask).sum() / (labeled * mask).double().sum(),
+        rtol=1e-5,
+        atol=1e-7,
+    )
     with pytest.raises(ValueError, match="labels must have shape"):
         classification_cost(logits, labels[..., :-1])
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from meanteacher.run.distributed import World
 from meanteacher.errors import MeanTeacherError
+from meanteacher.run.distributed import World
 from meanteacher.run.setup import resolve_device
 from meanteacher.run.train import Trainer
 from tests.helpers import tiny_config

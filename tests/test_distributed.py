@@ -19,29 +19,83 @@ from meanteacher.run.rundir import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
-ARGS = ["train", "--data", "digits", "--labels", "50", "--arch", "tests.helpers:mlp64", "--batch-size", "32",
-        "--labeled-per-batch", "8", "--steps", "30", "--consistency", "1", "--ema-decay", "0.9", "--device", "cpu",
-        "--set", "translate=0", "--set", "rampup_steps=10", "--set", "rampdown_steps=5", "--set", "eval_every=15",
-        "--set", "checkpoint_every=15", "--set", "checkpoint_seconds=0", "--student-view", "weak", "--quiet"]
+ARGS = [
+    "train",
+    "--data",
+    "digits",
+    "--labels",
+    "50",
+    "--arch",
+    "tests.helpers:mlp64",
+    "--batch-size",
+    "32",
+    "--labeled-per-batch",
+    "8",
+    "--steps",
+    "30",
+    "--consistency",
+    "1",
+    "--ema-decay",
+    "0.9",
+    "--device",
+    "cpu",
+    "--set",
+    "translate=0",
+    "--set",
+    "rampup_steps=10",
+    "--set",
+    "rampdown_steps=5",
+    "--set",
+    "eval_every=15",
+    "--set",
+    "checkpoint_every=15",
+    "--set",
+    "checkpoint_seconds=0",
+    "--student-view",
+    "weak",
+    "--quiet",
+]
 """No noise (no translation, the weak view): each process draws its own noise, so only a noiseless run is
 the same whether one process or two train it."""
 
 
 # the paper's ConvNet without its random parts, its mean-only batch norm synchronised across processes
-SYNCED_CONVNET = ["--arch", "tests.helpers:convnet64", "--set", "arch_options.width=0.125", "--set", "arch_options.pools=1",
-                  "--set", "arch_options.dropout=0", "--set", "arch_options.input_noise=0", "--set", "sync_batchnorm=true"]
+SYNCED_CONVNET = [
+    "--arch",
+    "tests.helpers:convnet64",
+    "--set",
+    "arch_options.width=0.125",
+    "--set",
+    "arch_options.pools=1",
+    "--set",
+    "arch_options.dropout=0",
+    "--set",
+    "arch_options.input_noise=0",
+    "--set",
+    "sync_batchnorm=true",
+]
 
 
 def _run(prefix, out, extra):
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([*prefix, *ARGS, *extra, "--out", str(out)], capture_output=True, text=True, env=env, timeout=300)
+    result = subprocess.run(
+        [*prefix, *ARGS, *extra, "--out", str(out)], capture_output=True, text=True, env=env, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
 
 @pytest.mark.parametrize("extra", [[], SYNCED_CONVNET], ids=["mlp", "convnet-syncbn"])
 def test_two_process_run_matches_one_process(tmp_path, extra):
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "meanteacher"]
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "meanteacher",
+    ]
     _run([sys.executable, "-m", "meanteacher"], tmp_path / "one", extra)
     result = _run(torchrun, tmp_path / "two", extra)
     assert len(result.stdout.splitlines()) == 1, result.stdout  # the summary, once, not once per process

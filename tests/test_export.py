@@ -27,7 +27,9 @@ def test_export_and_load_give_the_predictions_of_meanteacher_predict(run_dir, tm
     out = tmp_path / "export" / "model.pt"
     assert main(["export", str(run_dir), "--out", str(out)]) == 0
     description = json.loads(out.with_suffix(".json").read_text())
-    assert description["network"] == "teacher" and description["arch"] == "convnet13" and len(description["classes"]) == 10
+    assert (
+        description["network"] == "teacher" and description["arch"] == "convnet13" and len(description["classes"]) == 10
+    )
     state = torch.load(out, weights_only=True)
     assert all(isinstance(v, torch.Tensor) for v in state.values())  # a plain state_dict
 
@@ -66,7 +68,11 @@ def test_bad_exports_are_one_line_errors(tmp_path):
     (tmp_path / "weights.pt").write_bytes(b"not weights")
     with pytest.raises(MeanTeacherError, match="no weights.json beside it"):
         load_model(tmp_path / "weights.pt")
-    (tmp_path / "weights.json").write_text(json.dumps({"format": 1, "arch": "convnet13", "arch_options": {}, "classes": ["a", "b"], "image_shape": [1, 8, 8]}))
+    (tmp_path / "weights.json").write_text(
+        json.dumps(
+            {"format": 1, "arch": "convnet13", "arch_options": {}, "classes": ["a", "b"], "image_shape": [1, 8, 8]}
+        )
+    )
     with pytest.raises(MeanTeacherError, match="weights do not load into convnet13"):
         load_model(tmp_path / "weights.pt")
     with pytest.raises(MeanTeacherError, match="no such run directory or exported model"):

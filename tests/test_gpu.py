@@ -9,22 +9,34 @@ import pytest
 import torch
 
 from meanteacher.run.hyperparameters import hyperparameters_at
-from meanteacher.teacher import unwrap
 from meanteacher.run.train import Trainer
+from meanteacher.teacher import unwrap
 from tests.helpers import tiny_config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 # Ramps shorter than the run: the learning rate, beta1, beta2, the EMA decay and the consistency weight
 # change across the replays, so a value frozen at capture (step 3) makes the graph drift from its twin.
-STABLE = {"steps": 30, "batch_size": 128, "labeled_per_batch": -1, "eval_every": 10, "checkpoint_every": 10,
-          "rampup_steps": 12, "rampdown_steps": 12, "ema_decay_rampup": 0.9, "ema_decay": 0.99, "device": "cuda",
-          "deterministic": True}
+STABLE = {
+    "steps": 30,
+    "batch_size": 128,
+    "labeled_per_batch": -1,
+    "eval_every": 10,
+    "checkpoint_every": 10,
+    "rampup_steps": 12,
+    "rampdown_steps": 12,
+    "ema_decay_rampup": 0.9,
+    "ema_decay": 0.99,
+    "device": "cuda",
+    "deterministic": True,
+}
 METHODS = ["mean-teacher", "temporal-ensembling", "pi", "supervised"]
 
 
 def _state(trainer):
-    return list(unwrap(trainer.parts.model).state_dict().values()) + list(trainer.parts.method.ema.module.state_dict().values())
+    return list(unwrap(trainer.parts.model).state_dict().values()) + list(
+        trainer.parts.method.ema.module.state_dict().values()
+    )
 
 
 def _largest_difference(a, b):
@@ -40,7 +52,9 @@ def test_captured_step_equals_the_same_step_run_eagerly(tmp_path, method):
         trainer.parts.method.model.train()
     changing = set()
     for step in range(STABLE["steps"]):
-        has_targets = float(getattr(graphed.parts.method, "target_scale", 1.0)) > 0  # temporal ensembling: after an epoch
+        has_targets = (
+            float(getattr(graphed.parts.method, "target_scale", 1.0)) > 0
+        )  # temporal ensembling: after an epoch
         graphed_logs = {k: v.clone() for k, v in graphed.step().items()}
         twin_logs = twin.step()
         assert _largest_difference(graphed, twin) <= 1e-6, f"step {step}"
@@ -48,7 +62,9 @@ def test_captured_step_equals_the_same_step_run_eagerly(tmp_path, method):
             torch.testing.assert_close(graphed_logs[name].float(), twin_logs[name].float(), atol=1e-6, rtol=0.0)
         expected = hyperparameters_at(config, step)
         if "consistency_weight" in graphed_logs:
-            assert float(graphed_logs["consistency_weight"]) == pytest.approx(expected["consistency_weight"] * has_targets, rel=1e-5, abs=1e-7)
+            assert float(graphed_logs["consistency_weight"]) == pytest.approx(
+                expected["consistency_weight"] * has_targets, rel=1e-5, abs=1e-7
+            )
         if step >= 4:
             before = hyperparameters_at(config, step - 1)
             changing |= {name for name in expected if expected[name] != before[name]}
@@ -64,7 +80,9 @@ def test_captured_run_stays_close_to_the_default_eager_run(tmp_path, method):
     graphed = Trainer(tiny_config(method=method, cuda_graphs=True, **STABLE), tmp_path / "graphed", progress=False)
     eager.run()
     graphed.run()
-    for model_a, model_b in zip(eager.parts.method.evaluation_models().values(), graphed.parts.method.evaluation_models().values()):
+    for model_a, model_b in zip(
+        eager.parts.method.evaluation_models().values(), graphed.parts.method.evaluation_models().values()
+    ):
         for a, b in zip(model_a.parameters(), model_b.parameters()):
             torch.testing.assert_close(a, b, atol=2e-2, rtol=0.0)
 
@@ -72,14 +90,17 @@ def test_captured_run_stays_close_to_the_default_eager_run(tmp_path, method):
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_step_does_not_synchronise_with_the_host(tmp_path, precision):
     settings = {**STABLE, "deterministic": False}
-    trainer = Trainer(tiny_config(cuda_graphs=True, precision=precision, channels_last=True, normalize="standardize", **settings),
-                      tmp_path, progress=False)
+    trainer = Trainer(
+        tiny_config(cuda_graphs=True, precision=precision, channels_last=True, normalize="standardize", **settings),
+        tmp_path,
+        progress=False,
+    )
     trainer.parts.method.model.train()
-    for step in range(5):  # warm-up, capture, first replays
+    for _step in range(5):  # warm-up, capture, first replays
         trainer.step()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        for step in range(5, 10):
+        for _step in range(5, 10):
             trainer.step()
     finally:
         torch.cuda.set_sync_debug_mode("default")
@@ -92,7 +113,7 @@ def test_cuda_graph_run_resumes_to_the_uninterrupted_result(tmp_path):
     (tmp_path / "parts").mkdir()
     first = Trainer(config, tmp_path / "parts", progress=False)
     first.parts.method.model.train()
-    for step in range(12):
+    for _step in range(12):
         first.step()
     first.save_checkpoint()
     resumed = Trainer(config, tmp_path / "parts", resume=True, progress=False)

@@ -15,8 +15,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _check(*arguments):
     environment = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--dry-run", *arguments],
-                          capture_output=True, text=True, env=environment, timeout=300)
+    return subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--dry-run", *arguments],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+    )
 
 
 def test_every_phase_runs_and_writes_its_results(tmp_path):
@@ -25,7 +30,8 @@ def test_every_phase_runs_and_writes_its_results(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     phases = json.loads((out / "phases.json").read_text())
     assert {name: entry["status"] for name, entry in phases.items()} == dict.fromkeys(
-        ["environment", "tests", "equality", "throughput", "cifar", "cpu-read", "compile"], "ok")
+        ["environment", "tests", "equality", "throughput", "cifar", "cpu-read", "compile"], "ok"
+    )
     results = json.loads((out / "gpu.json").read_text())
     assert results["environment"]["bf16_matmul_tflops"] > 0
     assert results["tests"]["returncode"] == 0
@@ -47,6 +53,10 @@ def test_paper_runs_resume_across_calls(tmp_path):
         steps.append(json.loads((out / "gpu.json").read_text())["paper/mean-teacher"]["steps"])
     assert 0 < steps[0] < steps[1]  # the second call went on from the first call's checkpoint
     entry = json.loads((out / "gpu.json").read_text())["paper/mean-teacher"]
-    planned = load_config_file(runs / "mean-teacher" / "config.toml").steps  # the run's own steps, not the paper's 150,000
-    assert entry["full_run_hours_at_this_speed"] == pytest.approx(planned * entry["seconds"] / entry["steps"] / 3600, abs=0.01)
+    planned = load_config_file(
+        runs / "mean-teacher" / "config.toml"
+    ).steps  # the run's own steps, not the paper's 150,000
+    assert entry["full_run_hours_at_this_speed"] == pytest.approx(
+        planned * entry["seconds"] / entry["steps"] / 3600, abs=0.01
+    )
     assert (out / "metrics-mean-teacher.jsonl").is_file()

@@ -24,12 +24,15 @@ def test_a_healthy_run_says_nothing(tmp_path):
     assert guard_warnings(tmp_path) == []
 
 
-@pytest.mark.parametrize("settings, cause", [
-    ({"consistency": 0.0}, "the consistency weight is 0"),
-    ({"consistency": 1.0, "rampup_steps": 100_000}, "the ramp-up is longer than the run"),
-    ({"ema_decay": 0.0, "ema_decay_rampup": 0.0}, "an EMA decay of 0 copies the student"),
-    ({"lr": 0.0}, "is the learning rate 0"),  # the teacher equals the student here too, but not for the decay
-])
+@pytest.mark.parametrize(
+    "settings, cause",
+    [
+        ({"consistency": 0.0}, "the consistency weight is 0"),
+        ({"consistency": 1.0, "rampup_steps": 100_000}, "the ramp-up is longer than the run"),
+        ({"ema_decay": 0.0, "ema_decay_rampup": 0.0}, "an EMA decay of 0 copies the student"),
+        ({"lr": 0.0}, "is the learning rate 0"),  # the teacher equals the student here too, but not for the decay
+    ],
+)
 def test_each_dead_teacher_warns_once_with_its_cause(tmp_path, settings, cause):
     messages = guard_warnings(tmp_path, **settings)
     assert any(cause in message for message in messages), messages
@@ -42,7 +45,9 @@ def test_a_teacher_that_is_never_updated_is_caught(tmp_path, monkeypatch):
 
     monkeypatch.setattr(EMATeacher, "update", lambda self, student, step, decay=None: None)
     messages = guard_warnings(tmp_path)
-    assert any("the teacher has not changed since the last evaluation" in m and "decay" in m for m in messages), messages
+    assert any("the teacher has not changed since the last evaluation" in m and "decay" in m for m in messages), (
+        messages
+    )
 
 
 def test_supervised_only_is_not_watched_for_a_teacher(tmp_path):

@@ -8,21 +8,47 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 LAYERS = {
-    "errors": 0, "files": 0, "schedules": 0, "optim": 0, "hardware": 0, "data.batch": 0,  # what every layer stands on
+    "errors": 0,
+    "files": 0,
+    "schedules": 0,
+    "optim": 0,
+    "hardware": 0,
+    "data.batch": 0,  # what every layer stands on
     "data": 1,  # reading, splitting, batching and noising data: knows nothing of costs, methods or training
-    "losses": 2, "masks": 2, "pseudo_labels": 2, "models": 2, "teacher": 2,  # the parts a user takes into their own loop
-    "methods": 3, "config": 3, "auto": 3,
-    "run": 4, "inference": 4, "report": 4,  # running experiments and using their results
-    "demo": 5, "cli": 5,  # the command line
-    "__main__": 6, "": 6,
+    "losses": 2,
+    "masks": 2,
+    "pseudo_labels": 2,
+    "models": 2,
+    "teacher": 2,  # the parts a user takes into their own loop
+    "methods": 3,
+    "config": 3,
+    "auto": 3,
+    "run": 4,
+    "inference": 4,
+    "report": 4,  # running experiments and using their results
+    "demo": 5,
+    "cli": 5,  # the command line
+    "__main__": 6,
+    "": 6,
 }
 """A module may import modules of its own layer or a lower one (by the longest matching name)."""
 
 NOT_LOADED_BY_IMPORT = [
-    "meanteacher.run.train", "meanteacher.run.setup", "meanteacher.run.distributed", "meanteacher.run.graphs",
-    "meanteacher.run.hyperparameters", "meanteacher.run.progress", "meanteacher.data.sources", "meanteacher.data.streaming",
-    "meanteacher.data.feed", "meanteacher.data.pipeline", "meanteacher.report", "meanteacher.demo", "meanteacher.cli",
-    "benchmarks", "matplotlib",
+    "meanteacher.run.train",
+    "meanteacher.run.setup",
+    "meanteacher.run.distributed",
+    "meanteacher.run.graphs",
+    "meanteacher.run.hyperparameters",
+    "meanteacher.run.progress",
+    "meanteacher.data.sources",
+    "meanteacher.data.streaming",
+    "meanteacher.data.feed",
+    "meanteacher.data.pipeline",
+    "meanteacher.report",
+    "meanteacher.demo",
+    "meanteacher.cli",
+    "benchmarks",
+    "matplotlib",
 ]
 """What ``import meanteacher`` must leave unloaded: the trainer, the dataset readers, plotting, the command line."""
 
@@ -80,20 +106,23 @@ def test_imports_run_from_upper_layers_to_lower_ones():
 def import_circles(modules: dict[str, tuple[bool, str]]) -> list[list[str]]:
     """Each circle of imports among ``modules`` (a module importing one that, through others, imports it),
     as the modules on it from the first found; an import names the longest module in ``modules`` it reaches."""
+
     def owner(name: str) -> str:
         while name and name not in modules:
             name = name.rpartition(".")[0]
         return name
 
-    edges = {module: sorted({owner(name) for name in _imports(module, *source)} - {"", module})
-             for module, source in modules.items()}
+    edges = {
+        module: sorted({owner(name) for name in _imports(module, *source)} - {"", module})
+        for module, source in modules.items()
+    }
     circles, state = [], {}  # state: 1 on the current path, 2 finished
 
     def visit(module: str, path: list[str]) -> None:
         state[module] = 1
         for imported in edges[module]:
             if state.get(imported) == 1:
-                circles.append(path[path.index(imported):] + [imported])
+                circles.append(path[path.index(imported) :] + [imported])
             elif imported not in state:
                 visit(imported, path + [imported])
         state[module] = 2
@@ -115,7 +144,9 @@ def test_the_circle_check_sees_a_circle():
         "meanteacher.methods.base": (False, "from ..config import Config\n"),
         "meanteacher.losses": (False, "import torch\n"),
     }
-    assert import_circles(modules) == [["meanteacher.config", "meanteacher.methods", "meanteacher.methods.base", "meanteacher.config"]]
+    assert import_circles(modules) == [
+        ["meanteacher.config", "meanteacher.methods", "meanteacher.methods.base", "meanteacher.config"]
+    ]
     del modules["meanteacher.methods.base"]
     assert import_circles(modules) == []
 
@@ -130,12 +161,16 @@ def test_the_configuration_knows_every_method_by_name():
 def test_the_check_sees_a_broken_rule():
     broken = {
         "meanteacher.data.feed": (False, "from ..losses import NO_LABEL\n"),  # data importing the costs
-        "meanteacher.inference": (False, "def f():\n    from .run.train import Trainer\n"),  # inference importing the trainer
+        "meanteacher.inference": (
+            False,
+            "def f():\n    from .run.train import Trainer\n",
+        ),  # inference importing the trainer
         "meanteacher.cli": (False, "from benchmarks.speed import main\n"),  # the command line importing benchmarks
         "meanteacher.methods": (True, "from ..data.batch import Batch\nfrom .base import Method\n"),  # allowed
     }
     assert layer_violations(broken) == [
-        "meanteacher.cli -> benchmarks.speed", "meanteacher.data.feed -> meanteacher.losses",
+        "meanteacher.cli -> benchmarks.speed",
+        "meanteacher.data.feed -> meanteacher.losses",
     ]
     assert _layer("meanteacher.inference") == _layer("meanteacher.run.train")  # same layer: the next test covers it
 

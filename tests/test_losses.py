@@ -17,7 +17,9 @@ from meanteacher.losses import (
 @pytest.fixture
 def logits():
     generator = torch.Generator().manual_seed(0)
-    return torch.randn(5, 4, generator=generator, dtype=torch.float64), torch.randn(5, 4, generator=generator, dtype=torch.float64)
+    return torch.randn(5, 4, generator=generator, dtype=torch.float64), torch.randn(
+        5, 4, generator=generator, dtype=torch.float64
+    )
 
 
 def test_softmax_mse_matches_closed_form(logits):
@@ -52,7 +54,9 @@ def test_tau_family_limits(logits):
     assert tau_consistency(student, teacher, 1.0).item() == pytest.approx(
         2.0 / classes**2 * softmax_kl(student, teacher).item(), rel=1e-5
     )
-    assert tau_consistency(student, teacher, 1e-4).item() == pytest.approx(softmax_mse(student, teacher).item(), rel=1e-3)
+    assert tau_consistency(student, teacher, 1e-4).item() == pytest.approx(
+        softmax_mse(student, teacher).item(), rel=1e-3
+    )
     # strictly between: a different value than either end
     middle = tau_consistency(student, teacher, 0.5).item()
     assert middle != pytest.approx(softmax_mse(student, teacher).item(), rel=1e-3)

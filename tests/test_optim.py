@@ -12,7 +12,10 @@ from tests.helpers import HostReads
 
 def _parameters(seed=0):
     generator = torch.Generator().manual_seed(seed)
-    return [torch.nn.Parameter(torch.randn(shape, dtype=torch.float64, generator=generator)) for shape in ((5, 3), (3,), (2, 2, 2))]
+    return [
+        torch.nn.Parameter(torch.randn(shape, dtype=torch.float64, generator=generator))
+        for shape in ((5, 3), (3,), (2, 2, 2))
+    ]
 
 
 def _gradients(parameters, step):
@@ -62,7 +65,9 @@ def test_one_step_reads_nothing_on_the_host():
 def test_the_guard_catches_torch_capturable_adam_reading_tensor_betas(monkeypatch):
     # torch refuses capturable=True on CPU tensors by a device check alone; lifted here, its foreach
     # update runs on the CPU and reads the tensor betas on the host, which capture would refuse.
-    monkeypatch.setattr(sys.modules["torch.optim.adam"], "_get_capturable_supported_devices", lambda supports_xla=True: ["cpu"])
+    monkeypatch.setattr(
+        sys.modules["torch.optim.adam"], "_get_capturable_supported_devices", lambda supports_xla=True: ["cpu"]
+    )
     parameters = _parameters()
     lr, beta1, beta2 = (torch.tensor(v, dtype=torch.float64) for v in (0.01, 0.9, 0.99))
     optimizer = torch.optim.Adam(parameters, lr=lr, betas=(beta1, beta2), capturable=True, foreach=True)

@@ -4,17 +4,23 @@ import pytest
 import torch
 
 from meanteacher.config import load_preset
+from meanteacher.data.feed import extra_subset
 from meanteacher.errors import MeanTeacherError
 from meanteacher.losses import logit_distance
 from meanteacher.models import ConvNet13
 from meanteacher.models.layers import MeanOnlyBatchNorm
-from meanteacher.data.feed import extra_subset
 
 
-@pytest.mark.parametrize("preset, steps", [
-    ("cifar10-1000-pi", 60_000), ("cifar10-2000-pi", 100_000), ("cifar10-4000-pi", 180_000),
-    ("cifar10-all-pi", 180_000), ("svhn-250-pi", 100_000),
-])
+@pytest.mark.parametrize(
+    "preset, steps",
+    [
+        ("cifar10-1000-pi", 60_000),
+        ("cifar10-2000-pi", 100_000),
+        ("cifar10-4000-pi", 180_000),
+        ("cifar10-all-pi", 180_000),
+        ("svhn-250-pi", 100_000),
+    ],
+)
 def test_pi_model_step_counts_of_appendix_b1(preset, steps):
     assert load_preset(preset).steps == steps
 

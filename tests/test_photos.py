@@ -60,7 +60,9 @@ def test_decoding_large_photos_takes_bounded_memory(photos, tmp_path):
         "print(json.dumps([before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss]))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    result = subprocess.run([sys.executable, "-c", code, str(photos)], capture_output=True, text=True, env=env, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(photos)], capture_output=True, text=True, env=env, check=True
+    )
     before, after = json.loads(result.stdout.strip().splitlines()[-1])
     # one 12-megapixel photo decoded at full size is 36 MB; ten of them, kept, would be 360 MB
     assert (after - before) / 1024 < 40, f"peak memory grew by {(after - before) / 1024:.0f} MB"
@@ -81,8 +83,8 @@ def test_a_label_file_of_one_class_is_refused(tmp_path):
 
 
 def test_the_defaults_of_a_run_without_a_preset_follow_the_machine():
-    from meanteacher.config import Config, load_preset
     from meanteacher.auto import CPU_WIDTH, resolve_auto
+    from meanteacher.config import Config, load_preset
 
     own = Config(dataset="photos", steps=1000)
     cpu = resolve_auto(own, 10, False, 100, "cpu")
@@ -93,8 +95,13 @@ def test_the_defaults_of_a_run_without_a_preset_follow_the_machine():
     assert resolve_auto(chosen, 10, False, 100).arch_options == {"width": 0.5}
     assert (resolve_auto(chosen, 10, False, 100).flip, resolve_auto(chosen, 10, False, 100).eval_every) == (True, 7)
     preset = resolve_auto(load_preset("cifar10-4000"), 10, False, 4000, "cpu")
-    assert preset.arch_options == {} and preset.flip is True and preset.eval_every == 500  # the paper's, as the preset says
-    assert preset.student_view == "weak" and resolve_auto(load_preset("cifar10-cpu-1000"), 10, False, 1000).student_view == "weak"
+    assert (
+        preset.arch_options == {} and preset.flip is True and preset.eval_every == 500
+    )  # the paper's, as the preset says
+    assert (
+        preset.student_view == "weak"
+        and resolve_auto(load_preset("cifar10-cpu-1000"), 10, False, 1000).student_view == "weak"
+    )
 
 
 def test_the_student_view_without_a_preset_is_strong_where_it_can_be():
@@ -104,7 +111,9 @@ def test_the_student_view_without_a_preset_is_strong_where_it_can_be():
     assert resolve_auto(Config(dataset="photos", steps=1000), 10, False, 100).student_view == STUDENT_VIEW == "strong"
     assert resolve_auto(Config(dataset="photos", normalize="zca"), 10, False, 100).student_view == "weak"
     assert resolve_auto(Config(dataset="photos", streaming=True), 10, False, 100).student_view == "weak"
-    assert resolve_auto(Config(dataset="photos", student_view="photometric"), 10, False, 100).student_view == "photometric"
+    assert (
+        resolve_auto(Config(dataset="photos", student_view="photometric"), 10, False, 100).student_view == "photometric"
+    )
     Config(dataset="photos", streaming=True).validate()  # auto is no conflict with streaming
 
 
@@ -121,8 +130,8 @@ def test_a_run_recorded_before_the_student_view_existed_resumes_with_the_papers_
 
 
 def test_the_resolved_defaults_are_recorded_in_config_toml(tmp_path):
-    from meanteacher.config import Config, load_config_file, to_toml
     from meanteacher.auto import resolve_auto
+    from meanteacher.config import Config, load_config_file, to_toml
 
     resolved = resolve_auto(Config(dataset="photos", steps=1000), 10, False, 100, "cpu")
     (tmp_path / "config.toml").write_text(to_toml(resolved))

@@ -13,7 +13,7 @@ from PIL import Image
 
 from meanteacher.cli import main
 from meanteacher.config import load_config_file
-from meanteacher.data.pile import DecodeProgress, check_memory, decode_pile
+from meanteacher.data.pile import ImageProgress, check_memory, decode_pile
 from meanteacher.data.sources import load_dataset, load_digits
 from meanteacher.errors import DataError
 from meanteacher.run.train import Trainer
@@ -98,7 +98,9 @@ def test_unlabeled_paths_repeat_and_bring_every_image_to_the_runs_shape(tmp_path
     _save(folder / "nested" / "rgba.png", 3, size=8, mode="RGBA")
     listed = tmp_path / "listed"
     _pile(listed, 3)
-    (tmp_path / "list.txt").write_text("# three images\nlisted/000.png\n\nlisted/001.png\n" + str(listed / "002.png") + "\n")
+    (tmp_path / "list.txt").write_text(
+        "# three images\nlisted/000.png\n\nlisted/001.png\n" + str(listed / "002.png") + "\n"
+    )
     archive = tmp_path / "more.zip"
     with zipfile.ZipFile(archive, "w") as out:
         buffer = io.BytesIO()
@@ -117,7 +119,9 @@ def test_unreadable_files_are_skipped_with_one_warning_and_none_readable_is_an_e
     _pile(pile, 3)
     (pile / "broken.png").write_bytes(b"not an image at all")
     (pile / "notes.txt").write_text("taken on holiday")
-    with pytest.warns(UserWarning, match=r"2 unreadable file\(s\) skipped in the unlabeled pile, the first .*broken.png"):
+    with pytest.warns(
+        UserWarning, match=r"2 unreadable file\(s\) skipped in the unlabeled pile, the first .*broken.png"
+    ):
         dataset = load_dataset("digits", unlabeled=[pile])
     assert dataset.pile_size == 3
     for file in ("000.png", "001.png", "002.png"):
@@ -126,21 +130,40 @@ def test_unreadable_files_are_skipped_with_one_warning_and_none_readable_is_an_e
         load_dataset("digits", unlabeled=[pile])
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda path: path.mkdir(), "an unlabeled pile with no files"),
-    (lambda path: None, "no such file or folder"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda path: path.mkdir(), "an unlabeled pile with no files"),
+        (lambda path: None, "no such file or folder"),
+    ],
+)
 def test_an_empty_or_missing_pile_ends_in_one_line_and_writes_nothing(tmp_path, capsys, make, message):
     make(tmp_path / "pile")
     run = tmp_path / "run"
-    code = main(["train", "--data", "digits", "--unlabeled", str(tmp_path / "pile"), "--steps", "2", "--out", str(run), "--quiet"])
+    code = main(
+        [
+            "train",
+            "--data",
+            "digits",
+            "--unlabeled",
+            str(tmp_path / "pile"),
+            "--steps",
+            "2",
+            "--out",
+            str(run),
+            "--quiet",
+        ]
+    )
     error = capsys.readouterr().err.strip()
     assert code == 2 and message in error and "\n" not in error
     assert not run.exists()
 
 
 def test_a_pile_too_large_for_memory_names_the_size_it_needs():
-    with pytest.raises(DataError, match=r"50,000 unlabeled images at 224x224 with 3 channel\(s\) need 7.0 GiB in memory, 4.0 GiB is free"):
+    with pytest.raises(
+        DataError,
+        match=r"50,000 unlabeled images at 224x224 with 3 channel\(s\) need 7.0 GiB in memory, 4.0 GiB is free",
+    ):
         check_memory(50_000, (3, 224, 224), "photos", available=4 * 2**30)
     check_memory(50_000, (3, 32, 32), "photos", available=4 * 2**30)
 
@@ -153,13 +176,16 @@ def test_a_large_pile_shows_its_decoding_progress_in_plain_lines_without_a_termi
     lines = stream.getvalue().splitlines()
     assert len(pile["ids"]) == 1000 and "\r" not in stream.getvalue()
     assert len(lines) == 10 and lines[-1].startswith("pile: unlabeled pile: 1,000/1,000 images decoded")
-    assert not DecodeProgress(999, "small", io.StringIO()).shown
+    assert not ImageProgress(999, "small", io.StringIO()).shown
 
 
 def _two_ways(root: Path) -> tuple[Path, Path, Path]:
     """The same images as class folders plus a pile, and as one labeled folder with a label file naming
     the labeled ones. The pile's images are class 1's last ones, so both keep them in the same order."""
-    labeled = {0: np.flatnonzero(DIGITS.train_labels.numpy() == 0)[:20], 1: np.flatnonzero(DIGITS.train_labels.numpy() == 1)[:20]}
+    labeled = {
+        0: np.flatnonzero(DIGITS.train_labels.numpy() == 0)[:20],
+        1: np.flatnonzero(DIGITS.train_labels.numpy() == 1)[:20],
+    }
     hidden = np.flatnonzero(DIGITS.train_labels.numpy() == 1)[20:60]
     pile_way, label_way = root / "with_pile", root / "labeled"
     lines = []
@@ -177,14 +203,45 @@ def _two_ways(root: Path) -> tuple[Path, Path, Path]:
     return pile_way, label_way, root / "labels.txt"
 
 
-TINY_FLAGS = ["--steps", "12", "--batch-size", "16", "--labeled-per-batch", "8", "--precision", "fp32", "--student-view", "weak",
-              "--set", "arch_options.width=0.125", "--set", "arch_options.pools=1", "--set", "eval_every=6", "--quiet"]
+TINY_FLAGS = [
+    "--steps",
+    "12",
+    "--batch-size",
+    "16",
+    "--labeled-per-batch",
+    "8",
+    "--precision",
+    "fp32",
+    "--student-view",
+    "weak",
+    "--set",
+    "arch_options.width=0.125",
+    "--set",
+    "arch_options.pools=1",
+    "--set",
+    "eval_every=6",
+    "--quiet",
+]
 
 
 def test_a_pile_trains_bit_for_bit_as_the_same_images_given_by_a_label_file(tmp_path, capsys):
     pile_way, label_way, label_file = _two_ways(tmp_path)
     assert main(["train", "--data", str(pile_way), "--out", str(tmp_path / "a"), *TINY_FLAGS]) == 0
-    assert main(["train", "--data", str(label_way), "--label-file", str(label_file), "--out", str(tmp_path / "b"), *TINY_FLAGS]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(label_way),
+                "--label-file",
+                str(label_file),
+                "--out",
+                str(tmp_path / "b"),
+                *TINY_FLAGS,
+            ]
+        )
+        == 0
+    )
     first, second = (tmp_path / name / "metrics.jsonl" for name in "ab")
     assert len(first.read_text().splitlines()) == 2
     assert first.read_bytes() == second.read_bytes()
@@ -193,17 +250,38 @@ def test_a_pile_trains_bit_for_bit_as_the_same_images_given_by_a_label_file(tmp_
 def test_the_plan_line_counts_the_pile_and_supervised_only_says_it_leaves_it(tmp_path, capsys):
     pile_way, _, _ = _two_ways(tmp_path)
     assert main(["train", "--data", str(pile_way), "--out", str(tmp_path / "mt"), *TINY_FLAGS[:-1]]) == 0
-    assert "40 labeled (20 per class, 2 classes), 40 unlabeled (40 from the pile, 0 with labels hidden); 12 steps of 16 images (8 labeled, 50%" \
+    assert (
+        "40 labeled (20 per class, 2 classes), 40 unlabeled (40 from the pile, 0 with labels hidden); 12 steps of 16 images (8 labeled, 50%"
         in capsys.readouterr().err
-    assert main(["train", "--data", str(pile_way), "--method", "supervised", "--out", str(tmp_path / "sup"), *TINY_FLAGS[:-1]]) == 0
-    assert "40 unlabeled (40 from the pile, 0 with labels hidden), which supervised-only does not use" in capsys.readouterr().err
+    )
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(pile_way),
+                "--method",
+                "supervised",
+                "--out",
+                str(tmp_path / "sup"),
+                *TINY_FLAGS[:-1],
+            ]
+        )
+        == 0
+    )
+    assert (
+        "40 unlabeled (40 from the pile, 0 with labels hidden), which supervised-only does not use"
+        in capsys.readouterr().err
+    )
 
 
 def test_a_run_records_its_pile_and_resumes_with_it_from_anywhere(tmp_path, capsys, monkeypatch):
     pile = tmp_path / "pile"
     _pile(pile, 30)
     monkeypatch.chdir(tmp_path)
-    assert main(["train", "--data", "digits", "--labels", "20", "--unlabeled", "pile", *TINY_FLAGS, "--out", "whole"]) == 0
+    assert (
+        main(["train", "--data", "digits", "--labels", "20", "--unlabeled", "pile", *TINY_FLAGS, "--out", "whole"]) == 0
+    )
     config = load_config_file(tmp_path / "whole" / "config.toml")
     assert config.unlabeled == [str(pile.resolve())]
     interrupted = Trainer(config, tmp_path / "cut", progress=False)
@@ -214,7 +292,9 @@ def test_a_run_records_its_pile_and_resumes_with_it_from_anywhere(tmp_path, caps
     interrupted.save_checkpoint()
     monkeypatch.chdir(tmp_path / "cut")
     assert main(["train", "--resume", str(tmp_path / "cut"), "--quiet"]) == 0
-    assert (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()[-1] == (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()[-1]
+    assert (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()[-1] == (
+        tmp_path / "whole" / "metrics.jsonl"
+    ).read_text().splitlines()[-1]
     capsys.readouterr()
     assert main(["train", "--resume", str(tmp_path / "cut"), "--unlabeled", str(pile)]) == 2
     assert "--unlabeled cannot change it" in capsys.readouterr().err

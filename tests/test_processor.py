@@ -24,7 +24,9 @@ def _metrics(run_dir):
 
 
 @pytest.mark.parametrize("native", ["0", "1"])
-def test_a_run_reads_back_and_resumes_to_its_own_numbers_with_or_without_bf16_in_hardware(native, tmp_path, monkeypatch, capsys):
+def test_a_run_reads_back_and_resumes_to_its_own_numbers_with_or_without_bf16_in_hardware(
+    native, tmp_path, monkeypatch, capsys
+):
     monkeypatch.setenv(NATIVE_BF16_VARIABLE, native)
     config = tiny_config(precision=None, steps=16, eval_every=8, checkpoint_every=8)
     whole = Trainer(config, tmp_path / "whole", progress=False)

@@ -76,7 +76,9 @@ def test_the_self_adaptive_threshold_follows_freematch_by_hand():
     assert threshold.thresholds().tolist() == pytest.approx(expected)
     before = threshold.state_dict()
     threshold.update(probabilities, torch.zeros(3))  # no unlabeled row: nothing moves
-    assert torch.equal(threshold.confidence, before["confidence"]) and torch.equal(threshold.class_confidence, before["class_confidence"])
+    assert torch.equal(threshold.confidence, before["confidence"]) and torch.equal(
+        threshold.class_confidence, before["class_confidence"]
+    )
 
 
 def test_an_adaptive_threshold_starts_at_one_over_the_classes_and_rises_with_confidence():
@@ -106,7 +108,9 @@ def test_automatic_settings_for_pseudo_labels():
     assert (fixmatch.consistency_type, fixmatch.consistency) == ("pseudo:0.95", 1.0)  # a cross-entropy: weight 1
     mean_teacher = resolve_auto(Config(dataset="digits", steps=1000), 10, False, labeled_images=50)
     assert (mean_teacher.consistency_type, mean_teacher.consistency) == ("mse", 30.0)
-    mu = resolve_auto(Config(dataset="digits", steps=1000, unlabeled_ratio=7, batch_size=64), 10, False, labeled_images=50)
+    mu = resolve_auto(
+        Config(dataset="digits", steps=1000, unlabeled_ratio=7, batch_size=64), 10, False, labeled_images=50
+    )
     assert mu.labeled_per_batch == 8  # 8 labeled and 56 unlabeled: mu = 7
 
 
@@ -125,7 +129,10 @@ def test_a_fixmatch_step_equals_the_step_written_out_by_hand():
     reference = Linear64()
     reference.load_state_dict(model.state_dict())
     generator = torch.Generator().manual_seed(3)
-    weak, strong = torch.randn(6, 4, generator=generator, dtype=torch.float64), torch.randn(6, 4, generator=generator, dtype=torch.float64)
+    weak, strong = (
+        torch.randn(6, 4, generator=generator, dtype=torch.float64),
+        torch.randn(6, 4, generator=generator, dtype=torch.float64),
+    )
     weak[3:5] *= 20  # confident predictions on some unlabeled rows, not on the last
     labels = torch.tensor([0, 2, 1, NO_LABEL, NO_LABEL, NO_LABEL])
     method = FixMatch(model, 3, consistency=0.7, consistency_type="pseudo:0.8")
@@ -156,8 +163,11 @@ def test_mean_teacher_takes_its_pseudo_labels_from_the_teacher():
     with torch.no_grad():
         for parameter in method.teacher.module.parameters():
             parameter.mul_(30)  # a surer teacher than the student
-    batch = Batch(student_input=torch.randn(8, 4, dtype=torch.float64), teacher_input=torch.randn(8, 4, dtype=torch.float64),
-                  labels=torch.full((8,), NO_LABEL))
+    batch = Batch(
+        student_input=torch.randn(8, 4, dtype=torch.float64),
+        teacher_input=torch.randn(8, 4, dtype=torch.float64),
+        labels=torch.full((8,), NO_LABEL),
+    )
     _, logs = method.loss(batch, 0)
     teacher_confidence = method.teacher.module(batch.teacher_input).softmax(1).max(1).values
     assert float(logs["pseudo_mask_rate"]) == pytest.approx(float((teacher_confidence >= 0.5).double().mean()))
@@ -165,7 +175,9 @@ def test_mean_teacher_takes_its_pseudo_labels_from_the_teacher():
 
 @pytest.mark.parametrize("consistency_type", ["pseudo:0.2", "pseudo:adaptive"])
 def test_a_fixmatch_run_logs_what_its_users_watch_and_resumes_bit_for_bit(tmp_path, consistency_type):
-    config = tiny_config(method="fixmatch", consistency_type=consistency_type, steps=16, eval_every=8, checkpoint_every=8)
+    config = tiny_config(
+        method="fixmatch", consistency_type=consistency_type, steps=16, eval_every=8, checkpoint_every=8
+    )
     whole = Trainer(config, tmp_path / "whole", progress=False)
     whole.run()
     (tmp_path / "parts").mkdir()
@@ -175,8 +187,13 @@ def test_a_fixmatch_run_logs_what_its_users_watch_and_resumes_bit_for_bit(tmp_pa
     interrupted.save_checkpoint()
     resumed = Trainer(config, tmp_path / "parts", resume=True, progress=False)
     if consistency_type == "pseudo:adaptive":
-        assert torch.equal(resumed.parts.method.pseudo_labels.adaptive.confidence, interrupted.parts.method.pseudo_labels.adaptive.confidence)
-        assert float(resumed.parts.method.pseudo_labels.adaptive.confidence) != pytest.approx(0.1)  # it moved, and came back
+        assert torch.equal(
+            resumed.parts.method.pseudo_labels.adaptive.confidence,
+            interrupted.parts.method.pseudo_labels.adaptive.confidence,
+        )
+        assert float(resumed.parts.method.pseudo_labels.adaptive.confidence) != pytest.approx(
+            0.1
+        )  # it moved, and came back
     resumed.run()
     lines = [(tmp_path / name / "metrics.jsonl").read_text().splitlines() for name in ("whole", "parts")]
     assert lines[0][-1] == lines[1][-1]
@@ -201,10 +218,19 @@ def test_the_curves_of_a_run_with_pseudo_labels_have_a_panel_for_them(tmp_path, 
     drawn = []
     monkeypatch.setattr(report, "save_figure", lambda figure, path: drawn.append(figure))
     metrics = tmp_path / "metrics.jsonl"
-    record = {"step": 10, "ema_error": 0.5, "student_error": 0.5, "ema_class_cost": 1.0, "student_class_cost": 1.0, "class_cost": 1.0}
+    record = {
+        "step": 10,
+        "ema_error": 0.5,
+        "student_error": 0.5,
+        "ema_class_cost": 1.0,
+        "student_class_cost": 1.0,
+        "class_cost": 1.0,
+    }
     metrics.write_text(json.dumps(record) + "\n")
     report.plot_curves(metrics, tmp_path / "plain.png")
-    metrics.write_text(json.dumps({**record, "pseudo_mask_rate": 0.3, "pseudo_threshold": 0.95, "pseudo_accuracy": 0.9}) + "\n")
+    metrics.write_text(
+        json.dumps({**record, "pseudo_mask_rate": 0.3, "pseudo_threshold": 0.95, "pseudo_accuracy": 0.9}) + "\n"
+    )
     report.plot_curves(metrics, tmp_path / "pseudo.png", "fixmatch")
     assert [len(figure.axes) for figure in drawn] == [2, 3]
     titles = [text.get_text() for text in drawn[1].axes[2].get_legend().get_texts()]

@@ -32,14 +32,20 @@ def test_the_readme_has_commands_to_check():
 
 @pytest.mark.parametrize("command", _shell_commands())
 def test_every_readme_command_parses(command):
-    arguments = shlex.split(re.sub(r"\$\w+", "0", command.replace("[--json]", "--json")))[1:]  # a loop's $seed: a number
+    arguments = shlex.split(re.sub(r"\$\w+", "0", command.replace("[--json]", "--json")))[
+        1:
+    ]  # a loop's $seed: a number
     build_parser().parse_args(arguments)  # an unknown flag, subcommand or choice exits here
 
 
 def test_the_presets_and_methods_the_readme_names_exist():
     text = README.read_text()
     presets = set(list_presets())
-    quoted = {name for name in re.findall(r"`([\w-]+)`", text) if "-" in name and name.startswith(("cifar10-", "svhn-", "resnet", "resnext", "demo-"))}
+    quoted = {
+        name
+        for name in re.findall(r"`([\w-]+)`", text)
+        if "-" in name and name.startswith(("cifar10-", "svhn-", "resnet", "resnext", "demo-"))
+    }
     named = set(re.findall(r"--preset ([\w-]+)", text)) | quoted
     assert named and named <= presets, named - presets
     for method in re.findall(r"--method ([\w-]+)", text):

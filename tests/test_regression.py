@@ -23,8 +23,14 @@ from meanteacher.run.train import Trainer
 SEEDS = (0, 1, 2, 3)
 # The demo preset at width 0.125 and 400 steps: a quarter of the demo's cost per run. Measured over
 # seeds 0-5 on an AVX-512 CPU: gains of 2.0 to 10.0 points (mean 5.7, sd 2.8).
-SETTINGS = {"arch_options": {"width": 0.125, "pools": 1, "dropout": 0.0}, "steps": 400, "rampup_steps": 130,
-            "rampdown_steps": 100, "eval_every": 400, "checkpoint_every": 400}
+SETTINGS = {
+    "arch_options": {"width": 0.125, "pools": 1, "dropout": 0.0},
+    "steps": 400,
+    "rampup_steps": 130,
+    "rampdown_steps": 100,
+    "eval_every": 400,
+    "checkpoint_every": 400,
+}
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +43,9 @@ def gains(tmp_path_factory):
         errors = {}
         for method in ("supervised", "mean-teacher"):
             config = apply_settings(base, {"seed": seed, "method": method}, "test")
-            errors[method] = Trainer(config, tmp_path_factory.mktemp(f"{method}-{seed}"), progress=False, dataset=data).run()["ema_error"]
+            errors[method] = Trainer(
+                config, tmp_path_factory.mktemp(f"{method}-{seed}"), progress=False, dataset=data
+            ).run()["ema_error"]
         result.append(errors["supervised"] - errors["mean-teacher"])
     return result
 
@@ -46,4 +54,6 @@ def test_mean_teacher_beats_supervised_paired_over_label_sets(gains):
     mean, spread = statistics.fmean(gains), statistics.stdev(gains)
     standard_error = spread / math.sqrt(len(gains))
     assert mean > 0.02, f"mean gain {mean:.4f} (gains per seed {gains})"
-    assert mean > 2 * standard_error, f"mean gain {mean:.4f} is within 2 standard errors ({standard_error:.4f}); gains {gains}"
+    assert mean > 2 * standard_error, (
+        f"mean gain {mean:.4f} is within 2 standard errors ({standard_error:.4f}); gains {gains}"
+    )

@@ -40,9 +40,19 @@ def test_index_and_sharded_step_batches(tmp_path):
 
 def test_streaming_training_run(tmp_path):
     data = _folder(tmp_path / "pets")
-    config = tiny_config(dataset=str(data), labels=4, streaming=True, image_size=32, workers=0, steps=4,
-                         batch_size=8, labeled_per_batch=2, eval_every=2, checkpoint_every=2,
-                         arch_options={"width": 0.125})
+    config = tiny_config(
+        dataset=str(data),
+        labels=4,
+        streaming=True,
+        image_size=32,
+        workers=0,
+        steps=4,
+        batch_size=8,
+        labeled_per_batch=2,
+        eval_every=2,
+        checkpoint_every=2,
+        arch_options={"width": 0.125},
+    )
     summary = train(config, tmp_path / "run", progress=False)
     assert summary["steps"] == 4 and summary["dataset"] == "pets"
     assert 0.0 <= summary["ema_error"] <= 1.0

@@ -5,11 +5,26 @@ the photometric variant moves no pixel."""
 import pytest
 import torch
 
-from meanteacher.data.strong import (
-    OPERATIONS, PHOTOMETRIC, StrongAugmenter, affine, autocontrast, brightness, color, contrast, cutout, cutout_at, equalize,
-    posterize, rotation_matrix, sharpness, shear_matrix, solarize, translation_matrix,
-)
 from meanteacher.config import Config
+from meanteacher.data.strong import (
+    OPERATIONS,
+    PHOTOMETRIC,
+    StrongAugmenter,
+    affine,
+    autocontrast,
+    brightness,
+    color,
+    contrast,
+    cutout,
+    cutout_at,
+    equalize,
+    posterize,
+    rotation_matrix,
+    sharpness,
+    shear_matrix,
+    solarize,
+    translation_matrix,
+)
 from meanteacher.errors import MeanTeacherError
 from meanteacher.run.train import Trainer
 from tests.helpers import HostReads, tiny_config
@@ -59,7 +74,9 @@ def test_posterize_keeps_the_high_bits():
 
 
 def test_equalize_makes_the_histogram_flat():
-    narrow = 0.2 + 0.25 * torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))  # low contrast: 64 levels
+    narrow = 0.2 + 0.25 * torch.rand(
+        2, 3, 64, 64, generator=torch.Generator().manual_seed(1)
+    )  # low contrast: 64 levels
     levels = (equalize(narrow) * 255).round().flatten(1)
     steps = torch.arange(15, 256, 16)
     for row in levels:
@@ -147,7 +164,11 @@ def test_the_photometric_variant_moves_no_pixel():
     x = images(n=64, h=10, w=10)
 
     def commutes(strong, move):
-        return torch.allclose(strong(move(x), torch.Generator().manual_seed(0)), move(strong(x, torch.Generator().manual_seed(0))), atol=1e-5)
+        return torch.allclose(
+            strong(move(x), torch.Generator().manual_seed(0)),
+            move(strong(x, torch.Generator().manual_seed(0))),
+            atol=1e-5,
+        )
 
     photometric, full = StrongAugmenter(ops=2, cutout=0.0, geometric=False), StrongAugmenter(ops=2, cutout=0.0)
     for move in (lambda t: t.flip(3), lambda t: t.transpose(2, 3)):
@@ -165,7 +186,9 @@ def test_the_student_gets_the_strong_view_and_the_teacher_the_weak_one(tmp_path)
     (student, teacher), _, _ = strong.feed.views(0, index_batch, 2, strong.generator)
     assert torch.equal(teacher, teacher_alone)  # the teacher's view is drawn first, as the weak one
     assert not torch.allclose(student, teacher, atol=1e-3)
-    supervised = Trainer(tiny_config(method="supervised", student_view="photometric"), tmp_path / "supervised", progress=False)
+    supervised = Trainer(
+        tiny_config(method="supervised", student_view="photometric"), tmp_path / "supervised", progress=False
+    )
     assert supervised.config.student_view == "photometric" and float(supervised.step()["class_cost"]) > 0
 
 

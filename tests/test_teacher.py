@@ -213,7 +213,9 @@ def test_unwraps_compiled_and_distributed_students(tmp_path):
 def test_another_architecture_names_the_first_mismatched_parameter():
     teacher = EMATeacher(_net())
     wider = nn.Sequential(nn.Linear(3, 5), nn.BatchNorm1d(5), nn.Linear(5, 2))
-    with pytest.raises(ValueError, match=r"student parameter '0.weight' \(5, 3\) does not match the teacher's '0.weight' \(4, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"student parameter '0.weight' \(5, 3\) does not match the teacher's '0.weight' \(4, 3\)"
+    ):
         teacher.update(wider, 1)
     deeper = nn.Sequential(*_net(), nn.Linear(2, 2))
     with pytest.raises(ValueError, match="student has a parameter the teacher lacks, '3.weight'"):

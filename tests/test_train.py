@@ -27,7 +27,17 @@ def test_run_directory_contents(tmp_path):
     run = tmp_path / "run"
     for name in ("config.toml", "metrics.jsonl", "checkpoint.pt", "summary.json", "curves.png", "labels.txt"):
         assert (run / name).is_file(), name
-    assert set(summary) >= {"method", "dataset", "labels", "seed", "steps", "student_error", "ema_error", "seconds", "images_per_second"}
+    assert set(summary) >= {
+        "method",
+        "dataset",
+        "labels",
+        "seed",
+        "steps",
+        "student_error",
+        "ema_error",
+        "seconds",
+        "images_per_second",
+    }
     assert summary["labels"] == 50 and summary["steps"] == 30 and summary["dataset"] == "digits"
     records = _metrics(run)
     assert [r["step"] for r in records] == [10, 20, 30]
@@ -74,21 +84,54 @@ def _wait_for_checkpoint(run_dir, process, timeout=120):
 
 
 def test_sigkill_and_resume_is_bit_identical(tmp_path):
-    settings = ["--set", "steps=150", "--set", "eval_every=25", "--set", "checkpoint_every=25", "--set", "checkpoint_seconds=0"]
-    config_args = ["--data", "digits", "--labels", "50", "--set", "arch_options.width=0.125", "--set", "arch_options.pools=1",
-                   "--batch-size", "32", "--labeled-per-batch", "8", "--set", "rampup_steps=20", "--set", "rampdown_steps=20",
-                   "--consistency", "1", "--quiet"] + settings
+    settings = [
+        "--set",
+        "steps=150",
+        "--set",
+        "eval_every=25",
+        "--set",
+        "checkpoint_every=25",
+        "--set",
+        "checkpoint_seconds=0",
+    ]
+    config_args = [
+        "--data",
+        "digits",
+        "--labels",
+        "50",
+        "--set",
+        "arch_options.width=0.125",
+        "--set",
+        "arch_options.pools=1",
+        "--batch-size",
+        "32",
+        "--labeled-per-batch",
+        "8",
+        "--set",
+        "rampup_steps=20",
+        "--set",
+        "rampdown_steps=20",
+        "--consistency",
+        "1",
+        "--quiet",
+    ] + settings
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     whole = tmp_path / "whole"
-    subprocess.run([sys.executable, "-m", "meanteacher", "train", *config_args, "--out", str(whole)], check=True, env=env)
+    subprocess.run(
+        [sys.executable, "-m", "meanteacher", "train", *config_args, "--out", str(whole)], check=True, env=env
+    )
     killed = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "meanteacher", "train", *config_args, "--out", str(killed)], env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "meanteacher", "train", *config_args, "--out", str(killed)], env=env
+    )
     assert _wait_for_checkpoint(killed, process), "the run ended before it could be killed"
     process.send_signal(signal.SIGKILL)
     process.wait()
     stopped_at = load_checkpoint(killed / "checkpoint.pt")["step"]
     assert stopped_at < 150
-    subprocess.run([sys.executable, "-m", "meanteacher", "train", "--resume", str(killed), "--quiet"], check=True, env=env)
+    subprocess.run(
+        [sys.executable, "-m", "meanteacher", "train", "--resume", str(killed), "--quiet"], check=True, env=env
+    )
     assert _metrics(killed) == _metrics(whole)
     a = load_checkpoint(whole / "checkpoint.pt")
     b = load_checkpoint(killed / "checkpoint.pt")
@@ -97,7 +140,9 @@ def test_sigkill_and_resume_is_bit_identical(tmp_path):
 
 
 def test_nonfinite_loss_stops_with_last_good_checkpoint(tmp_path):
-    config = tiny_config(arch="tests.helpers:nan_after", arch_options={"width": 0.125, "pools": 1, "steps": 25}, method="supervised")
+    config = tiny_config(
+        arch="tests.helpers:nan_after", arch_options={"width": 0.125, "pools": 1, "steps": 25}, method="supervised"
+    )
     with pytest.raises(MeanTeacherError, match="non-finite") as error:
         train(config, tmp_path / "run", progress=False)
     assert "step 20" in str(error.value)
@@ -166,7 +211,9 @@ def test_the_plan_and_a_first_estimate_come_before_the_second_step(tmp_path, mon
 
     monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal: plain lines
     Watched.seen.clear()
-    Trainer(tiny_config(method="supervised", arch="tests.helpers:watched", steps=3, eval_every=3), tmp_path, progress=True).run()
+    Trainer(
+        tiny_config(method="supervised", arch="tests.helpers:watched", steps=3, eval_every=3), tmp_path, progress=True
+    ).run()
     before_second_step = Watched.seen[0]
     assert "run directory" in before_second_step  # the plan line
     assert "first step" in before_second_step and "to go" in before_second_step  # estimated from one timed step

@@ -75,8 +75,15 @@ def test_mean_teacher_vat_with_zero_eps_is_mean_teacher_exactly():
         torch.manual_seed(7)
         total, logs = method.loss(batch, 3)
         total.backward()
-        results.append((total.detach(), [p.grad.clone() for p in model.parameters()], [b.clone() for b in model.buffers()],
-                        [b.clone() for b in method.teacher.module.buffers()], torch.get_rng_state()))
+        results.append(
+            (
+                total.detach(),
+                [p.grad.clone() for p in model.parameters()],
+                [b.clone() for b in model.buffers()],
+                [b.clone() for b in method.teacher.module.buffers()],
+                torch.get_rng_state(),
+            )
+        )
     (total_a, grads_a, buffers_a, teacher_a, rng_a), (total_b, grads_b, buffers_b, teacher_b, rng_b) = results
     assert torch.equal(total_a, total_b)
     assert all(torch.equal(a, b) for a, b in zip(grads_a, grads_b))
@@ -87,8 +94,14 @@ def test_mean_teacher_vat_with_zero_eps_is_mean_teacher_exactly():
 
 def test_mean_teacher_vat_trains_like_mean_teacher_at_zero_eps_and_differently_above(tmp_path):
     runs = {}
-    for name, settings in (("mt", {}), ("mtvat0", {"method": "mean-teacher-vat", "vat_eps": 0.0}), ("mtvat", {"method": "mean-teacher-vat", "vat_eps": 2.0})):
-        trainer = Trainer(tiny_config(steps=10, eval_every=10, checkpoint_every=10, **settings), tmp_path / name, progress=False)
+    for name, settings in (
+        ("mt", {}),
+        ("mtvat0", {"method": "mean-teacher-vat", "vat_eps": 0.0}),
+        ("mtvat", {"method": "mean-teacher-vat", "vat_eps": 2.0}),
+    ):
+        trainer = Trainer(
+            tiny_config(steps=10, eval_every=10, checkpoint_every=10, **settings), tmp_path / name, progress=False
+        )
         trainer.run()
         runs[name] = list(trainer.parts.model.parameters())
     assert all(torch.equal(a, b) for a, b in zip(runs["mt"], runs["mtvat0"]))
@@ -97,6 +110,17 @@ def test_mean_teacher_vat_trains_like_mean_teacher_at_zero_eps_and_differently_a
 
 @pytest.mark.parametrize("entropy_weight", [0.0, 0.5])
 def test_vat_method_trains(tmp_path, entropy_weight):
-    summary = Trainer(tiny_config(method="vat", consistency=1.0, vat_eps=2.0, entropy_weight=entropy_weight, steps=40,
-                                  eval_every=40, checkpoint_every=40), tmp_path / "vat", progress=False).run()
+    summary = Trainer(
+        tiny_config(
+            method="vat",
+            consistency=1.0,
+            vat_eps=2.0,
+            entropy_weight=entropy_weight,
+            steps=40,
+            eval_every=40,
+            checkpoint_every=40,
+        ),
+        tmp_path / "vat",
+        progress=False,
+    ).run()
     assert summary["ema_error"] < 0.85  # chance is 0.9

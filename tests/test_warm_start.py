@@ -43,17 +43,28 @@ def test_an_exported_state_dict_starts_a_run(supervised_run, tmp_path):
 
 
 def test_another_shape_names_the_first_parameter_that_does_not_fit(supervised_run, tmp_path):
-    with pytest.raises(MeanTeacherError, match=r"'[\w.]+' has shape \(\d+, \d+, 3, 3\) there and \(\d+, \d+, 3, 3\) here") as error:
-        Trainer(tiny_config(init=str(supervised_run), arch_options={"width": 0.25, "pools": 1}), tmp_path / "wide", progress=False)
+    with pytest.raises(
+        MeanTeacherError, match=r"'[\w.]+' has shape \(\d+, \d+, 3, 3\) there and \(\d+, \d+, 3, 3\) here"
+    ) as error:
+        Trainer(
+            tiny_config(init=str(supervised_run), arch_options={"width": 0.25, "pools": 1}),
+            tmp_path / "wide",
+            progress=False,
+        )
     assert "\n" not in str(error.value)
 
 
 def test_bad_init_sources_end_in_one_line(tmp_path, capsys):
     garbage = tmp_path / "model.pt"
     garbage.write_bytes(b"not a checkpoint")
-    for source, message in ((garbage, "not a readable weights file"), (tmp_path / "missing", "no such run directory"),
-                            (tmp_path, "a run directory with no checkpoint.pt")):
-        code = main(["train", "--data", "digits", "--steps", "1", "--init", str(source), "--out", str(tmp_path / "run")])
+    for source, message in (
+        (garbage, "not a readable weights file"),
+        (tmp_path / "missing", "no such run directory"),
+        (tmp_path, "a run directory with no checkpoint.pt"),
+    ):
+        code = main(
+            ["train", "--data", "digits", "--steps", "1", "--init", str(source), "--out", str(tmp_path / "run")]
+        )
         err = capsys.readouterr().err.strip()
         assert code == 2 and message in err and len(err.splitlines()) == 1, err
 

@@ -26,10 +26,12 @@ labeled images at half of each batch. Then three quarters of each batch are labe
 CONSISTENCY_PAYS_FROM_PASSES = 75
 """On CIFAR-10 (docs/benchmarks.md) Mean Teacher beat supervised-only from about 75 passes over the
 labeled images and was level or behind below; a run that makes fewer is told so before it starts."""
-STRONG_VIEW_EVIDENCE = ("with the strong student view no semi-supervised method has beaten supervised-only on CIFAR-10 at CPU "
-                        "budgets (1000 labels, 1500 steps, 3 label sets: supervised-only 39.9 %, FixMatch 43.5 %, Mean Teacher "
-                        "with pseudo-labels 43.8 %, level at 40.1 % given supervised-only's 100 labeled images a step plus 100 "
-                        "unlabeled: --batch-size 200 --labeled-per-batch 100; docs/benchmarks.md): compare with --method supervised")
+STRONG_VIEW_EVIDENCE = (
+    "with the strong student view no semi-supervised method has beaten supervised-only on CIFAR-10 at CPU "
+    "budgets (1000 labels, 1500 steps, 3 label sets: supervised-only 39.9 %, FixMatch 43.5 %, Mean Teacher "
+    "with pseudo-labels 43.8 %, level at 40.1 % given supervised-only's 100 labeled images a step plus 100 "
+    "unlabeled: --batch-size 200 --labeled-per-batch 100; docs/benchmarks.md): compare with --method supervised"
+)
 """Said at the start of a semi-supervised run with the strong student view (``benchmarks.pseudo`` and
 ``benchmarks.strong``): the evidence that at these budgets the unlabeled images have not yet paid."""
 EVALUATIONS_PER_RUN = 25
@@ -64,18 +66,23 @@ FIXMATCH_CONSISTENCY_TYPE = "pseudo:0.95"
 STREAMED_IMAGE_SIZE = 224
 """Default crop of streamed (ImageNet-style) folders: the paper's ResNeXt runs."""
 
+
 class ScheduleWarning(UserWarning):
     """A setting that cannot do what it is for in this run (e.g. a ramp longer than the run)."""
 
 
-def auto_values(config: Config, num_classes: int, all_labeled: bool, labeled_images: int, device_type: str = "cpu") -> dict[str, Any]:
+def auto_values(
+    config: Config, num_classes: int, all_labeled: bool, labeled_images: int, device_type: str = "cpu"
+) -> dict[str, Any]:
     """What each automatic setting stands for in a run of ``config.steps`` steps with ``num_classes``
     classes and ``labeled_images`` labeled training images (``all_labeled``: every training image
     keeps its label) on a ``device_type`` device."""
     from .hardware import cpu_has_native_bf16
 
     steps = config.steps
-    consistency_type = config.consistency_type or (FIXMATCH_CONSISTENCY_TYPE if config.method == "fixmatch" else CONSISTENCY_TYPE)
+    consistency_type = config.consistency_type or (
+        FIXMATCH_CONSISTENCY_TYPE if config.method == "fixmatch" else CONSISTENCY_TYPE
+    )
     decay = 1.0 - 1.0 / min(max(steps * EMA_WINDOW_SHARE, 10.0), 1000.0)
     ema_decay = decay if config.ema_decay is None else config.ema_decay
     passes = steps * config.batch_size * LABELED_SHARE / max(labeled_images, 1)
@@ -84,7 +91,9 @@ def auto_values(config: Config, num_classes: int, all_labeled: bool, labeled_ima
         labeled_per_batch = round(config.batch_size / (1 + config.unlabeled_ratio))
     else:
         labeled_per_batch = math.floor(config.batch_size * labeled_share)
-    cross_entropy = config.method == "vat" or is_pseudo_label_type(consistency_type)  # a KL or a cross-entropy: weight 1
+    cross_entropy = config.method == "vat" or is_pseudo_label_type(
+        consistency_type
+    )  # a KL or a cross-entropy: weight 1
     return {
         "rampup_steps": round(steps * RAMPUP_SHARE),
         "rampdown_steps": round(steps * RAMPDOWN_SHARE),
@@ -114,16 +123,26 @@ def resolve_width(config: Config, device_type: str = "cpu") -> Config:
     return apply_settings(config, {"arch_options": options}, "auto")
 
 
-def resolve_auto(config: Config, num_classes: int, all_labeled: bool, labeled_images: int, device_type: str = "cpu") -> Config:
+def resolve_auto(
+    config: Config, num_classes: int, all_labeled: bool, labeled_images: int, device_type: str = "cpu"
+) -> Config:
     """A copy of ``config`` with every automatic (``None``) setting replaced by its number (see ``auto_values``
     and ``resolve_width``); warns (``ScheduleWarning``) about a ramp set longer than the run."""
     derived = auto_values(config, num_classes, all_labeled, labeled_images, device_type)
-    resolved = apply_settings(resolve_width(config, device_type), {k: v for k, v in derived.items() if getattr(config, k) is None}, "auto")
-    for name, what in (("rampup_steps", "the consistency weight and learning rate never reach their full values"),
-                       ("rampdown_steps", "the learning rate starts falling before the run begins")):
+    resolved = apply_settings(
+        resolve_width(config, device_type), {k: v for k, v in derived.items() if getattr(config, k) is None}, "auto"
+    )
+    for name, what in (
+        ("rampup_steps", "the consistency weight and learning rate never reach their full values"),
+        ("rampdown_steps", "the learning rate starts falling before the run begins"),
+    ):
         length = getattr(resolved, name)
         if length > resolved.steps and not (name == "rampdown_steps" and resolved.lr_schedule != "sigmoid"):
-            warnings.warn(f"{name}={length} is longer than the run ({resolved.steps} steps): {what}", ScheduleWarning, stacklevel=2)
+            warnings.warn(
+                f"{name}={length} is longer than the run ({resolved.steps} steps): {what}",
+                ScheduleWarning,
+                stacklevel=2,
+            )
     return resolved
 
 
@@ -132,7 +151,9 @@ def resolve_image_size(config: Config) -> Config:
     unless it is; needed before the data is read, so resolved apart from ``resolve_auto``."""
     if config.image_size is not None:
         return config
-    return apply_settings(config, {"image_size": STREAMED_IMAGE_SIZE if config.streaming else FOLDER_IMAGE_SIZE}, "auto")
+    return apply_settings(
+        config, {"image_size": STREAMED_IMAGE_SIZE if config.streaming else FOLDER_IMAGE_SIZE}, "auto"
+    )
 
 
 def has_auto(config: Config) -> bool:

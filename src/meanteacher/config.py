@@ -23,17 +23,36 @@ METHOD_NAMES = ("supervised", "pi", "mean-teacher", "temporal-ensembling", "vat"
 without loading the methods (which import this module's ``Config``)."""
 PSEUDO_LABEL_METHODS = ("mean-teacher", "fixmatch")
 """The methods that take the pseudo-label consistency cost (``consistency_type`` "pseudo:...")."""
-AUTO_FIELDS = {"rampup_steps": int, "rampdown_steps": int, "ema_decay": float, "ema_decay_rampup": float, "consistency": float,
-               "consistency_type": str, "labeled_per_batch": int, "precision": str, "eval_every": int, "student_view": str}
+AUTO_FIELDS = {
+    "rampup_steps": int,
+    "rampdown_steps": int,
+    "ema_decay": float,
+    "ema_decay_rampup": float,
+    "consistency": float,
+    "consistency_type": str,
+    "labeled_per_batch": int,
+    "precision": str,
+    "eval_every": int,
+    "student_view": str,
+}
 """Settings that may be left to the run (``None``, written "auto" in TOML and on the command line): derived
 from its length, batch, classes and labels by ``auto.resolve_auto``, once, before the run starts."""
 OPTIONAL_FIELDS = {**AUTO_FIELDS, "image_size": int, "time_budget": float}
 """Settings that may be ``None`` ("auto"), with the type of their values."""
 
 PAPER_SCHEDULE = {
-    "rampup_steps": 40_000, "rampdown_steps": 25_000, "ema_decay": 0.999, "ema_decay_rampup": 0.99,
-    "consistency": 100.0, "consistency_type": "mse", "labeled_per_batch": -1, "class_normalize": "batch", "precision": "fp32", "arch_options": {},
-    "eval_every": 500, "student_view": "weak",
+    "rampup_steps": 40_000,
+    "rampdown_steps": 25_000,
+    "ema_decay": 0.999,
+    "ema_decay_rampup": 0.99,
+    "consistency": 100.0,
+    "consistency_type": "mse",
+    "labeled_per_batch": -1,
+    "class_normalize": "batch",
+    "precision": "fp32",
+    "arch_options": {},
+    "eval_every": 500,
+    "student_view": "weak",
 }
 """The paper's TensorFlow ConvNet runs: what a preset starts from before its own values."""
 
@@ -92,7 +111,8 @@ class Config:
     consistency_type: str | None = None
     """"mse", "kl", "tau:<t>" (Appendix C), or confident pseudo-labels: "pseudo:<threshold>" (FixMatch's cost,
     e.g. "pseudo:0.95") or "pseudo:adaptive" (FreeMatch's self-adaptive threshold); the pseudo-label
-    cost works with mean-teacher and fixmatch. Auto: ``auto.CONSISTENCY_TYPE`` (``auto.FIXMATCH_CONSISTENCY_TYPE`` for fixmatch); presets: the paper's "mse"."""
+    cost works with mean-teacher and fixmatch. Auto: ``auto.CONSISTENCY_TYPE`` (``auto.FIXMATCH_CONSISTENCY_TYPE``
+    for fixmatch); presets: the paper's "mse"."""
     consistency_on_labeled: bool = True
     rampup_steps: int | None = None
     """Sigmoid ramp-up of consistency weight (and of the learning rate with ``lr_schedule="sigmoid"``);
@@ -221,22 +241,33 @@ class Config:
         if (self.cuda_graphs or self.device_schedules) and self.optimizer != "adam":
             raise MeanTeacherError("cuda_graphs and device_schedules work with optimizer 'adam' (CapturableAdam)")
         if self.cuda_graphs and self.method in ("vat", "mean-teacher-vat"):
-            raise MeanTeacherError(f"cuda_graphs does not capture {self.method}: its passes save and restore the random state")
+            raise MeanTeacherError(
+                f"cuda_graphs does not capture {self.method}: its passes save and restore the random state"
+            )
         if self.student_view not in (None, "weak"):
             if self.streaming or self.normalize == "zca":
-                raise MeanTeacherError(f"student_view={self.student_view!r} works on images held in memory as pixels "
-                                       f"(not with {'streaming' if self.streaming else 'normalize zca'})")
+                raise MeanTeacherError(
+                    f"student_view={self.student_view!r} works on images held in memory as pixels "
+                    f"(not with {'streaming' if self.streaming else 'normalize zca'})"
+                )
             if self.strong_ops < 0 or not 0 <= self.strong_magnitude <= 1 or not 0 <= self.cutout <= 1:
                 raise MeanTeacherError("strong_ops must be >= 0, strong_magnitude and cutout in [0, 1]")
         if self.unlabeled and self.streaming:
-            raise MeanTeacherError("streamed folders do not take an unlabeled pile (--unlabeled) yet: leave out streaming")
+            raise MeanTeacherError(
+                "streamed folders do not take an unlabeled pile (--unlabeled) yet: leave out streaming"
+            )
         if self.vat_eps < 0 or self.vat_xi <= 0 or self.vat_power_iterations < 1:
             raise MeanTeacherError("vat_eps must be >= 0, vat_xi > 0 and vat_power_iterations >= 1")
         if self.unlabeled_ratio < 0:
             raise MeanTeacherError(f"unlabeled_ratio must be >= 0, got {self.unlabeled_ratio}")
-        if self.unlabeled_ratio > 0 and self.labeled_per_batch is not None and self.labeled_per_batch != round(
-                self.batch_size / (1 + self.unlabeled_ratio)):
-            raise MeanTeacherError("set unlabeled_ratio or labeled_per_batch, not both: the ratio decides the labeled share of a batch")
+        if (
+            self.unlabeled_ratio > 0
+            and self.labeled_per_batch is not None
+            and self.labeled_per_batch != round(self.batch_size / (1 + self.unlabeled_ratio))
+        ):
+            raise MeanTeacherError(
+                "set unlabeled_ratio or labeled_per_batch, not both: the ratio decides the labeled share of a batch"
+            )
         if self.consistency_type is not None:
             self._validate_consistency_type()
 
@@ -252,10 +283,14 @@ class Config:
         except ValueError as error:
             raise MeanTeacherError(str(error)) from None
         if is_pseudo_label_type(self.consistency_type) and self.method not in PSEUDO_LABEL_METHODS:
-            raise MeanTeacherError(f"consistency_type {self.consistency_type!r} works with {' and '.join(PSEUDO_LABEL_METHODS)}, not {self.method}")
+            raise MeanTeacherError(
+                f"consistency_type {self.consistency_type!r} works with {' and '.join(PSEUDO_LABEL_METHODS)}, not {self.method}"
+            )
         if self.method == "fixmatch" and not is_pseudo_label_type(self.consistency_type):
-            raise MeanTeacherError(f"fixmatch trains on pseudo-labels: consistency_type must be 'pseudo:<threshold>' or 'pseudo:adaptive', "
-                                   f"not {self.consistency_type!r}")
+            raise MeanTeacherError(
+                f"fixmatch trains on pseudo-labels: consistency_type must be 'pseudo:<threshold>' or 'pseudo:adaptive', "
+                f"not {self.consistency_type!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

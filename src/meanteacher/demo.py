@@ -24,7 +24,10 @@ def run_demo(out: Path, steps: int | None = None, seeds: tuple[int, ...] = DEMO_
     base = load_preset(DEMO_PRESET)
     if steps is not None:  # keep the schedule's shape: ramps and evaluations scale with the length
         scale = steps / base.steps
-        scaled = {key: max(1, round(getattr(base, key) * scale)) for key in ("rampup_steps", "rampdown_steps", "eval_every", "checkpoint_every")}
+        scaled = {
+            key: max(1, round(getattr(base, key) * scale))
+            for key in ("rampup_steps", "rampdown_steps", "eval_every", "checkpoint_every")
+        }
         base = apply_settings(base, {"steps": steps, **scaled}, "--steps")
     dataset = load_dataset(base.dataset)
     summaries = {method: [] for method in DEMO_METHODS}
@@ -34,7 +37,10 @@ def run_demo(out: Path, steps: int | None = None, seeds: tuple[int, ...] = DEMO_
             config = apply_settings(base, {"method": method, "seed": seed}, "demo")
             run_dir = out / f"{method}-s{seed}"
             RunDirectory(run_dir).prepare(resume=False)
-            print(f"training {method} on {config.dataset}, {config.labels} labels (label set {seed}), {config.steps} steps ...", flush=True)
+            print(
+                f"training {method} on {config.dataset}, {config.labels} labels (label set {seed}), {config.steps} steps ...",
+                flush=True,
+            )
             summaries[method].append(Trainer(config, run_dir, progress=progress, dataset=dataset).run())
             run_dirs[method].append(run_dir)
     table = aggregate([summary for runs in summaries.values() for summary in runs])
@@ -45,7 +51,9 @@ def run_demo(out: Path, steps: int | None = None, seeds: tuple[int, ...] = DEMO_
     print(table, end="")
     teacher = mean_std([s["ema_error"] for s in summaries["mean-teacher"]])
     supervised = mean_std([s["ema_error"] for s in summaries["supervised"]])
-    print(f"\nMean Teacher's teacher: {100 * teacher[0]:.1f} ± {100 * teacher[1]:.1f} % test error vs supervised-only "
-          f"{100 * supervised[0]:.1f} ± {100 * supervised[1]:.1f} % (both on EMA weights; mean ± std over {len(seeds)} label sets).")
+    print(
+        f"\nMean Teacher's teacher: {100 * teacher[0]:.1f} ± {100 * teacher[1]:.1f} % test error vs supervised-only "
+        f"{100 * supervised[0]:.1f} ± {100 * supervised[1]:.1f} % (both on EMA weights; mean ± std over {len(seeds)} label sets)."
+    )
     print(f"Table: {out / 'results.md'}   Plot: {out / 'demo.png'}")
     return table

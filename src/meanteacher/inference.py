@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -40,7 +39,9 @@ class LoadedRun:
         """The network used for predictions: the EMA (Mean Teacher's teacher), usually the better one."""
         return self.models["ema"]
 
-    def evaluate(self, data: str | None = None, precision: str | None = None, confusion: bool = False) -> dict[str, Any]:
+    def evaluate(
+        self, data: str | None = None, precision: str | None = None, confusion: bool = False
+    ) -> dict[str, Any]:
         """Error and classification cost of each network on the test split of the run's (or ``data``'s)
         dataset, in the run's precision (as during training) unless ``precision`` says otherwise; with
         ``confusion``, each network's confusion matrix too (``ema_confusion``, ``student_confusion``)."""
@@ -53,15 +54,26 @@ class LoadedRun:
             index = index_image_folder(data or self.config.dataset, self.config.image_size)
             loader = evaluation_loader(index, self.config.eval_batch_size, self.config.workers)
             return evaluate_batches(self.models, lambda: loader, precision, num_classes=num_classes)
-        dataset = load_dataset(data or self.config.dataset, None if data else (self.config.test_data or None), image_size=self.config.image_size)
+        dataset = load_dataset(
+            data or self.config.dataset,
+            None if data else (self.config.test_data or None),
+            image_size=self.config.image_size,
+        )
         if dataset.image_shape != self.image_shape or dataset.classes != self.classes:
             raise MeanTeacherError(
                 f"{data or self.config.dataset}: images {dataset.image_shape} / {len(dataset.classes)} classes do not "
                 f"match the run's {self.image_shape} / {len(self.classes)} classes"
             )
         stored = self.normalizer.prepare(dataset.test_images)
-        return evaluate(self.models, stored, dataset.test_labels, self.normalizer, self.config.eval_batch_size, precision,
-                        num_classes=num_classes)
+        return evaluate(
+            self.models,
+            stored,
+            dataset.test_labels,
+            self.normalizer,
+            self.config.eval_batch_size,
+            precision,
+            num_classes=num_classes,
+        )
 
     @torch.no_grad()
     def _classify(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,10 +101,14 @@ class LoadedRun:
 
         files = image_files(paths)
         if self.config.streaming:
-            labels, confidences = self._classify(torch.stack([eval_view(open_rgb(f), self.image_shape[1]) for f in files]))
+            labels, confidences = self._classify(
+                torch.stack([eval_view(open_rgb(f), self.image_shape[1]) for f in files])
+            )
         else:
-            labels, confidences = self.predict(torch.stack([read_image(file, self.image_shape, self.config.image_size) for file in files]))
-        return [(str(f), self.classes[int(l)], float(c)) for f, l, c in zip(files, labels, confidences)]
+            labels, confidences = self.predict(
+                torch.stack([read_image(file, self.image_shape, self.config.image_size) for file in files])
+            )
+        return [(str(f), self.classes[int(label)], float(c)) for f, label, c in zip(files, labels, confidences)]
 
 
 def image_files(paths: list[str]) -> list[Path]:
@@ -126,12 +142,16 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     check_architecture(state, config.arch, run_dir / "checkpoint.pt")
     classes = list(state["classes"])
     shape = tuple(state["image_shape"])
-    models = {name: create_model(config.arch, len(classes), shape[0], **config.arch_options) for name in ("student", "ema")}
+    models = {
+        name: create_model(config.arch, len(classes), shape[0], **config.arch_options) for name in ("student", "ema")
+    }
     try:
         models["student"].load_state_dict(state["model"])
         models["ema"].load_state_dict(state["method"]["ema"]["module"])
     except (RuntimeError, KeyError) as error:
-        raise MeanTeacherError(f"{run_dir}: checkpoint does not fit the configured model ({str(error).splitlines()[0]})") from None
+        raise MeanTeacherError(
+            f"{run_dir}: checkpoint does not fit the configured model ({str(error).splitlines()[0]})"
+        ) from None
     for model in models.values():
         model.eval()
     return LoadedRun(config, classes, shape, Normalizer.from_state_dict(state["normalizer"]), models)
@@ -160,9 +180,15 @@ def export_model(run_dir: str | Path, out: str | Path, which: str = "teacher") -
     out = Path(out)
     normalizer = run.normalizer.state_dict()
     description = {
-        "format": EXPORT_FORMAT, "network": "teacher" if name == "ema" else "student", "method": run.config.method,
-        "arch": run.config.arch, "arch_options": run.config.arch_options, "classes": run.classes,
-        "image_shape": list(run.image_shape), "streaming": run.config.streaming, "precision": run.config.precision,
+        "format": EXPORT_FORMAT,
+        "network": "teacher" if name == "ema" else "student",
+        "method": run.config.method,
+        "arch": run.config.arch,
+        "arch_options": run.config.arch_options,
+        "classes": run.classes,
+        "image_shape": list(run.image_shape),
+        "streaming": run.config.streaming,
+        "precision": run.config.precision,
         "normalize": {"mode": normalizer["mode"], "epsilon": normalizer["epsilon"], "gcn": normalizer["gcn"]},
         "run": str(run_dir),
     }
@@ -183,7 +209,9 @@ def _read_export(path: Path) -> dict:
     try:
         description = json.loads(description_path.read_text())
     except FileNotFoundError:
-        raise MeanTeacherError(f"{path}: no {description_path.name} beside it (written by `meanteacher export`)") from None
+        raise MeanTeacherError(
+            f"{path}: no {description_path.name} beside it (written by `meanteacher export`)"
+        ) from None
     except json.JSONDecodeError as error:
         raise MeanTeacherError(f"{description_path}: not valid JSON ({error})") from None
     if description.get("format") != EXPORT_FORMAT:
@@ -201,11 +229,15 @@ def load_model(path: str | Path, which: str = "teacher") -> nn.Module:
     if not path.is_file():
         raise MeanTeacherError(f"{path}: no such run directory or exported model")
     description = _read_export(path)
-    model = create_model(description["arch"], len(description["classes"]), description["image_shape"][0], **description["arch_options"])
+    model = create_model(
+        description["arch"], len(description["classes"]), description["image_shape"][0], **description["arch_options"]
+    )
     try:
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     except Exception as error:  # noqa: BLE001 - any failure to read or fit the weights is a bad file
-        raise MeanTeacherError(f"{path}: weights do not load into {description['arch']} ({str(error).splitlines()[0][:160]})") from None
+        raise MeanTeacherError(
+            f"{path}: weights do not load into {description['arch']} ({str(error).splitlines()[0][:160]})"
+        ) from None
     return model.eval()
 
 

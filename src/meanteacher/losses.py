@@ -17,7 +17,7 @@ is ``C`` times larger and needs a weight ``C`` times smaller for the same effect
 from __future__ import annotations
 
 import contextlib
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -64,7 +64,9 @@ def reduce_cost(per_position: torch.Tensor, mask: torch.Tensor | None = None, re
         try:
             weights = torch.broadcast_to(mask, per_position.shape).to(per_position.dtype)
         except RuntimeError:
-            raise ValueError(f"mask of shape {tuple(mask.shape)} does not broadcast to the positions {tuple(per_position.shape)}") from None
+            raise ValueError(
+                f"mask of shape {tuple(mask.shape)} does not broadcast to the positions {tuple(per_position.shape)}"
+            ) from None
         per_position = per_position * weights
     if reduction == "none":
         return per_position
@@ -77,8 +79,11 @@ def reduce_cost(per_position: torch.Tensor, mask: torch.Tensor | None = None, re
 
 
 def softmax_mse(
-    student_logits: torch.Tensor, teacher_logits: torch.Tensor, detach_teacher: bool = True,
-    mask: torch.Tensor | None = None, reduction: str = "mean",
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    detach_teacher: bool = True,
+    mask: torch.Tensor | None = None,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """``(softmax(student) - softmax(teacher))**2`` averaged over the classes at each position, then reduced."""
     _check_logit_pair(student_logits, teacher_logits, "student_logits", "teacher_logits")
@@ -90,8 +95,11 @@ def softmax_mse(
 
 
 def softmax_kl(
-    student_logits: torch.Tensor, teacher_logits: torch.Tensor, detach_teacher: bool = True,
-    mask: torch.Tensor | None = None, reduction: str = "mean",
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    detach_teacher: bool = True,
+    mask: torch.Tensor | None = None,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """KL(teacher || student), summed over the classes at each position, then reduced."""
     _check_logit_pair(student_logits, teacher_logits, "student_logits", "teacher_logits")
@@ -102,8 +110,12 @@ def softmax_kl(
 
 
 def tau_consistency(
-    student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: float, detach_teacher: bool = True,
-    mask: torch.Tensor | None = None, reduction: str = "mean",
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    tau: float,
+    detach_teacher: bool = True,
+    mask: torch.Tensor | None = None,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """The paper's Appendix C family ``C_tau(p, q) = Z_tau * KL(p_tau || q_tau)`` at each position, then reduced.
 
@@ -119,12 +131,17 @@ def tau_consistency(
     student = tau * F.softmax(student_logits.double(), dim=1) + uniform
     teacher = tau * F.softmax(_target(teacher_logits, detach_teacher).double(), dim=1) + uniform
     kl = (teacher * (teacher.log() - student.log())).sum(dim=1)
-    return reduce_cost(2.0 / (classes**2 * tau**2) * kl, None if mask is None else mask.double(), reduction).to(_full(student_logits).dtype)
+    return reduce_cost(2.0 / (classes**2 * tau**2) * kl, None if mask is None else mask.double(), reduction).to(
+        _full(student_logits).dtype
+    )
 
 
 def logit_distance(
-    logits_a: torch.Tensor, logits_b: torch.Tensor, classes: str = "mean",
-    mask: torch.Tensor | None = None, reduction: str = "mean",
+    logits_a: torch.Tensor,
+    logits_b: torch.Tensor,
+    classes: str = "mean",
+    mask: torch.Tensor | None = None,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """Squared distance between two heads' logits at each position, then reduced; gradients reach
     both (the two-head trick). ``classes="mean"`` averages over the classes (the reference PyTorch
@@ -141,8 +158,11 @@ def logit_distance(
 
 
 def classification_cost(
-    logits: torch.Tensor, labels: torch.Tensor, normalize: str = "batch",
-    mask: torch.Tensor | None = None, reduction: str = "mean",
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    normalize: str = "batch",
+    mask: torch.Tensor | None = None,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """Cross-entropy at every labeled position; positions labeled ``NO_LABEL`` (-1) cost 0.
 
@@ -154,7 +174,9 @@ def classification_cost(
     _check_logits(logits, "logits")
     if labels.shape != logits.shape[:1] + logits.shape[2:]:
         expected = (logits.shape[0], *logits.shape[2:])
-        raise ValueError(f"labels must have shape {expected} to match logits {tuple(logits.shape)}, got {tuple(labels.shape)}")
+        raise ValueError(
+            f"labels must have shape {expected} to match logits {tuple(logits.shape)}, got {tuple(labels.shape)}"
+        )
     if normalize not in ("batch", "labeled"):
         raise ValueError(f"normalize must be 'batch' or 'labeled', got {normalize!r}")
     if mask is None and reduction == "mean":
@@ -168,16 +190,24 @@ def classification_cost(
 
 
 def pseudo_label_cost(
-    student_logits: torch.Tensor, pseudo_labels: torch.Tensor, confident: torch.Tensor,
-    mask: torch.Tensor | None = None, reduction: str = "mean",
+    student_logits: torch.Tensor,
+    pseudo_labels: torch.Tensor,
+    confident: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """Cross-entropy of the student to hard ``pseudo_labels`` ``(N, *)`` where ``confident`` (bool, same
     shape) and 0 elsewhere, then reduced: with ``mask`` (e.g. the unlabeled positions) the mean is over
     the masked positions, confident or not, as FixMatch divides by all its unlabeled images."""
     _check_logits(student_logits, "student_logits")
-    if pseudo_labels.shape != student_logits.shape[:1] + student_logits.shape[2:] or confident.shape != pseudo_labels.shape:
-        raise ValueError(f"pseudo_labels {tuple(pseudo_labels.shape)} and confident {tuple(confident.shape)} must have the "
-                         f"student's shape without the class dimension, {(student_logits.shape[0], *student_logits.shape[2:])}")
+    if (
+        pseudo_labels.shape != student_logits.shape[:1] + student_logits.shape[2:]
+        or confident.shape != pseudo_labels.shape
+    ):
+        raise ValueError(
+            f"pseudo_labels {tuple(pseudo_labels.shape)} and confident {tuple(confident.shape)} must have the "
+            f"student's shape without the class dimension, {(student_logits.shape[0], *student_logits.shape[2:])}"
+        )
     per_position = F.cross_entropy(_full(student_logits), pseudo_labels, reduction="none")
     return reduce_cost(per_position * confident.to(per_position.dtype), mask, reduction)
 
@@ -221,7 +251,11 @@ def untouched(model: torch.nn.Module, device: torch.device):
 
 
 def vat_perturbation(
-    model: torch.nn.Module, x: torch.Tensor, xi: float = 1e-6, eps: float = 8.0, power_iterations: int = 1,
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    xi: float = 1e-6,
+    eps: float = 8.0,
+    power_iterations: int = 1,
     target_logits: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The virtual adversarial perturbation of Miyato et al. (2018): ``eps`` times the unit direction
@@ -247,7 +281,9 @@ def vat_perturbation(
     return eps * _unit(direction).detach()
 
 
-def _power_iterations(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, direction: torch.Tensor, xi: float, count: int) -> torch.Tensor:
+def _power_iterations(
+    model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, direction: torch.Tensor, xi: float, count: int
+) -> torch.Tensor:
     for _ in range(count):
         direction = (xi * _unit(direction)).requires_grad_()
         divergence = softmax_kl(_first_output(model(x + direction)), target)
@@ -256,8 +292,14 @@ def _power_iterations(model: torch.nn.Module, x: torch.Tensor, target: torch.Ten
 
 
 def vat_cost(
-    model: torch.nn.Module, x: torch.Tensor, logits: torch.Tensor | None = None, eps: float = 8.0, xi: float = 1e-6,
-    power_iterations: int = 1, mask: torch.Tensor | None = None, reduction: str = "mean",
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    logits: torch.Tensor | None = None,
+    eps: float = 8.0,
+    xi: float = 1e-6,
+    power_iterations: int = 1,
+    mask: torch.Tensor | None = None,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """The local distributional smoothness cost of VAT: ``KL(p(x) || model(x + r_adv))`` with ``p`` the
     (detached) prediction ``logits`` on ``x`` and ``r_adv`` from :func:`vat_perturbation`. Gradients
@@ -286,7 +328,9 @@ def consistency_cost(name: str) -> ConsistencyCost:
         if not 0.0 < tau <= 1.0:
             raise ValueError(f"consistency type {name!r}: tau must be in (0, 1]")
 
-        def cost(student_logits: torch.Tensor, teacher_logits: torch.Tensor, detach_teacher: bool = True, **options) -> torch.Tensor:
+        def cost(
+            student_logits: torch.Tensor, teacher_logits: torch.Tensor, detach_teacher: bool = True, **options
+        ) -> torch.Tensor:
             return tau_consistency(student_logits, teacher_logits, tau, detach_teacher, **options)
 
         return cost

@@ -17,7 +17,7 @@ resumes from the other's ``state_dict``.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 

@@ -40,7 +40,9 @@ def parse_threshold(consistency_type: str) -> float | None:
     try:
         threshold = float(value)
     except ValueError:
-        raise ValueError(f"consistency type {consistency_type!r}: expected 'pseudo:<threshold in (0, 1]>' or 'pseudo:adaptive'") from None
+        raise ValueError(
+            f"consistency type {consistency_type!r}: expected 'pseudo:<threshold in (0, 1]>' or 'pseudo:adaptive'"
+        ) from None
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"consistency type {consistency_type!r}: the threshold must be in (0, 1]")
     return threshold
@@ -50,7 +52,9 @@ class SelfAdaptiveThreshold:
     """FreeMatch's self-adaptive threshold, one per class, held in device tensors updated in place (no
     host read: a step that updates it can be captured in a CUDA graph)."""
 
-    def __init__(self, num_classes: int, momentum: float = ADAPTIVE_MOMENTUM, device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self, num_classes: int, momentum: float = ADAPTIVE_MOMENTUM, device: torch.device | str = "cpu"
+    ) -> None:
         self.momentum = momentum
         self.confidence = torch.full((), 1.0 / num_classes, device=device)
         """``tau``: EMA of the mean top probability over unlabeled images."""
@@ -87,16 +91,22 @@ class PseudoLabels:
     def __init__(self, threshold: float | None, num_classes: int, device: torch.device | str = "cpu") -> None:
         self.threshold = threshold
         self.adaptive = SelfAdaptiveThreshold(num_classes, device=device) if threshold is None else None
-        self._fixed = None if threshold is None else torch.tensor(threshold, device=device)  # made once: no copy per step
+        self._fixed = (
+            None if threshold is None else torch.tensor(threshold, device=device)
+        )  # made once: no copy per step
 
     @classmethod
-    def parse(cls, consistency_type: str, num_classes: int, device: torch.device | str = "cpu") -> "PseudoLabels":
+    def parse(cls, consistency_type: str, num_classes: int, device: torch.device | str = "cpu") -> PseudoLabels:
         """From a consistency type, ``pseudo:0.95`` or ``pseudo:adaptive``."""
         return cls(parse_threshold(consistency_type), num_classes, device)
 
     def cost(
-        self, student_logits: torch.Tensor, teacher_logits: torch.Tensor, unlabeled: torch.Tensor,
-        truth: torch.Tensor | None = None, update: bool = True,
+        self,
+        student_logits: torch.Tensor,
+        teacher_logits: torch.Tensor,
+        unlabeled: torch.Tensor,
+        truth: torch.Tensor | None = None,
+        update: bool = True,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The mean over the ``unlabeled`` positions of the student's cross-entropy to the teacher's hard
         label where the teacher is confident (``update``: an adaptive threshold first moves towards this

@@ -44,7 +44,9 @@ def aggregate(summaries: list[dict[str, Any]]) -> str:
     for (dataset, labels, method, steps), runs in sorted(groups.items(), key=lambda item: item[0]):
         ema = [r["ema_error"] for r in runs if r.get("ema_error") is not None]
         student = [r["student_error"] for r in runs if r.get("student_error") is not None]
-        lines.append(f"| {dataset} | {labels} | {method} | {steps} | {len(runs)} | {_percent(ema)} | {_percent(student)} |")
+        lines.append(
+            f"| {dataset} | {labels} | {method} | {steps} | {len(runs)} | {_percent(ema)} | {_percent(student)} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -96,8 +98,11 @@ def plot_curves(metrics_path: str | Path, out_path: str | Path, method: str = ""
 
 
 def _plot_pseudo_labels(axis, records: list[dict]) -> None:
-    for key, label, style in (("pseudo_mask_rate", "unlabeled above the threshold", "-"), ("pseudo_accuracy", "pseudo-labels right", "--"),
-                              ("pseudo_threshold", "threshold (mean over classes)", ":")):
+    for key, label, style in (
+        ("pseudo_mask_rate", "unlabeled above the threshold", "-"),
+        ("pseudo_accuracy", "pseudo-labels right", "--"),
+        ("pseudo_threshold", "threshold (mean over classes)", ":"),
+    ):
         points = [(r["step"], 100 * r[key]) for r in records if key in r]
         if points:
             axis.plot(*zip(*points), style, marker=".", label=label)
@@ -106,13 +111,21 @@ def _plot_pseudo_labels(axis, records: list[dict]) -> None:
 
 def error_curves(run_dirs: list[str | Path], network: str = "ema") -> tuple[list[int], list[list[float]]]:
     """Steps and, per run, the test error (%) of ``network`` at those steps (the steps all runs share)."""
-    curves = [{r["step"]: 100 * r[f"{network}_error"] for r in read_metrics(Path(d) / "metrics.jsonl") if f"{network}_error" in r}
-              for d in run_dirs]
+    curves = [
+        {
+            r["step"]: 100 * r[f"{network}_error"]
+            for r in read_metrics(Path(d) / "metrics.jsonl")
+            if f"{network}_error" in r
+        }
+        for d in run_dirs
+    ]
     steps = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
     return steps, [[c[s] for s in steps] for c in curves]
 
 
-def plot_comparison(groups: dict[str, list[str | Path]], out_path: str | Path, title: str = "", network: str = "ema") -> None:
+def plot_comparison(
+    groups: dict[str, list[str | Path]], out_path: str | Path, title: str = "", network: str = "ema"
+) -> None:
     """Test error of ``network`` over steps for groups of runs (e.g. one group per method, one run
     per seed): the mean over a group's runs as a line, mean ± one standard deviation as a band."""
     plt = pyplot()
@@ -123,8 +136,10 @@ def plot_comparison(groups: dict[str, list[str | Path]], out_path: str | Path, t
             continue
         stats = [mean_std([run[i] for run in errors]) for i in range(len(steps))]
         means = [m for m, _ in stats]
-        line, = axis.plot(steps, means, marker=".", label=f"{label} ({len(errors)} runs)")
-        axis.fill_between(steps, [m - s for m, s in stats], [m + s for m, s in stats], color=line.get_color(), alpha=0.2)
+        (line,) = axis.plot(steps, means, marker=".", label=f"{label} ({len(errors)} runs)")
+        axis.fill_between(
+            steps, [m - s for m, s in stats], [m + s for m, s in stats], color=line.get_color(), alpha=0.2
+        )
     axis.set(xlabel="step", ylabel=f"test error % ({network})", title=title)
     axis.grid(alpha=0.3)
     axis.legend()
@@ -143,7 +158,9 @@ def most_confused(confusion: list[list[int]], k: int) -> tuple[int, int] | None:
     return (other, count) if count else None
 
 
-def per_class_rows(classes: list[str], matrices: dict[str, list[list[int]]], names: dict[str, str]) -> tuple[list[str], list[list[str]]]:
+def per_class_rows(
+    classes: list[str], matrices: dict[str, list[list[int]]], names: dict[str, str]
+) -> tuple[list[str], list[list[str]]]:
     """A per-class table of one run: test images, each network's error (%), and what the first network
     mistakes the class for most often."""
     first = next(iter(matrices))
@@ -151,16 +168,31 @@ def per_class_rows(classes: list[str], matrices: dict[str, list[list[int]]], nam
     rows = []
     for k, cls in enumerate(classes):
         confused = most_confused(matrices[first], k)
-        rows.append([cls, str(sum(matrices[first][k])),
-                     *("–" if errors[name][k] is None else f"{100 * errors[name][k]:.1f}" for name in matrices),
-                     f"{classes[confused[0]]} ({confused[1]})" if confused else "–"])
-    return ["class", "test images", *(f"{names[name]} error %" for name in matrices), f"most often taken for ({names[first]})"], rows
+        rows.append(
+            [
+                cls,
+                str(sum(matrices[first][k])),
+                *("–" if errors[name][k] is None else f"{100 * errors[name][k]:.1f}" for name in matrices),
+                f"{classes[confused[0]]} ({confused[1]})" if confused else "–",
+            ]
+        )
+    return [
+        "class",
+        "test images",
+        *(f"{names[name]} error %" for name in matrices),
+        f"most often taken for ({names[first]})",
+    ], rows
 
 
 def text_table(header: list[str], rows: list[list[str]]) -> str:
     """Columns aligned for a terminal."""
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
-    return "\n".join("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip() for line in [header, *rows]) + "\n"
+    return (
+        "\n".join(
+            "  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip() for line in [header, *rows]
+        )
+        + "\n"
+    )
 
 
 def per_class_over_runs(runs: list[dict[str, Any]]) -> str:
@@ -189,8 +221,15 @@ def confusion_figure(confusion: list[list[int]], classes: list[str], title: str 
     if len(classes) <= 30:
         for row, counts in enumerate(confusion):
             for column, count in enumerate(counts):
-                axis.text(column, row, str(count), ha="center", va="center", fontsize=8,
-                          color="white" if shares[row][column] > 0.5 else "black")
+                axis.text(
+                    column,
+                    row,
+                    str(count),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if shares[row][column] > 0.5 else "black",
+                )
     figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label="share of the true class")
     figure.tight_layout()
     return figure

@@ -71,14 +71,21 @@ class EMATeacher:
     """
 
     def __init__(
-        self, student: nn.Module, decay: float | torch.Tensor = 0.999, buffers: str = "own",
-        update_every: int = 1, update_after_step: int = 0, device: torch.device | str | None = None,
+        self,
+        student: nn.Module,
+        decay: float | torch.Tensor = 0.999,
+        buffers: str = "own",
+        update_every: int = 1,
+        update_after_step: int = 0,
+        device: torch.device | str | None = None,
     ) -> None:
         _check_decay(decay)
         if buffers not in BUFFER_POLICIES:
             raise ValueError(f"buffers must be one of {BUFFER_POLICIES}, got {buffers!r}")
         if update_every < 1 or update_after_step < 0:
-            raise ValueError(f"update_every must be >= 1 and update_after_step >= 0, got {update_every} and {update_after_step}")
+            raise ValueError(
+                f"update_every must be >= 1 and update_after_step >= 0, got {update_every} and {update_after_step}"
+            )
         self.decay = decay
         self.buffers = buffers
         self.update_every = update_every
@@ -162,7 +169,9 @@ class EMATeacher:
         if params and params[0].device != self.device:
             # asynchronous only towards a GPU: a copy to the CPU is read by the CPU at once, so it must be complete
             asynchronous = self.device.type == "cuda"
-            params, floats, others = ([t.to(self.device, non_blocking=asynchronous) for t in group] for group in (params, floats, others))
+            params, floats, others = (
+                [t.to(self.device, non_blocking=asynchronous) for t in group] for group in (params, floats, others)
+            )
         _lerp_(self._params, params, weight)
         if self.buffers == "average" and floats:
             _lerp_(self._float_buffers, floats, weight)
@@ -175,8 +184,12 @@ class EMATeacher:
     def state_dict(self) -> dict[str, Any]:
         """The teacher's weights, buffers, settings and number of updates."""
         return {
-            "module": self.module.state_dict(), "decay": float(self.decay), "buffers": self.buffers,
-            "update_every": self.update_every, "update_after_step": self.update_after_step, "updates": int(self.num_updates),
+            "module": self.module.state_dict(),
+            "decay": float(self.decay),
+            "buffers": self.buffers,
+            "update_every": self.update_every,
+            "update_after_step": self.update_after_step,
+            "updates": int(self.num_updates),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -115,7 +115,7 @@ class Normalizer:
         centred = flat - flat.mean(dim=1, keepdim=True)
         return centred / centred.norm(dim=1, keepdim=True).clamp_min(1e-8) * 55.0
 
-    def fit(self, images: torch.Tensor, chunk: int = 5000) -> "Normalizer":
+    def fit(self, images: torch.Tensor, chunk: int = 5000) -> Normalizer:
         """Fit statistics on uint8 training images ``N x C x H x W``."""
         x = images.double() / 255.0
         if self.mode == "standardize":
@@ -180,7 +180,7 @@ class Normalizer:
         return {"mode": self.mode, "epsilon": self.epsilon, "gcn": self.gcn, "stats": self.stats}
 
     @classmethod
-    def from_state_dict(cls, state: dict[str, Any]) -> "Normalizer":
+    def from_state_dict(cls, state: dict[str, Any]) -> Normalizer:
         """A normalizer with the statistics ``state_dict`` returned."""
         normalizer = cls(state["mode"], state["epsilon"], state["gcn"])
         normalizer.stats = dict(state["stats"])

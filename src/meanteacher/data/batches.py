@@ -7,8 +7,8 @@ an uninterrupted one would, and each distributed rank can take its own shard of 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 
@@ -59,7 +59,7 @@ class IndexBatch:
     labeled: torch.Tensor
     epoch_end: bool
 
-    def shard(self, rank: int, size: int) -> "IndexBatch":
+    def shard(self, rank: int, size: int) -> IndexBatch:
         """This process's share: every ``size``-th labeled and every ``size``-th unlabeled row from
         ``rank``, so each shard keeps the batch's labeled/unlabeled composition."""
         labeled_rows = torch.nonzero(self.labeled).flatten()[rank::size]
@@ -103,8 +103,12 @@ class TwoStreamBatches:
         self.unlabeled_stream = Stream(unlabeled, seed, 2)
         stream, per_batch = self._main
         if stream is self.unlabeled_stream and per_batch > len(unlabeled):
-            warnings.warn(f"each batch draws {per_batch} of its images from only {len(unlabeled)} training images, so some appear "
-                          f"twice in a batch; a smaller --batch-size avoids it", DataWarning, stacklevel=2)
+            warnings.warn(
+                f"each batch draws {per_batch} of its images from only {len(unlabeled)} training images, so some appear "
+                f"twice in a batch; a smaller --batch-size avoids it",
+                DataWarning,
+                stacklevel=2,
+            )
 
     @property
     def _main(self) -> tuple[Stream, int]:

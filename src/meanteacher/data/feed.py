@@ -6,7 +6,8 @@ callables yielding ``(network input, labels)`` pairs for evaluation.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Iterator, Protocol
+from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
 
 import torch
 
@@ -14,11 +15,11 @@ from ..errors import MeanTeacherError
 from .augment import Augmenter, Normalizer
 from .batch import NO_LABEL
 from .batches import IndexBatch, TwoStreamBatches, mixed_seed
-from .pipeline import device_data
-from .strong import StrongAugmenter
 from .dataset import Dataset
+from .pipeline import device_data
 from .splits import LabelSplit
 from .streaming import FolderIndex, evaluation_loader, imagenet_normalizer, train_loader
+from .strong import StrongAugmenter
 
 EvaluationBatches = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
 
@@ -30,7 +31,9 @@ class TrainingFeed(Protocol):
     extra: int
     """Extra unlabeled images stored after the training set (SVHN's ``extra``, the unlabeled pile)."""
 
-    def views(self, step: int, batch: IndexBatch, count: int, generator: torch.Generator) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    def views(
+        self, step: int, batch: IndexBatch, count: int, generator: torch.Generator
+    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
         """``count`` independently noised views of this process's share of ``batch`` (on the device),
         their labels (``NO_LABEL`` where unlabeled) and their dataset indices (on the host)."""
 
@@ -64,12 +67,25 @@ class InMemoryFeed:
     statistics are those of the training images and the pile."""
 
     def __init__(
-        self, dataset: Dataset, masked_labels: torch.Tensor, split: LabelSplit, normalize: str, augmenter: Augmenter,
-        extra_unlabeled: int, seed: int, device: torch.device, eval_batch_size: int, rank: int = 0, world_size: int = 1,
-        strong: StrongAugmenter | None = None, with_pile: bool = True,
+        self,
+        dataset: Dataset,
+        masked_labels: torch.Tensor,
+        split: LabelSplit,
+        normalize: str,
+        augmenter: Augmenter,
+        extra_unlabeled: int,
+        seed: int,
+        device: torch.device,
+        eval_batch_size: int,
+        rank: int = 0,
+        world_size: int = 1,
+        strong: StrongAugmenter | None = None,
+        with_pile: bool = True,
     ) -> None:
         pile = dataset.unlabeled_images
-        normalizer = Normalizer(normalize).fit(dataset.train_images if pile is None else torch.cat([dataset.train_images, pile]))
+        normalizer = Normalizer(normalize).fit(
+            dataset.train_images if pile is None else torch.cat([dataset.train_images, pile])
+        )
         extras = []
         if dataset.extra_images is not None and extra_unlabeled != 0:
             extra_images = dataset.extra_images
@@ -91,7 +107,9 @@ class InMemoryFeed:
         self.validation_labels = dataset.train_labels[split.validation].to(device)
         self.eval_batch_size, self.rank, self.world_size = eval_batch_size, rank, world_size
 
-    def views(self, step: int, batch: IndexBatch, count: int, generator: torch.Generator) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    def views(
+        self, step: int, batch: IndexBatch, count: int, generator: torch.Generator
+    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
         if self.world_size > 1:
             batch = batch.shard(self.rank, self.world_size)
         views, labels = self.train.views(batch, count, generator)
@@ -113,18 +131,45 @@ class StreamedFeed:
     extra = 0
 
     def __init__(
-        self, index: FolderIndex, masked_labels: torch.Tensor, sampler: TwoStreamBatches, seed: int, workers: int,
-        device: torch.device, eval_batch_size: int, rank: int = 0, world_size: int = 1,
+        self,
+        index: FolderIndex,
+        masked_labels: torch.Tensor,
+        sampler: TwoStreamBatches,
+        seed: int,
+        workers: int,
+        device: torch.device,
+        eval_batch_size: int,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
-        self.index, self.masked_labels, self.sampler, self.seed, self.workers = index, masked_labels, sampler, seed, workers
+        self.index, self.masked_labels, self.sampler, self.seed, self.workers = (
+            index,
+            masked_labels,
+            sampler,
+            seed,
+            workers,
+        )
         self.device, self.eval_batch_size, self.rank, self.world_size = device, eval_batch_size, rank, world_size
         self.normalizer = imagenet_normalizer()
         self._batches: Iterator | None = None
 
-    def views(self, step: int, batch: IndexBatch, count: int, generator: torch.Generator) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    def views(
+        self, step: int, batch: IndexBatch, count: int, generator: torch.Generator
+    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
         if self._batches is None:
-            self._batches = iter(train_loader(self.index, self.masked_labels, self.sampler, count, self.seed, step,
-                                              self.workers, self.rank, self.world_size))
+            self._batches = iter(
+                train_loader(
+                    self.index,
+                    self.masked_labels,
+                    self.sampler,
+                    count,
+                    self.seed,
+                    step,
+                    self.workers,
+                    self.rank,
+                    self.world_size,
+                )
+            )
         *views, labels, indices = next(self._batches)
         return [v.to(self.device, non_blocking=True) for v in views], labels.to(self.device, non_blocking=True), indices
 

@@ -5,8 +5,9 @@ parser of this layout, used for in-memory datasets and for streamed ones alike."
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -67,7 +68,9 @@ def group_by_split(entries: Iterator[tuple[str, Any]], source: str) -> dict[str,
     return splits
 
 
-def _hold_out_test(train: dict[str, list[tuple[str, bytes]]]) -> tuple[dict[str, list[tuple[str, bytes]]], dict[str, list[tuple[str, bytes]]]]:
+def _hold_out_test(
+    train: dict[str, list[tuple[str, bytes]]],
+) -> tuple[dict[str, list[tuple[str, bytes]]], dict[str, list[tuple[str, bytes]]]]:
     """Every ``HELD_OUT_EVERY``-th image of each class (in name order) as the test split, the rest for training."""
     kept, held = {}, {}
     for label, files in train.items():
@@ -79,7 +82,9 @@ def _hold_out_test(train: dict[str, list[tuple[str, bytes]]]) -> tuple[dict[str,
     return kept, held
 
 
-def _decode_split(members: Members, classes: list[str], where: str, image_size: int | None) -> tuple[list[np.ndarray], np.ndarray, list[str], int]:
+def _decode_split(
+    members: Members, classes: list[str], where: str, image_size: int | None
+) -> tuple[list[np.ndarray], np.ndarray, list[str], int]:
     """The split's images, labels and ids, and how many images were brought down to ``image_size``."""
     images, labels, ids, downscaled = [], [], [], 0
     for label, name in enumerate(classes):
@@ -140,24 +145,40 @@ def _decode_image_folder(path: Path, test_path: Path | None, image_size: int | N
                 test_members.setdefault(parts[-2], []).append((f"{parts[-2]}/{parts[-1]}", data))
         splits["test"] = test_members
     if not splits.get("train"):
-        raise DataError(f"{path}: no images found (expected train/<class>/<image> and test/<class>/<image>, or <class>/<image> folders)")
+        raise DataError(
+            f"{path}: no images found (expected train/<class>/<image> and test/<class>/<image>, or <class>/<image> folders)"
+        )
     held_out = 0
     if not splits.get("test"):
         splits["train"], splits["test"] = _hold_out_test(splits["train"])
         held_out = sum(len(files) for files in splits["test"].values())
         if not held_out:
-            raise DataError(f"{path}: no test folder, and too few images to hold out every {HELD_OUT_EVERY}th as a test set")
+            raise DataError(
+                f"{path}: no test folder, and too few images to hold out every {HELD_OUT_EVERY}th as a test set"
+            )
     classes = class_names(splits, str(path))
-    train_images, train_labels, train_ids, downscaled = _decode_split(splits["train"], classes, f"{path}:train", image_size)
+    train_images, train_labels, train_ids, downscaled = _decode_split(
+        splits["train"], classes, f"{path}:train", image_size
+    )
     test_classes = [c for c in classes if c in splits["test"]]
-    test_images, test_labels, _, test_downscaled = _decode_split(splits["test"], test_classes, f"{path}:test", image_size)
+    test_images, test_labels, _, test_downscaled = _decode_split(
+        splits["test"], test_classes, f"{path}:test", image_size
+    )
     test_labels = np.asarray([classes.index(test_classes[i]) for i in test_labels], dtype=np.int64)
     train_images, test_images, resized = _uniform(train_images, test_images)
     fields = {}
     if splits.get("unlabeled"):
-        pile = decode_pile(sorted(splits["unlabeled"][PILE], key=lambda entry: entry[0]), tuple(_to_nchw(train_images[:1]).shape[1:]), str(path))
-        fields = {"unlabeled_images": pile["images"], "unlabeled_ids": pile["ids"],
-                  "unreadable": pile["unreadable"], "first_unreadable": pile["first_unreadable"]}
+        pile = decode_pile(
+            sorted(splits["unlabeled"][PILE], key=lambda entry: entry[0]),
+            tuple(_to_nchw(train_images[:1]).shape[1:]),
+            str(path),
+        )
+        fields = {
+            "unlabeled_images": pile["images"],
+            "unlabeled_ids": pile["ids"],
+            "unreadable": pile["unreadable"],
+            "first_unreadable": pile["first_unreadable"],
+        }
     return {
         **fields,
         "resized": resized,
@@ -185,8 +206,9 @@ def class_names(splits: dict[str, Members], source: str) -> list[str]:
     return classes
 
 
-def load_image_folder(path: str | Path, test_path: str | Path | None = None, use_cache: bool = True,
-                      image_size: int | None = None) -> Dataset:
+def load_image_folder(
+    path: str | Path, test_path: str | Path | None = None, use_cache: bool = True, image_size: int | None = None
+) -> Dataset:
     """Images in ``train/<class>/*`` and ``test/<class>/*`` (a folder or a .tar/.tar.gz/.zip archive).
 
     With ``test_path`` the test images come from ``test_path/<class>/*`` and ``path`` may hold the
@@ -205,17 +227,30 @@ def load_image_folder(path: str | Path, test_path: str | Path | None = None, use
     decode = lambda: _decode_image_folder(path, test, image_size)  # noqa: E731 - the cache calls it on a miss
     fields = dict(cached(key, decode) if use_cache else decode())
     resized, held_out, downscaled = fields.pop("resized", 0), fields.pop("held_out", 0), fields.pop("downscaled", 0)
-    warn_unreadable({"unreadable": fields.pop("unreadable", 0), "first_unreadable": fields.pop("first_unreadable", "")}, str(path))
+    warn_unreadable(
+        {"unreadable": fields.pop("unreadable", 0), "first_unreadable": fields.pop("first_unreadable", "")}, str(path)
+    )
     if downscaled:
-        warnings.warn(f"{path}: {downscaled} images larger than {image_size}x{image_size} were brought down to it as they "
-                      f"were decoded (shorter side to {image_size}, centre crop); --image-size N sets another size",
-                      DataWarning, stacklevel=2)
+        warnings.warn(
+            f"{path}: {downscaled} images larger than {image_size}x{image_size} were brought down to it as they "
+            f"were decoded (shorter side to {image_size}, centre crop); --image-size N sets another size",
+            DataWarning,
+            stacklevel=2,
+        )
     if held_out:
-        warnings.warn(f"{path}: no test folder: every {HELD_OUT_EVERY}th image of each class ({held_out} images) is held out "
-                      "as the test set", DataWarning, stacklevel=2)
+        warnings.warn(
+            f"{path}: no test folder: every {HELD_OUT_EVERY}th image of each class ({held_out} images) is held out "
+            "as the test set",
+            DataWarning,
+            stacklevel=2,
+        )
     if resized:
         height, width = fields["train_images"].shape[-2:]
         total = len(fields["train_images"]) + len(fields["test_images"])
-        warnings.warn(f"{path}: {resized} of {total} images differ in size from the most common, {height}x{width}, "
-                      "and were resized to it", DataWarning, stacklevel=2)
+        warnings.warn(
+            f"{path}: {resized} of {total} images differ in size from the most common, {height}x{width}, "
+            "and were resized to it",
+            DataWarning,
+            stacklevel=2,
+        )
     return Dataset(name=archive_stem(path.name), **fields)

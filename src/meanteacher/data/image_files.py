@@ -7,8 +7,9 @@ import hashlib
 import io
 import tarfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -73,7 +74,9 @@ def decode_image(name: str, data: bytes | Path, image_size: int | None = None) -
         with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as image:
             if image_size is not None and image.format == "JPEG" and min(image.size) > image_size:
                 scale = image_size / min(image.size)
-                image.draft("RGB" if image.mode != "L" else "L", (round(image.size[0] * scale), round(image.size[1] * scale)))
+                image.draft(
+                    "RGB" if image.mode != "L" else "L", (round(image.size[0] * scale), round(image.size[1] * scale))
+                )
             image.load()
             if image.mode not in ("L", "RGB"):
                 image = image.convert("RGBA" if "A" in image.mode else "RGB").convert("RGB")
@@ -83,7 +86,9 @@ def decode_image(name: str, data: bytes | Path, image_size: int | None = None) -
         raise DataError(f"{name}: not a readable image ({error})") from None
 
 
-def decode_to_shape(name: str, data: bytes | Path, shape: tuple[int, int, int], image_size: int | None = None) -> torch.Tensor:
+def decode_to_shape(
+    name: str, data: bytes | Path, shape: tuple[int, int, int], image_size: int | None = None
+) -> torch.Tensor:
     """An image file (its bytes or its path) as a uint8 ``C x H x W`` tensor of ``shape``: converted to its
     channels, first brought down to ``image_size`` (see ``fit_square``; a large JPEG decoded at a reduced
     scale), then resized to ``H x W`` where it differs."""
@@ -94,7 +99,9 @@ def decode_to_shape(name: str, data: bytes | Path, shape: tuple[int, int, int], 
         with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as image:
             if image_size is not None and image.format == "JPEG" and min(image.size) > image_size:
                 scale = image_size / min(image.size)
-                image.draft("L" if channels == 1 else "RGB", (round(image.size[0] * scale), round(image.size[1] * scale)))
+                image.draft(
+                    "L" if channels == 1 else "RGB", (round(image.size[0] * scale), round(image.size[1] * scale))
+                )
             image = image.convert("L" if channels == 1 else "RGB")
             if image_size is not None:
                 image = fit_square(image, image_size)

@@ -9,8 +9,9 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence, TextIO
+from typing import Any, TextIO
 
 import torch
 
@@ -40,7 +41,9 @@ def check_pile_paths(paths: Sequence[str | Path]) -> None:
     """A one-line error for a pile path that does not exist."""
     for path in paths:
         if not Path(path).exists():
-            raise DataError(f"{path}: no such file or folder (--unlabeled takes a folder, an archive or a text file of image paths)")
+            raise DataError(
+                f"{path}: no such file or folder (--unlabeled takes a folder, an archive or a text file of image paths)"
+            )
 
 
 def pile_entries(path: Path) -> Iterator[tuple[str, bytes | Path]]:
@@ -59,7 +62,8 @@ def pile_entries(path: Path) -> Iterator[tuple[str, bytes | Path]]:
     for line in lines:
         if line.strip() and not line.lstrip().startswith("#"):
             listed = Path(line.strip())
-            yield line.strip(), listed if listed.is_absolute() else path.parent / listed
+            listed = listed if listed.is_absolute() else path.parent / listed
+            yield str(listed), listed
 
 
 def available_memory() -> int | None:
@@ -76,17 +80,19 @@ def check_memory(count: int, shape: tuple[int, int, int], source: str, available
     available = available_memory() if available is None else available
     needed = count * shape[0] * shape[1] * shape[2]
     if available is not None and needed > MEMORY_SHARE * available:
-        raise DataError(f"{source}: {count:,} unlabeled images at {shape[1]}x{shape[2]} with {shape[0]} channel(s) need "
-                        f"{needed / 2**30:.1f} GiB in memory, {available / 2**30:.1f} GiB is free: a smaller --image-size, "
-                        "or fewer images (streamed folders do not take a pile)")
+        raise DataError(
+            f"{source}: {count:,} unlabeled images at {shape[1]}x{shape[2]} with {shape[0]} channel(s) need "
+            f"{needed / 2**30:.1f} GiB in memory, {available / 2**30:.1f} GiB is free: a smaller --image-size, "
+            "or fewer images (streamed folders do not take a pile)"
+        )
 
 
-class DecodeProgress:
-    """Decoding progress on ``stream``: a line rewritten in place on a terminal, a plain line every tenth
-    otherwise; silent for fewer than ``PROGRESS_FROM`` images."""
+class ImageProgress:
+    """Progress through many images on ``stream`` (decoded, or another ``verb``): a line rewritten in
+    place on a terminal, a plain line every tenth otherwise; silent for fewer than ``PROGRESS_FROM``."""
 
-    def __init__(self, total: int, label: str, stream: TextIO | None = None) -> None:
-        self.total, self.label, self.stream = total, label, stream or sys.stderr
+    def __init__(self, total: int, label: str, stream: TextIO | None = None, verb: str = "decoded") -> None:
+        self.total, self.label, self.stream, self.verb = total, label, stream or sys.stderr, verb
         self.shown = total >= PROGRESS_FROM
         self.terminal = self.shown and self.stream.isatty()
         self.start = self.last = time.perf_counter()
@@ -113,11 +119,12 @@ class DecodeProgress:
 
     def _text(self, done: int, now: float) -> str:
         rate = done / max(now - self.start, 1e-9)
-        return f"{self.label}: {done:,}/{self.total:,} images decoded ({rate:,.0f} a second)"
+        return f"{self.label}: {done:,}/{self.total:,} images {self.verb} ({rate:,.0f} a second)"
 
 
-def decode_pile(entries: Iterable[tuple[str, bytes | Path]], shape: tuple[int, int, int], source: str,
-                stream: TextIO | None = None) -> dict[str, Any]:
+def decode_pile(
+    entries: Iterable[tuple[str, bytes | Path]], shape: tuple[int, int, int], source: str, stream: TextIO | None = None
+) -> dict[str, Any]:
     """The pile's images as a uint8 ``N x C x H x W`` tensor of ``shape`` (``images``), their names
     (``ids``), and the unreadable files skipped (``unreadable``, ``first_unreadable``); ``source`` names
     the pile in messages."""
@@ -125,7 +132,7 @@ def decode_pile(entries: Iterable[tuple[str, bytes | Path]], shape: tuple[int, i
     check_memory(len(entries), shape, source)
     images = torch.empty((len(entries), *shape), dtype=torch.uint8)
     ids, unreadable = [], []
-    progress = DecodeProgress(len(entries), f"{source}: unlabeled pile", stream)
+    progress = ImageProgress(len(entries), f"{source}: unlabeled pile", stream)
     for position, (name, data) in enumerate(entries, start=1):
         try:
             images[len(ids)] = decode_to_shape(name, data, shape, min(shape[1:]))
@@ -137,15 +144,23 @@ def decode_pile(entries: Iterable[tuple[str, bytes | Path]], shape: tuple[int, i
     if not ids:
         found = f"none of its {len(entries):,} files is a readable image" if entries else "no files"
         raise DataError(f"{source}: an unlabeled pile with {found}")
-    return {"images": images[: len(ids)].clone(), "ids": ids, "unreadable": len(unreadable),
-            "first_unreadable": unreadable[0] if unreadable else ""}
+    return {
+        "images": images[: len(ids)].clone(),
+        "ids": ids,
+        "unreadable": len(unreadable),
+        "first_unreadable": unreadable[0] if unreadable else "",
+    }
 
 
 def warn_unreadable(pile: dict[str, Any], source: str) -> None:
     """One warning line for the unreadable files a pile skipped: their count and the first one."""
     if pile["unreadable"]:
-        warnings.warn(f"{source}: {pile['unreadable']:,} unreadable file(s) skipped in the unlabeled pile, the first "
-                      f"{pile['first_unreadable']}", DataWarning, stacklevel=3)
+        warnings.warn(
+            f"{source}: {pile['unreadable']:,} unreadable file(s) skipped in the unlabeled pile, the first "
+            f"{pile['first_unreadable']}",
+            DataWarning,
+            stacklevel=3,
+        )
 
 
 def _fingerprinted_files(path: Path) -> list[Path]:

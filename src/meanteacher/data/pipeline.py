@@ -7,15 +7,17 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import DataError
-from .batch import NO_LABEL
 from .augment import Augmenter, Normalizer
-from .strong import StrongAugmenter
+from .batch import NO_LABEL
 from .batches import IndexBatch, TwoStreamBatches
 from .dataset import Dataset
 from .splits import LabelSplit, balanced_split, read_label_file, split_from_labels
+from .strong import StrongAugmenter
 
 
-def make_split(dataset: Dataset, labels: int, seed: int, label_file: str = "", validation_per_class: int = 0) -> tuple[LabelSplit, torch.Tensor]:
+def make_split(
+    dataset: Dataset, labels: int, seed: int, label_file: str = "", validation_per_class: int = 0
+) -> tuple[LabelSplit, torch.Tensor]:
     """The label split and the training labels with ``NO_LABEL`` where a label is not kept.
 
     ``label_file`` (``image-id label`` lines) overrides balanced selection; ``labels=0`` keeps all.
@@ -27,8 +29,10 @@ def make_split(dataset: Dataset, labels: int, seed: int, label_file: str = "", v
         indices, file_labels = read_label_file(label_file, dataset.train_ids, dataset.classes)
         named = sorted({dataset.classes[int(label)] for label in file_labels.unique()})
         if len(named) < 2:
-            raise DataError(f"{label_file}: labels of {'only the class ' + repr(named[0]) if named else 'no class'}; "
-                            "a classifier needs labels of two classes or more")
+            raise DataError(
+                f"{label_file}: labels of {'only the class ' + repr(named[0]) if named else 'no class'}; "
+                "a classifier needs labels of two classes or more"
+            )
         split = split_from_labels(indices, len(train_labels))
         train_labels = train_labels.clone()
         train_labels[indices] = file_labels
@@ -61,7 +65,9 @@ class DeviceData:
     augmenter: Augmenter
     strong: StrongAugmenter | None = None
 
-    def views(self, batch: IndexBatch, count: int, generator: torch.Generator) -> tuple[list[torch.Tensor], torch.Tensor]:
+    def views(
+        self, batch: IndexBatch, count: int, generator: torch.Generator
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
         """``count`` independently noised views of the batch's images, and its labels."""
         device = self.images.device
         indices = to_device(batch.indices, device)
@@ -77,7 +83,11 @@ class DeviceData:
 
 
 def device_data(
-    images: torch.Tensor, labels: torch.Tensor, normalizer: Normalizer, augmenter: Augmenter, device: torch.device,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    normalizer: Normalizer,
+    augmenter: Augmenter,
+    device: torch.device,
     strong: StrongAugmenter | None = None,
 ) -> DeviceData:
     """Move stored images and labels to ``device`` once, for the whole run."""
@@ -86,7 +96,13 @@ def device_data(
 
 
 def batches_for(
-    split: LabelSplit, extra: int, num_train: int, batch_size: int, labeled_per_batch: int, seed: int, labeled_only: bool
+    split: LabelSplit,
+    extra: int,
+    num_train: int,
+    batch_size: int,
+    labeled_per_batch: int,
+    seed: int,
+    labeled_only: bool,
 ) -> TwoStreamBatches:
     """The batch sampler of a run: labeled-only for supervised training, else two streams.
 

@@ -11,9 +11,9 @@ import os
 import pickle
 import struct
 import tarfile
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -62,8 +62,18 @@ def _read_pickle(data: bytes, name: str) -> dict:
 
 def _cifar_files(path: Path) -> dict[str, bytes]:
     """Basename -> bytes of the CIFAR pickle files in a directory or a .tar.gz archive."""
-    wanted = {"data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch",
-              "batches.meta", "train", "test", "meta"}
+    wanted = {
+        "data_batch_1",
+        "data_batch_2",
+        "data_batch_3",
+        "data_batch_4",
+        "data_batch_5",
+        "test_batch",
+        "batches.meta",
+        "train",
+        "test",
+        "meta",
+    }
     files: dict[str, bytes] = {}
     if path.is_dir():
         for name in wanted:
@@ -99,10 +109,15 @@ def load_cifar(path: str | Path) -> Dataset:
         missing += [n for n in ("test_batch",) if n not in files]
         if missing:
             raise DataError(f"{path}: CIFAR-10 split missing: {', '.join(missing)}")
-        parts = [_cifar_arrays(_read_pickle(files[f"data_batch_{i}"], f"data_batch_{i}"), b"labels", f"data_batch_{i}") for i in range(1, 6)]
+        parts = [
+            _cifar_arrays(_read_pickle(files[f"data_batch_{i}"], f"data_batch_{i}"), b"labels", f"data_batch_{i}")
+            for i in range(1, 6)
+        ]
         train_images = torch.cat([p[0] for p in parts])
         train_labels = torch.cat([p[1] for p in parts])
-        test_images, test_labels = _cifar_arrays(_read_pickle(files["test_batch"], "test_batch"), b"labels", "test_batch")
+        test_images, test_labels = _cifar_arrays(
+            _read_pickle(files["test_batch"], "test_batch"), b"labels", "test_batch"
+        )
         meta = _read_pickle(files["batches.meta"], "batches.meta") if "batches.meta" in files else {}
         classes = [c.decode() for c in meta.get(b"label_names", [])] or [str(i) for i in range(10)]
         name = "cifar10"
@@ -201,8 +216,13 @@ def _looks_like_cifar_archive(path: Path) -> bool:
     return False
 
 
-def load_dataset(path: str | Path, test_path: str | Path | None = None, extra: bool = False, image_size: int | None = None,
-                 unlabeled: Sequence[str | Path] = ()) -> Dataset:
+def load_dataset(
+    path: str | Path,
+    test_path: str | Path | None = None,
+    extra: bool = False,
+    image_size: int | None = None,
+    unlabeled: Sequence[str | Path] = (),
+) -> Dataset:
     """Load whatever ``path`` holds: ``"digits"`` (built in), CIFAR pickles, SVHN .mat, idx files,
     or an image folder / archive (its images brought down to ``image_size``, see ``load_image_folder``),
     with the images of the ``unlabeled`` paths added to its unlabeled pile (``data.pile.load_pile``)."""

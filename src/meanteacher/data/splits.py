@@ -63,12 +63,16 @@ def balanced_split(
     members_of = _per_class_permutations(labels, num_classes, seed)
     for label, members in enumerate(members_of):
         if validation_per_class and len(members) <= validation_per_class:
-            raise DataError(f"class {label} has {len(members)} training images, too few to hold out {validation_per_class} for validation")
+            raise DataError(
+                f"class {label} has {len(members)} training images, too few to hold out {validation_per_class} for validation"
+            )
     available = [len(members) - validation_per_class for members in members_of]
     if count is not None and count > sum(available):
         raise DataError(f"more labels requested ({count}) than training images ({sum(available)})")
     shares = available if count is None else labels_per_class(count, available)
-    labeled = [members[validation_per_class : validation_per_class + share] for members, share in zip(members_of, shares)]
+    labeled = [
+        members[validation_per_class : validation_per_class + share] for members, share in zip(members_of, shares)
+    ]
     validation = [members[:validation_per_class] for members in members_of]
     labeled_index = torch.sort(torch.cat(labeled)).values
     validation_index = torch.sort(torch.cat(validation)).values
@@ -114,7 +118,9 @@ def read_label_file(path: str | Path, ids: list[str], classes: list[str]) -> tup
     return torch.tensor(indices), torch.tensor(labels)
 
 
-def write_label_file(path: str | Path, ids: list[str], classes: list[str], indices: torch.Tensor, labels: torch.Tensor) -> None:
+def write_label_file(
+    path: str | Path, ids: list[str], classes: list[str], indices: torch.Tensor, labels: torch.Tensor
+) -> None:
     """Write ``image-id class-name`` lines for the given examples (atomically)."""
     text = "".join(f"{ids[i]} {classes[label]}\n" for i, label in zip(indices.tolist(), labels.tolist()))
     atomic_write_text(path, text)

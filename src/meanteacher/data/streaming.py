@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import DataError
-from .batch import NO_LABEL
 from .augment import Normalizer
+from .batch import NO_LABEL
 from .batches import TwoStreamBatches
 from .folders import class_names, group_by_split
 from .image_files import folder_entries
@@ -64,8 +64,10 @@ def index_image_folder(path: str | Path, image_size: int = 224) -> FolderIndex:
     if "flat" in splits or "test" not in splits:
         raise DataError(f"{path}: streaming needs an image folder with train/ and test/ (or val/) sub-folders")
     if splits.get("unlabeled"):
-        raise DataError(f"{path}: streamed folders do not take an unlabeled pile yet: leave out streaming, or move "
-                        "the unlabeled/ folder out")
+        raise DataError(
+            f"{path}: streamed folders do not take an unlabeled pile yet: leave out streaming, or move "
+            "the unlabeled/ folder out"
+        )
     classes = class_names(splits, str(path))
     lists = {}
     for split in ("train", "test"):
@@ -79,8 +81,13 @@ def index_image_folder(path: str | Path, image_size: int = 224) -> FolderIndex:
         lists[split] = (files, labels)
     (train_files, train_labels), (test_files, test_labels) = lists["train"], lists["test"]
     return FolderIndex(
-        name=path.name, classes=classes, train_files=train_files, train_labels=torch.tensor(train_labels),
-        test_files=test_files, test_labels=torch.tensor(test_labels), image_size=image_size,
+        name=path.name,
+        classes=classes,
+        train_files=train_files,
+        train_labels=torch.tensor(train_labels),
+        test_files=test_files,
+        test_labels=torch.tensor(test_labels),
+        image_size=image_size,
         train_ids=[f.relative_to(path / "train").as_posix() for f in train_files],
     )
 
@@ -196,19 +203,31 @@ class StepBatchSampler(Sampler):
             batch = self.batches.batch(step)
             if self.world_size > 1:
                 batch = batch.shard(self.rank, self.world_size)
-            yield [(int(i), bool(l), step) for i, l in zip(batch.indices, batch.labeled)]
+            yield [(int(i), bool(labeled), step) for i, labeled in zip(batch.indices, batch.labeled)]
             step += 1
 
     def __len__(self) -> int:  # endless; DataLoader only needs a number
         return 2**62
 
 
-def train_loader(index: FolderIndex, masked_labels: torch.Tensor, batches: TwoStreamBatches, views: int, seed: int,
-                 start: int, workers: int, rank: int = 0, world_size: int = 1) -> DataLoader:
+def train_loader(
+    index: FolderIndex,
+    masked_labels: torch.Tensor,
+    batches: TwoStreamBatches,
+    views: int,
+    seed: int,
+    start: int,
+    workers: int,
+    rank: int = 0,
+    world_size: int = 1,
+) -> DataLoader:
     """An endless loader of augmented two-stream batches from step ``start`` (for resuming)."""
     return DataLoader(
-        TrainViews(index, masked_labels, views, seed), batch_sampler=StepBatchSampler(batches, start, rank, world_size),
-        num_workers=workers, pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0,
+        TrainViews(index, masked_labels, views, seed),
+        batch_sampler=StepBatchSampler(batches, start, rank, world_size),
+        num_workers=workers,
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=workers > 0,
     )
 
 

@@ -21,8 +21,22 @@ import math
 import torch
 import torch.nn.functional as F
 
-OPERATIONS = ("identity", "autocontrast", "equalize", "rotate", "solarize", "color", "posterize", "contrast",
-              "brightness", "sharpness", "shear_x", "shear_y", "translate_x", "translate_y")
+OPERATIONS = (
+    "identity",
+    "autocontrast",
+    "equalize",
+    "rotate",
+    "solarize",
+    "color",
+    "posterize",
+    "contrast",
+    "brightness",
+    "sharpness",
+    "shear_x",
+    "shear_y",
+    "translate_x",
+    "translate_y",
+)
 GEOMETRIC = ("rotate", "shear_x", "shear_y", "translate_x", "translate_y")
 PHOTOMETRIC = tuple(name for name in OPERATIONS if name not in GEOMETRIC)
 """The operations that move no pixel: for dense outputs (segmentation), whose targets must stay aligned."""
@@ -141,7 +155,7 @@ def affine(images: torch.Tensor, matrix: torch.Tensor, fill: float = FILL) -> to
     to_pixels = torch.tensor([[w / 2, 0.0], [0.0, h / 2]], dtype=images.dtype, device=images.device)
     to_unit = torch.tensor([[2 / w, 0.0], [0.0, 2 / h]], dtype=images.dtype, device=images.device)
     linear = to_unit @ matrix[:, :, :2].to(images.dtype) @ to_pixels
-    shift = (to_unit @ matrix[:, :, 2:].to(images.dtype))
+    shift = to_unit @ matrix[:, :, 2:].to(images.dtype)
     grid = F.affine_grid(torch.cat([linear, shift], dim=2), [n, 1, h, w], align_corners=False)
     return F.grid_sample(images - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + fill
 
@@ -167,7 +181,9 @@ def translation_matrix(pixels: torch.Tensor, axis: str) -> torch.Tensor:
     return torch.stack([torch.stack([one, zero, x], -1), torch.stack([zero, one, y], -1)], dim=1)
 
 
-def cutout_at(images: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, side: int, fill: float = FILL) -> torch.Tensor:
+def cutout_at(
+    images: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, side: int, fill: float = FILL
+) -> torch.Tensor:
     """Fill a ``side`` x ``side`` square centred at (``rows``, ``cols``) in each image (clipped at the borders)."""
     h, w = images.shape[-2:]
     half = side / 2
@@ -177,7 +193,9 @@ def cutout_at(images: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, side
     return torch.where(inside[:, None], torch.full_like(images, fill), images)
 
 
-def cutout(images: torch.Tensor, size: float, generator: torch.Generator | None = None, fill: float = FILL) -> torch.Tensor:
+def cutout(
+    images: torch.Tensor, size: float, generator: torch.Generator | None = None, fill: float = FILL
+) -> torch.Tensor:
     """Cutout (DeVries & Taylor, 2017): a square of side ``size`` times the shorter side, centred at a
     random pixel of each image (so it may be clipped by the border), filled with ``fill``."""
     n, _, h, w = images.shape
@@ -223,12 +241,15 @@ class StrongAugmenter:
         signed = sign * strength
         chosen = {name: choice == index for index, name in enumerate(self.names)}
         pixelwise = {
-            "autocontrast": lambda: autocontrast(x), "equalize": lambda: equalize(x), "solarize": lambda: solarize(x, 1.0 - strength),
+            "autocontrast": lambda: autocontrast(x),
+            "equalize": lambda: equalize(x),
+            "solarize": lambda: solarize(x, 1.0 - strength),
             "posterize": lambda: posterize(x, 8 - torch.round((8 - MIN_POSTERIZE_BITS) * strength)),
         }
         geometric = {
             "rotate": lambda: rotation_matrix(MAX_ROTATE_DEGREES * signed),
-            "shear_x": lambda: shear_matrix(MAX_SHEAR * signed, "x"), "shear_y": lambda: shear_matrix(MAX_SHEAR * signed, "y"),
+            "shear_x": lambda: shear_matrix(MAX_SHEAR * signed, "x"),
+            "shear_y": lambda: shear_matrix(MAX_SHEAR * signed, "y"),
             "translate_x": lambda: translation_matrix(MAX_TRANSLATE * w * signed, "x"),
             "translate_y": lambda: translation_matrix(MAX_TRANSLATE * h * signed, "y"),
         }

@@ -18,4 +18,16 @@ METHODS: dict[str, type[Method]] = {
 }
 """Every method by its name (``config.method``; ``config.METHOD_NAMES`` lists the same names)."""
 
-__all__ = ["METHODS", "VAT", "Batch", "FixMatch", "MeanTeacher", "MeanTeacherVAT", "Method", "PiModel", "Schedule", "Supervised", "TemporalEnsembling"]
+__all__ = [
+    "METHODS",
+    "VAT",
+    "Batch",
+    "FixMatch",
+    "MeanTeacher",
+    "MeanTeacherVAT",
+    "Method",
+    "PiModel",
+    "Schedule",
+    "Supervised",
+    "TemporalEnsembling",
+]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -58,7 +59,11 @@ class Method:
     uses_unlabeled = True
 
     def __init__(
-        self, model: nn.Module, class_normalize: str = "batch", ema_decay: Schedule = 0.999, ema_buffers: str = "average"
+        self,
+        model: nn.Module,
+        class_normalize: str = "batch",
+        ema_decay: Schedule = 0.999,
+        ema_buffers: str = "average",
     ) -> None:
         self.model = model
         self.class_normalize = class_normalize
@@ -67,8 +72,14 @@ class Method:
 
     @classmethod
     def from_config(
-        cls, config: "Config", model: nn.Module, consistency: Schedule, ema_decay: Schedule, num_examples: int, num_classes: int
-    ) -> "Method":
+        cls,
+        config: Config,
+        model: nn.Module,
+        consistency: Schedule,
+        ema_decay: Schedule,
+        num_examples: int,
+        num_classes: int,
+    ) -> Method:
         """The method around ``model`` as ``config`` sets it up, with the run's ``consistency`` weight and
         ``ema_decay`` schedules; ``num_examples`` and ``num_classes`` size per-example state."""
         return cls(model, config.class_normalize, ema_decay)
@@ -131,7 +142,9 @@ class Supervised(Method):
     uses_unlabeled = False
 
     def loss(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        labeled = (batch.labels != NO_LABEL).reshape(len(batch.labels), -1).any(dim=1)  # an example with any labeled position
+        labeled = (
+            (batch.labels != NO_LABEL).reshape(len(batch.labels), -1).any(dim=1)
+        )  # an example with any labeled position
         inputs, labels = batch.student_input, batch.labels
         if not batch.all_labeled and not bool(labeled.all()):
             inputs, labels = inputs[labeled], labels[labeled]
@@ -157,13 +170,21 @@ class _ConsistencyMethod(Method):
         self.consistency = consistency
         self.consistency_type = consistency_type
         if is_pseudo_label_type(consistency_type) and not self.takes_pseudo_labels:
-            raise ValueError(f"{self.name} does not take the pseudo-label cost {consistency_type!r} (mean-teacher and fixmatch do)")
+            raise ValueError(
+                f"{self.name} does not take the pseudo-label cost {consistency_type!r} (mean-teacher and fixmatch do)"
+            )
         self.consistency_fn = None if is_pseudo_label_type(consistency_type) else consistency_cost(consistency_type)
 
     @classmethod
     def from_config(
-        cls, config: "Config", model: nn.Module, consistency: Schedule, ema_decay: Schedule, num_examples: int, num_classes: int
-    ) -> "Method":
+        cls,
+        config: Config,
+        model: nn.Module,
+        consistency: Schedule,
+        ema_decay: Schedule,
+        num_examples: int,
+        num_classes: int,
+    ) -> Method:
         return cls(model, consistency, config.consistency_type, config.class_normalize, ema_decay)
 
 

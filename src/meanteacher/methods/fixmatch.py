@@ -29,20 +29,34 @@ class FixMatch(Method):
     views = 2
 
     def __init__(
-        self, model: nn.Module, num_classes: int, consistency: Schedule = 1.0, consistency_type: str = "pseudo:0.95",
-        class_normalize: str = "labeled", ema_decay: Schedule = 0.999, ema_buffers: str = "average",
+        self,
+        model: nn.Module,
+        num_classes: int,
+        consistency: Schedule = 1.0,
+        consistency_type: str = "pseudo:0.95",
+        class_normalize: str = "labeled",
+        ema_decay: Schedule = 0.999,
+        ema_buffers: str = "average",
     ) -> None:
         super().__init__(model, class_normalize, ema_decay, ema_buffers)
         pseudo_labels = pseudo_labels_for(consistency_type, num_classes, model)
         if pseudo_labels is None:
-            raise ValueError(f"fixmatch needs a pseudo-label consistency type ('pseudo:0.95', 'pseudo:adaptive'), not {consistency_type!r}")
+            raise ValueError(
+                f"fixmatch needs a pseudo-label consistency type ('pseudo:0.95', 'pseudo:adaptive'), not {consistency_type!r}"
+            )
         self.pseudo_labels = pseudo_labels
         self.consistency = consistency
 
     @classmethod
     def from_config(
-        cls, config: "Config", model: nn.Module, consistency: Schedule, ema_decay: Schedule, num_examples: int, num_classes: int
-    ) -> "Method":
+        cls,
+        config: Config,
+        model: nn.Module,
+        consistency: Schedule,
+        ema_decay: Schedule,
+        num_examples: int,
+        num_classes: int,
+    ) -> Method:
         return cls(model, num_classes, consistency, config.consistency_type, config.class_normalize, ema_decay)
 
     def loss(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -50,8 +64,9 @@ class FixMatch(Method):
         strong_logits, _ = split_heads(self.model(batch.student_input))
         class_cost = classification_cost(weak_logits, batch.labels, self.class_normalize)
         unlabeled = batch.labels == NO_LABEL
-        pseudo_cost, pseudo_logs = self.pseudo_labels.cost(strong_logits, weak_logits.detach(), unlabeled, self._truth(batch),
-                                                           self.model.training)
+        pseudo_cost, pseudo_logs = self.pseudo_labels.cost(
+            strong_logits, weak_logits.detach(), unlabeled, self._truth(batch), self.model.training
+        )
         weight = _at(self.consistency, step)
         return class_cost + weight * pseudo_cost, {
             "class_cost": class_cost.detach(),

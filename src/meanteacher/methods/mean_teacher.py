@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -64,13 +65,30 @@ class MeanTeacher(_ConsistencyMethod):
 
     @classmethod
     def from_config(
-        cls, config: "Config", model: nn.Module, consistency: Schedule, ema_decay: Schedule, num_examples: int, num_classes: int
-    ) -> "Method":
-        return cls(model, consistency, config.consistency_type, ema_decay, config.logit_distance, config.consistency_on_labeled,
-                   config.bn_buffers, config.class_normalize, config.logit_distance_classes, num_classes, **cls._extra_options(config))
+        cls,
+        config: Config,
+        model: nn.Module,
+        consistency: Schedule,
+        ema_decay: Schedule,
+        num_examples: int,
+        num_classes: int,
+    ) -> Method:
+        return cls(
+            model,
+            consistency,
+            config.consistency_type,
+            ema_decay,
+            config.logit_distance,
+            config.consistency_on_labeled,
+            config.bn_buffers,
+            config.class_normalize,
+            config.logit_distance_classes,
+            num_classes,
+            **cls._extra_options(config),
+        )
 
     @staticmethod
-    def _extra_options(config: "Config") -> dict[str, Any]:
+    def _extra_options(config: Config) -> dict[str, Any]:
         return {}
 
     def compile(self) -> None:
@@ -85,7 +103,11 @@ class MeanTeacher(_ConsistencyMethod):
         return self._costs(student_output, teacher_logits, batch.labels, step, self._truth(batch))
 
     def _costs(
-        self, student_output: torch.Tensor | tuple[torch.Tensor, torch.Tensor], teacher_logits: torch.Tensor, labels: torch.Tensor, step: int,
+        self,
+        student_output: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
+        teacher_logits: torch.Tensor,
+        labels: torch.Tensor,
+        step: int,
         truth: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The costs given the student's output (one or two heads) and the teacher's logits (``truth``: the
@@ -94,7 +116,9 @@ class MeanTeacher(_ConsistencyMethod):
         class_cost = classification_cost(class_logits, labels, self.class_normalize)
         pseudo_logs: dict[str, torch.Tensor] = {}
         if self.pseudo_labels is not None:
-            cons_cost, pseudo_logs = self.pseudo_labels.cost(cons_logits, teacher_logits, labels == NO_LABEL, truth, self.model.training)
+            cons_cost, pseudo_logs = self.pseudo_labels.cost(
+                cons_logits, teacher_logits, labels == NO_LABEL, truth, self.model.training
+            )
         elif self.consistency_on_labeled:
             cons_cost = self.consistency_fn(cons_logits, teacher_logits)
         else:
@@ -114,7 +138,9 @@ class MeanTeacher(_ConsistencyMethod):
             logs["logit_distance"] = distance.detach()
         return total, logs
 
-    def _unlabeled_consistency(self, cons_logits: torch.Tensor, teacher_logits: torch.Tensor, unlabeled: torch.Tensor) -> torch.Tensor:
+    def _unlabeled_consistency(
+        self, cons_logits: torch.Tensor, teacher_logits: torch.Tensor, unlabeled: torch.Tensor
+    ) -> torch.Tensor:
         """Mean consistency cost over the unlabeled rows (positions, for dense labels): a masked mean,
         0 when there are none, without a host-side count."""
         return self.consistency_fn(cons_logits, teacher_logits, mask=unlabeled)

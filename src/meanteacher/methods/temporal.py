@@ -55,9 +55,24 @@ class TemporalEnsembling(_ConsistencyMethod):
 
     @classmethod
     def from_config(
-        cls, config: "Config", model: nn.Module, consistency: Schedule, ema_decay: Schedule, num_examples: int, num_classes: int
-    ) -> "Method":
-        return cls(model, num_examples, num_classes, config.te_alpha, consistency, config.consistency_type, config.class_normalize, ema_decay)
+        cls,
+        config: Config,
+        model: nn.Module,
+        consistency: Schedule,
+        ema_decay: Schedule,
+        num_examples: int,
+        num_classes: int,
+    ) -> Method:
+        return cls(
+            model,
+            num_examples,
+            num_classes,
+            config.te_alpha,
+            consistency,
+            config.consistency_type,
+            config.class_normalize,
+            ema_decay,
+        )
 
     def targets(self, indices: torch.Tensor) -> torch.Tensor:
         """Bias-corrected ensemble predictions ``Z / (1 - alpha**t)`` of the given examples."""
@@ -71,7 +86,9 @@ class TemporalEnsembling(_ConsistencyMethod):
         class_logits, cons_logits = split_heads(self.model(batch.student_input))
         class_cost = classification_cost(class_logits, batch.labels, self.class_normalize)
         self.latest[batch.indices] = F.softmax(class_logits.detach().to(self.latest.dtype), dim=1)
-        self.seen.index_fill_(0, batch.indices, True)  # not ``seen[indices] = True``: on a GPU that copies from the host
+        self.seen.index_fill_(
+            0, batch.indices, True
+        )  # not ``seen[indices] = True``: on a GPU that copies from the host
         # Before the first epoch ends there is no target: the cost is computed against a uniform
         # placeholder and multiplied by 0, which keeps the step free of host-side branches.
         active = (self.target_scale > 0).float()
@@ -103,7 +120,13 @@ class TemporalEnsembling(_ConsistencyMethod):
         self.latest[fresh] = predictions[fresh] / seen[fresh, None]
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "ensemble": self.ensemble, "latest": self.latest, "seen": self.seen, "epochs": self.epochs}
+        return {
+            **super().state_dict(),
+            "ensemble": self.ensemble,
+            "latest": self.latest,
+            "seen": self.seen,
+            "epochs": self.epochs,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)

@@ -26,8 +26,15 @@ class VAT(Method):
     name = "vat"
 
     def __init__(
-        self, model: nn.Module, consistency: Schedule = 1.0, eps: float = 8.0, xi: float = 1e-6, power_iterations: int = 1,
-        entropy_weight: float = 0.0, class_normalize: str = "batch", ema_decay: Schedule = 0.999,
+        self,
+        model: nn.Module,
+        consistency: Schedule = 1.0,
+        eps: float = 8.0,
+        xi: float = 1e-6,
+        power_iterations: int = 1,
+        entropy_weight: float = 0.0,
+        class_normalize: str = "batch",
+        ema_decay: Schedule = 0.999,
     ) -> None:
         super().__init__(model, class_normalize, ema_decay)
         self.consistency, self.eps, self.xi, self.power_iterations = consistency, eps, xi, power_iterations
@@ -35,10 +42,24 @@ class VAT(Method):
 
     @classmethod
     def from_config(
-        cls, config: "Config", model: nn.Module, consistency: Schedule, ema_decay: Schedule, num_examples: int, num_classes: int
-    ) -> "Method":
-        return cls(model, consistency, config.vat_eps, config.vat_xi, config.vat_power_iterations, config.entropy_weight,
-                   config.class_normalize, ema_decay)
+        cls,
+        config: Config,
+        model: nn.Module,
+        consistency: Schedule,
+        ema_decay: Schedule,
+        num_examples: int,
+        num_classes: int,
+    ) -> Method:
+        return cls(
+            model,
+            consistency,
+            config.vat_eps,
+            config.vat_xi,
+            config.vat_power_iterations,
+            config.entropy_weight,
+            config.class_normalize,
+            ema_decay,
+        )
 
     def loss(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         class_logits, _ = split_heads(self.model(batch.student_input))
@@ -46,7 +67,11 @@ class VAT(Method):
         vat = vat_cost(self.model, batch.student_input, class_logits, self.eps, self.xi, self.power_iterations)
         weight = _at(self.consistency, step)
         total = class_cost + weight * vat
-        logs = {"class_cost": class_cost.detach(), "consistency_cost": vat.detach(), "consistency_weight": torch.as_tensor(weight)}
+        logs = {
+            "class_cost": class_cost.detach(),
+            "consistency_cost": vat.detach(),
+            "consistency_weight": torch.as_tensor(weight),
+        }
         if self.entropy_weight > 0:
             entropy = entropy_cost(class_logits)
             total = total + self.entropy_weight * entropy
@@ -69,12 +94,20 @@ class MeanTeacherVAT(MeanTeacher):
 
     name = "mean-teacher-vat"
 
-    def __init__(self, model: nn.Module, *args: Any, eps: float = 8.0, xi: float = 1e-6, power_iterations: int = 1, **options: Any) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        *args: Any,
+        eps: float = 8.0,
+        xi: float = 1e-6,
+        power_iterations: int = 1,
+        **options: Any,
+    ) -> None:
         super().__init__(model, *args, **options)
         self.eps, self.xi, self.power_iterations = eps, xi, power_iterations
 
     @staticmethod
-    def _extra_options(config: "Config") -> dict[str, Any]:
+    def _extra_options(config: Config) -> dict[str, Any]:
         return {"eps": config.vat_eps, "xi": config.vat_xi, "power_iterations": config.vat_power_iterations}
 
     def loss(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -89,7 +122,9 @@ class MeanTeacherVAT(MeanTeacher):
             with torch.no_grad():
                 teacher_logits, _ = split_heads(self.teacher_forward(teacher_input))
             after_teacher = _rng_state(device)
-        perturbation = vat_perturbation(self.model, student_input, self.xi, self.eps, self.power_iterations, teacher_logits)
+        perturbation = vat_perturbation(
+            self.model, student_input, self.xi, self.eps, self.power_iterations, teacher_logits
+        )
         total, logs = self._costs(self.model(student_input + perturbation), teacher_logits, batch.labels, step)
         _set_rng_state(device, after_teacher)
         logs["perturbation_norm"] = perturbation.flatten(1).norm(dim=1).mean()

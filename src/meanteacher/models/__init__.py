@@ -7,7 +7,7 @@ two heads. ``create_model`` also accepts ``"package.module:factory"`` to build a
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -76,7 +76,9 @@ def shakeshake26(num_classes: int, in_channels: int = 3, **options) -> nn.Module
     return ShakeShake26(num_classes, in_channels, **options)
 
 
-@register_model("resnext152", "ResNeXt-152 32x4d for 224x224 images, two heads; options: heads, groups, width_per_group")
+@register_model(
+    "resnext152", "ResNeXt-152 32x4d for 224x224 images, two heads; options: heads, groups, width_per_group"
+)
 def resnext152(num_classes: int, in_channels: int = 3, **options) -> nn.Module:
     return ResNeXt((3, 8, 36, 3), num_classes, in_channels, **options)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -39,7 +39,10 @@ class _SumOverProcesses(torch.autograd.Function):
 def mean_over_processes(tensor: torch.Tensor) -> torch.Tensor:
     """The mean of ``tensor`` over the processes of the default group, differentiable (each process's
     gradient gathers every process's use of the mean); ``tensor`` itself outside a distributed run."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()) or torch.distributed.get_world_size() == 1:
+    if (
+        not (torch.distributed.is_available() and torch.distributed.is_initialized())
+        or torch.distributed.get_world_size() == 1
+    ):
         return tensor
     return _SumOverProcesses.apply(tensor) / torch.distributed.get_world_size()
 
@@ -129,7 +132,9 @@ class ConvUnit(nn.Sequential):
 class Heads(nn.Module):
     """One or two linear classifiers on shared features; two give ``(class_logits, consistency_logits)``."""
 
-    def __init__(self, in_features: int, num_classes: int, count: int = 1, linear: Callable[[int, int], nn.Module] = nn.Linear) -> None:
+    def __init__(
+        self, in_features: int, num_classes: int, count: int = 1, linear: Callable[[int, int], nn.Module] = nn.Linear
+    ) -> None:
         super().__init__()
         if count not in (1, 2):
             raise ValueError(f"heads must be 1 or 2, got {count}")

@@ -7,14 +7,14 @@ import re
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
-from ..config import Config, apply_settings
-
 from ..auto import EVALUATION_SHARE, EVALUATIONS_PER_RUN, MAX_EVALUATION_SHARE, MIN_EVALUATIONS, ScheduleWarning
+from ..config import Config, apply_settings
 from ..data.dataset import Dataset
 from ..data.streaming import FolderIndex
 from ..errors import MeanTeacherError
@@ -58,8 +58,12 @@ class Timing:
         the run then trains its one step and ends after the time asked."""
         least = self.build + self.step + self.evaluation
         if seconds < least:
-            warnings.warn(f"--time leaves {max(seconds, 0.0):.0f} s to train, less than the set-up, one step and an evaluation take "
-                          f"here ({least:.0f} s): the run trains 1 step and ends late", ScheduleWarning, stacklevel=2)
+            warnings.warn(
+                f"--time leaves {max(seconds, 0.0):.0f} s to train, less than the set-up, one step and an evaluation take "
+                f"here ({least:.0f} s): the run trains 1 step and ends late",
+                ScheduleWarning,
+                stacklevel=2,
+            )
 
     def evaluations(self, seconds: float) -> int:
         """Evaluations of a run of ``seconds`` with an automatic cadence (see ``evaluations_within``)."""
@@ -72,7 +76,13 @@ def evaluations_within(seconds: float, evaluation: float) -> int:
     ``MIN_EVALUATIONS`` for the learning curve unless those would take more than ``MAX_EVALUATION_SHARE``;
     at least one."""
     affordable = lambda share: int(share * seconds / max(evaluation, 1e-9))  # noqa: E731
-    return max(1, min(EVALUATIONS_PER_RUN, max(affordable(EVALUATION_SHARE), min(MIN_EVALUATIONS, affordable(MAX_EVALUATION_SHARE)))))
+    return max(
+        1,
+        min(
+            EVALUATIONS_PER_RUN,
+            max(affordable(EVALUATION_SHARE), min(MIN_EVALUATIONS, affordable(MAX_EVALUATION_SHARE))),
+        ),
+    )
 
 
 def finish(device: torch.device) -> None:
@@ -109,7 +119,9 @@ def time_run(config: Config, dataset: Dataset | FolderIndex, make_trainer: Train
     return Timing(build, step, evaluation, checkpoint)
 
 
-def fit_to_time(config: Config, dataset: Dataset | FolderIndex, deadline: float, make_trainer: TrainerFactory) -> tuple[Config, Timing]:
+def fit_to_time(
+    config: Config, dataset: Dataset | FolderIndex, deadline: float, make_trainer: TrainerFactory
+) -> tuple[Config, Timing]:
     """``config`` with the steps that end the run by ``deadline`` (a ``time.perf_counter()`` value) and,
     where automatic, the evaluation cadence; and the timing they were chosen from."""
     timing = time_run(config, dataset, make_trainer)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -22,8 +23,11 @@ def autocast(device: torch.device, precision: str, cache: bool = True) -> contex
 
 @torch.no_grad()
 def evaluate_batches(
-    models: dict[str, nn.Module], batches: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]],
-    precision: str = "fp32", channels_last: bool = False, num_classes: int = 0,
+    models: dict[str, nn.Module],
+    batches: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]],
+    precision: str = "fp32",
+    channels_last: bool = False,
+    num_classes: int = 0,
 ) -> dict[str, Any]:
     """Error rate and mean classification cost of each model (in eval mode) over ``batches()``,
     an iterable of (network input, labels) pairs; with ``num_classes``, also each model's confusion
@@ -69,6 +73,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """Error rate and mean classification cost of each model on stored (see ``Normalizer.prepare``) ``images``
     (and confusion matrices with ``num_classes``, see ``evaluate_batches``)."""
+
     def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for start in range(0, len(images), batch_size):
             yield normalizer(images[start : start + batch_size]), labels[start : start + batch_size]

@@ -11,7 +11,7 @@ consistency weight) read from 0-dim device tensors that are updated in place bet
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -21,7 +21,11 @@ StepFunction = Callable[[Batch], dict[str, torch.Tensor]]
 
 
 def _tensor_fields(batch: Batch) -> dict[str, torch.Tensor]:
-    return {f.name: getattr(batch, f.name) for f in dataclasses.fields(batch) if isinstance(getattr(batch, f.name), torch.Tensor)}
+    return {
+        f.name: getattr(batch, f.name)
+        for f in dataclasses.fields(batch)
+        if isinstance(getattr(batch, f.name), torch.Tensor)
+    }
 
 
 class GraphedStep:

@@ -39,7 +39,9 @@ class DeadTeacherGuard:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        pseudo_labels = is_pseudo_label_type(config.consistency_type or "")  # confident labels come as the network learns
+        pseudo_labels = is_pseudo_label_type(
+            config.consistency_type or ""
+        )  # confident labels come as the network learns
         self.start = config.steps // 2 if pseudo_labels else min(config.rampup_steps or 0, config.steps // 2)
         """Checks begin after the ramp-up, or half-way through a run shorter than its ramp (with pseudo-labels,
         whose first steps have none above the threshold, half-way through any run)."""
@@ -57,22 +59,42 @@ class DeadTeacherGuard:
             negligible = weighted <= NEGLIGIBLE * record["class_cost"]
             self.negligible_in_a_row = self.negligible_in_a_row + 1 if negligible else 0
             if self.negligible_in_a_row >= STAYS_FOR:
-                found.append(("consistency", f"the consistency cost is about zero next to the classification cost "
-                              f"({weighted:.2g} against {record['class_cost']:.2g} at step {step}): {self._cost_cause(record)}"))
+                found.append(
+                    (
+                        "consistency",
+                        f"the consistency cost is about zero next to the classification cost "
+                        f"({weighted:.2g} against {record['class_cost']:.2g} at step {step}): {self._cost_cause(record)}",
+                    )
+                )
         if has_teacher:
             teacher, student = fingerprint(networks["ema"]), fingerprint(networks["student"])
             if self.previous is not None:  # from the second check: what moved since the last one
                 if torch.equal(student, self.previous[1]):
-                    found.append(("unchanged", f"the student and the teacher have not changed since the last evaluation "
-                                  f"(step {step}): is the learning rate 0 (lr={self.config.lr:g})?"))
+                    found.append(
+                        (
+                            "unchanged",
+                            f"the student and the teacher have not changed since the last evaluation "
+                            f"(step {step}): is the learning rate 0 (lr={self.config.lr:g})?",
+                        )
+                    )
                 elif torch.equal(teacher, student):
-                    found.append(("equal", f"the teacher's weights equal the student's at step {step}: "
-                                  f"an EMA decay of 0 copies the student (ema_decay={self.config.ema_decay:g}, "
-                                  f"ema_decay_rampup={self.config.ema_decay_rampup:g}); the paper's is 0.99 to 0.999"))
+                    found.append(
+                        (
+                            "equal",
+                            f"the teacher's weights equal the student's at step {step}: "
+                            f"an EMA decay of 0 copies the student (ema_decay={self.config.ema_decay:g}, "
+                            f"ema_decay_rampup={self.config.ema_decay_rampup:g}); the paper's is 0.99 to 0.999",
+                        )
+                    )
                 elif torch.equal(teacher, self.previous[0]):
-                    found.append(("unchanged", f"the teacher has not changed since the last evaluation (step {step}) while "
-                                  f"the student has: the EMA decay ({self.config.ema_decay:.12g}) is so close to 1 that the "
-                                  "average does not move, or the teacher is not being updated"))
+                    found.append(
+                        (
+                            "unchanged",
+                            f"the teacher has not changed since the last evaluation (step {step}) while "
+                            f"the student has: the EMA decay ({self.config.ema_decay:.12g}) is so close to 1 that the "
+                            "average does not move, or the teacher is not being updated",
+                        )
+                    )
             self.previous = (teacher, student)
         messages = []
         for kind, message in found:
@@ -87,10 +109,16 @@ class DeadTeacherGuard:
         if config.consistency == 0:
             return "the consistency weight is 0 (--consistency)"
         if config.rampup_steps > config.steps:
-            return (f"the ramp-up is longer than the run (rampup_steps={config.rampup_steps:,} > steps={config.steps:,}), "
-                    f"so the weight stays near its start ({record['consistency_weight']:.2g} of {config.consistency:g})")
+            return (
+                f"the ramp-up is longer than the run (rampup_steps={config.rampup_steps:,} > steps={config.steps:,}), "
+                f"so the weight stays near its start ({record['consistency_weight']:.2g} of {config.consistency:g})"
+            )
         if record.get("pseudo_mask_rate", 1.0) <= NEGLIGIBLE:
-            return (f"the teacher's confidence almost never reaches the pseudo-label threshold ({record['pseudo_mask_rate']:.1%} of the "
-                    f"unlabeled images at {config.consistency_type}): a lower threshold, or pseudo:adaptive, gives it labels")
-        return ("teacher and student agree on every input: is the noise off (translate, flip), or the teacher "
-                "a copy of the student (ema_decay 0)?")
+            return (
+                f"the teacher's confidence almost never reaches the pseudo-label threshold ({record['pseudo_mask_rate']:.1%} of the "
+                f"unlabeled images at {config.consistency_type}): a lower threshold, or pseudo:adaptive, gives it labels"
+            )
+        return (
+            "teacher and student agree on every input: is the noise off (translate, flip), or the teacher "
+            "a copy of the student (ema_decay 0)?"
+        )

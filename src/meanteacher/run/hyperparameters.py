@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
 from .. import schedules
-from ..config import Config
 from ..auto import has_auto
+from ..config import Config
 
 NAMES = ("lr", "adam_beta1", "adam_beta2", "ema_decay", "consistency_weight", "steps_taken")
 

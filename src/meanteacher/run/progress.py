@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import Config
-
 from ..auto import CONSISTENCY_PAYS_FROM_PASSES, STRONG_VIEW_EVIDENCE
+from ..config import Config
 
 
 def per_class_text(counts: list[int]) -> str:
@@ -18,8 +17,16 @@ def per_class_text(counts: list[int]) -> str:
     return f"{counts[0]:,} per class" if min(counts) == max(counts) else f"{min(counts):,} to {max(counts):,} per class"
 
 
-def plan_line(config: Config, dataset_name: str, labeled_per_class: list[int], hidden: int, pile: int, labeled_per_batch: int | None,
-              steps_left: int, run_dir: Path) -> str:
+def plan_line(
+    config: Config,
+    dataset_name: str,
+    labeled_per_class: list[int],
+    hidden: int,
+    pile: int,
+    labeled_per_batch: int | None,
+    steps_left: int,
+    run_dir: Path,
+) -> str:
     """One line on what the run will do: its labeled images per class, its unlabeled ones (the pile and
     the images whose labels are hidden), steps, the batch's labeled share, network and run directory."""
     labeled = sum(labeled_per_class)
@@ -35,13 +42,21 @@ def plan_line(config: Config, dataset_name: str, labeled_per_class: list[int], h
         share = f"{labeled_per_batch / config.batch_size:.0%}"
         batch = f"{config.batch_size} images ({labeled_per_batch} labeled, {share}: {passes:,.0f} passes over the labeled images)"
         if config.method != "supervised" and passes < CONSISTENCY_PAYS_FROM_PASSES:
-            batch += (f" - few for {config.method}: on CIFAR-10 Mean Teacher beat supervised-only from about "
-                      f"{CONSISTENCY_PAYS_FROM_PASSES} passes (more --steps, or fewer labels per batch)")
+            batch += (
+                f" - few for {config.method}: on CIFAR-10 Mean Teacher beat supervised-only from about "
+                f"{CONSISTENCY_PAYS_FROM_PASSES} passes (more --steps, or fewer labels per batch)"
+            )
         elif config.method != "supervised" and config.student_view != "weak":
             batch += f" - {STRONG_VIEW_EVIDENCE}"
-    width = f" at width {config.arch_options['width']:g}" if isinstance(config.arch_options.get("width"), (int, float)) else ""
-    return (f"{config.method} on {dataset_name}: {labeled:,} labeled ({per_class_text(labeled_per_class)}, {len(labeled_per_class)} classes), "
-            f"{unlabeled}; {steps_left:,} steps of {batch}; {config.arch}{width} in {config.precision}; run directory {run_dir}")
+    width = (
+        f" at width {config.arch_options['width']:g}"
+        if isinstance(config.arch_options.get("width"), (int, float))
+        else ""
+    )
+    return (
+        f"{config.method} on {dataset_name}: {labeled:,} labeled ({per_class_text(labeled_per_class)}, {len(labeled_per_class)} classes), "
+        f"{unlabeled}; {steps_left:,} steps of {batch}; {config.arch}{width} in {config.precision}; run directory {run_dir}"
+    )
 
 
 LONG_RUN_SECONDS = 4 * 3600
@@ -50,7 +65,13 @@ LONG_RUN_SECONDS = 4 * 3600
 
 def duration(seconds: float) -> str:
     """``seconds`` as a person reads a duration: 42 s, 7.5 min, 2.1 h."""
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+    return (
+        f"{seconds:.0f} s"
+        if seconds < 90
+        else f"{seconds / 60:.1f} min"
+        if seconds < 5400
+        else f"{seconds / 3600:.1f} h"
+    )
 
 
 @dataclass
@@ -110,8 +131,12 @@ class Progress:
         elif self.enabled and (self.steps_done == 1 or now - self.last_line >= self.LINE_SECONDS):
             self.last_line = now
             rate = self.steps_done / (now - self.started)
-            print(f"step {self.start + self.steps_done}/{self.total}  {rate * self.images_per_step:.0f} images/s  "
-                  f"ETA {duration(left / rate)}", file=sys.stderr, flush=True)
+            print(
+                f"step {self.start + self.steps_done}/{self.total}  {rate * self.images_per_step:.0f} images/s  "
+                f"ETA {duration(left / rate)}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def set_total(self, total: int) -> None:
         """The run's last step changed (a run with a deadline refitted its steps)."""
@@ -131,7 +156,9 @@ class Progress:
         elapsed = time.perf_counter() - self.started
         rate = (step - self.start) / elapsed if elapsed > 0 else 0.0
         eta = (self.total - step) / rate if rate > 0 else 0.0
-        print(f"step {step}/{self.total}  {text}  {rate:.2f} steps/s  ETA {eta / 60:.1f} min", file=sys.stderr, flush=True)
+        print(
+            f"step {step}/{self.total}  {text}  {rate:.2f} steps/s  ETA {eta / 60:.1f} min", file=sys.stderr, flush=True
+        )
 
     def close(self) -> None:
         if self.bar is not None:

@@ -35,7 +35,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(state, dict) or not isinstance(state.get("format"), int):
         raise MeanTeacherError(f"{path}: not a meanteacher checkpoint (format {CHECKPOINT_FORMAT})")
     if state["format"] != CHECKPOINT_FORMAT:
-        raise MeanTeacherError(f"{path}: checkpoint format {state['format']} was written by another meanteacher version; this one reads format {CHECKPOINT_FORMAT}")
+        raise MeanTeacherError(
+            f"{path}: checkpoint format {state['format']} was written by another meanteacher version; "
+            f"this one reads format {CHECKPOINT_FORMAT}"
+        )
     return state
 
 
@@ -102,7 +105,9 @@ class RunDirectory:
             if not self.checkpoint.is_file():
                 raise MeanTeacherError(f"{self.path}: no checkpoint to resume from")
         elif self.checkpoint.is_file() or self.metrics.is_file():
-            raise MeanTeacherError(f"{self.path}: a run already exists there; use --resume {self.path} or another --out")
+            raise MeanTeacherError(
+                f"{self.path}: a run already exists there; use --resume {self.path} or another --out"
+            )
 
     def read_config(self) -> Config:
         """The resolved configuration the run was started with."""

@@ -3,24 +3,24 @@ schedule values, the optimizer and the method."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
 
 import torch
 from torch import nn
 
 from ..config import Config
 from ..data.augment import Augmenter
-from ..data.strong import StrongAugmenter
 from ..data.batch import Batch
 from ..data.batches import TwoStreamBatches
+from ..data.dataset import Dataset
 from ..data.feed import InMemoryFeed, StreamedFeed, TrainingFeed
 from ..data.pipeline import batches_for
-from ..data.dataset import Dataset
-from ..data.splits import LabelSplit
 from ..data.sources import load_dataset
+from ..data.splits import LabelSplit
 from ..data.streaming import FolderIndex, index_image_folder
+from ..data.strong import StrongAugmenter
 from ..errors import MeanTeacherError
 from ..methods import METHODS, Method
 from ..models import create_model
@@ -28,9 +28,9 @@ from ..models.layers import convert_sync_batchnorm
 from ..optim import CapturableAdam
 from .distributed import World
 from .evaluation import autocast
-from .warm_start import warm_start
 from .graphs import GraphedStep
 from .hyperparameters import StepHyperparameters
+from .warm_start import warm_start
 
 
 def resolve_device(name: str, world: World | None = None) -> torch.device:
@@ -48,14 +48,18 @@ def resolve_device(name: str, world: World | None = None) -> torch.device:
             index = world.local_rank if world is not None and world.distributed else torch.cuda.current_device()
             name = f"cuda:{index}"
         elif world is not None and world.distributed:
-            raise MeanTeacherError(f"device {name!r} under torchrun would put every process on one GPU: pass --device cuda "
-                                   "(each process takes its own, LOCAL_RANK), and choose the GPUs with CUDA_VISIBLE_DEVICES")
+            raise MeanTeacherError(
+                f"device {name!r} under torchrun would put every process on one GPU: pass --device cuda "
+                "(each process takes its own, LOCAL_RANK), and choose the GPUs with CUDA_VISIBLE_DEVICES"
+            )
         try:
             device = torch.device(name)
         except RuntimeError:
             raise MeanTeacherError(f"device {name!r} is not a device name (cuda, cuda:N, cpu or auto)") from None
         if device.index >= torch.cuda.device_count():
-            raise MeanTeacherError(f"device {name!r} requested but this machine has {torch.cuda.device_count()} CUDA device(s)")
+            raise MeanTeacherError(
+                f"device {name!r} requested but this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
         return device
     return torch.device(name)
 
@@ -86,12 +90,16 @@ def check_input_size(model: nn.Module, image_shape: tuple[int, ...], config: Con
         small_pools = config.arch == "convnet13" and config.arch_options.get("pools", 2) == 2
         hint = "; `--set arch_options.pools=1` takes images down to 6x6" if small_pools else ""
         reason = str(error).strip().splitlines()[0]
-        raise MeanTeacherError(f"architecture {config.arch!r} cannot take {image_shape[-2]}x{image_shape[-1]} images ({reason}){hint}") from None
+        raise MeanTeacherError(
+            f"architecture {config.arch!r} cannot take {image_shape[-2]}x{image_shape[-1]} images ({reason}){hint}"
+        ) from None
     finally:
         model.train(was_training)
 
 
-def build_optimizer(config: Config, model: nn.Module, hyperparameters: StepHyperparameters | None = None) -> torch.optim.Optimizer:
+def build_optimizer(
+    config: Config, model: nn.Module, hyperparameters: StepHyperparameters | None = None
+) -> torch.optim.Optimizer:
     """Adam or SGD (Nesterov) over the student's parameters.
 
     With ``hyperparameters`` kept on the device, Adam is ``CapturableAdam``: it reads its learning
@@ -100,14 +108,26 @@ def build_optimizer(config: Config, model: nn.Module, hyperparameters: StepHyper
     if config.optimizer == "adam":
         if hyperparameters is not None and hyperparameters.on_device:
             tensors = hyperparameters.tensors
-            return CapturableAdam(model.parameters(), tensors["lr"], tensors["adam_beta1"], tensors["adam_beta2"],
-                                  eps=config.adam_epsilon, weight_decay=config.weight_decay)
+            return CapturableAdam(
+                model.parameters(),
+                tensors["lr"],
+                tensors["adam_beta1"],
+                tensors["adam_beta2"],
+                eps=config.adam_epsilon,
+                weight_decay=config.weight_decay,
+            )
         return torch.optim.Adam(
-            model.parameters(), lr=config.lr, betas=(config.adam_beta1, config.adam_beta2),
-            eps=config.adam_epsilon, weight_decay=config.weight_decay,
+            model.parameters(),
+            lr=config.lr,
+            betas=(config.adam_beta1, config.adam_beta2),
+            eps=config.adam_epsilon,
+            weight_decay=config.weight_decay,
         )
     return torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
+        model.parameters(),
+        lr=config.lr,
+        momentum=config.momentum,
+        nesterov=config.nesterov,
         weight_decay=config.weight_decay,
     )
 
@@ -116,26 +136,70 @@ def load_data(config: Config) -> Dataset | FolderIndex:
     """The run's dataset: decoded into memory, or indexed for streaming (``config.image_size`` resolved)."""
     if config.streaming:
         return index_image_folder(config.dataset, config.image_size)
-    return load_dataset(config.dataset, config.test_data or None, extra=config.extra_unlabeled != 0, image_size=config.image_size,
-                        unlabeled=config.unlabeled)
+    return load_dataset(
+        config.dataset,
+        config.test_data or None,
+        extra=config.extra_unlabeled != 0,
+        image_size=config.image_size,
+        unlabeled=config.unlabeled,
+    )
 
 
 def build_feed(
-    config: Config, dataset: Dataset | FolderIndex, split: LabelSplit, masked_labels: torch.Tensor, device: torch.device, world: World,
+    config: Config,
+    dataset: Dataset | FolderIndex,
+    split: LabelSplit,
+    masked_labels: torch.Tensor,
+    device: torch.device,
+    world: World,
 ) -> tuple[TrainingFeed, TwoStreamBatches]:
     """The run's training data (held on the device, or streamed with ``streaming``) and its batch sampler."""
     labeled_only = not METHODS[config.method].uses_unlabeled
-    sample = partial(batches_for, split, num_train=len(dataset.train_labels), batch_size=config.batch_size,
-                     labeled_per_batch=config.labeled_per_batch, seed=config.seed, labeled_only=labeled_only)
+    sample = partial(
+        batches_for,
+        split,
+        num_train=len(dataset.train_labels),
+        batch_size=config.batch_size,
+        labeled_per_batch=config.labeled_per_batch,
+        seed=config.seed,
+        labeled_only=labeled_only,
+    )
     if config.streaming:
         sampler = sample(extra=0)
-        return StreamedFeed(dataset, masked_labels, sampler, config.seed, config.workers, device, config.eval_batch_size,
-                            world.rank, world.size), sampler
+        return StreamedFeed(
+            dataset,
+            masked_labels,
+            sampler,
+            config.seed,
+            config.workers,
+            device,
+            config.eval_batch_size,
+            world.rank,
+            world.size,
+        ), sampler
     augmenter = Augmenter(config.translate, config.flip, 0.0, config.fill)
-    strong = None if config.student_view == "weak" else StrongAugmenter(
-        config.strong_ops, config.strong_magnitude, config.cutout, geometric=config.student_view == "strong")
-    feed = InMemoryFeed(dataset, masked_labels, split, config.normalize, augmenter, config.extra_unlabeled, config.seed, device,
-                        config.eval_batch_size, world.rank, world.size, strong, with_pile=not labeled_only)
+    strong = (
+        None
+        if config.student_view == "weak"
+        else StrongAugmenter(
+            config.strong_ops, config.strong_magnitude, config.cutout, geometric=config.student_view == "strong"
+        )
+    )
+    feed = InMemoryFeed(
+        dataset,
+        masked_labels,
+        split,
+        config.normalize,
+        augmenter,
+        config.extra_unlabeled,
+        config.seed,
+        device,
+        config.eval_batch_size,
+        world.rank,
+        world.size,
+        strong,
+        with_pile=not labeled_only,
+    )
     return feed, sample(extra=feed.extra)
 
 
@@ -155,7 +219,12 @@ class Parts:
 
 
 def build_parts(
-    config: Config, num_classes: int, image_shape: tuple[int, ...], num_examples: int, device: torch.device, world: World,
+    config: Config,
+    num_classes: int,
+    image_shape: tuple[int, ...],
+    num_examples: int,
+    device: torch.device,
+    world: World,
     warm: bool = True,
 ) -> Parts:
     """The student on ``device`` (checked against the image size; from ``config.init``'s weights when
@@ -174,11 +243,18 @@ def build_parts(
     optimizer = build_optimizer(config, model, hyperparameters)
     trained = model
     if world.distributed:
-        trained = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        trained = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     if config.compile:
         trained = torch.compile(trained)
     method = METHODS[config.method].from_config(
-        config, trained, hyperparameters.schedule("consistency_weight"), hyperparameters.schedule("ema_decay"), num_examples, num_classes,
+        config,
+        trained,
+        hyperparameters.schedule("consistency_weight"),
+        hyperparameters.schedule("ema_decay"),
+        num_examples,
+        num_classes,
     )
     if config.compile:
         method.compile()
@@ -196,4 +272,6 @@ def build_parts(
         logs["ema_decay"] = torch.as_tensor(hyperparameters["ema_decay"])
         return logs
 
-    return Parts(model, method, optimizer, hyperparameters, GraphedStep(optimize) if config.cuda_graphs else optimize, nonfinite)
+    return Parts(
+        model, method, optimizer, hyperparameters, GraphedStep(optimize) if config.cuda_graphs else optimize, nonfinite
+    )

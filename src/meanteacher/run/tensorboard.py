@@ -17,7 +17,9 @@ def summary_writer() -> type:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise MeanTeacherError("tensorboard=true needs the tensorboard package: pip install 'meanteacher[tensorboard]'") from None
+        raise MeanTeacherError(
+            "tensorboard=true needs the tensorboard package: pip install 'meanteacher[tensorboard]'"
+        ) from None
     return SummaryWriter
 
 
@@ -41,7 +43,9 @@ class TensorBoardLog:
             if key != "step" and isinstance(value, (int, float)):
                 self.writer.add_scalar(_tag(key), value, record["step"])
 
-    def confusion(self, matrices: dict[str, list[list[int]]], classes: list[str], names: dict[str, str], step: int) -> None:
+    def confusion(
+        self, matrices: dict[str, list[list[int]]], classes: list[str], names: dict[str, str], step: int
+    ) -> None:
         """Each network's confusion matrix as an image (see ``report.confusion_figure``)."""
         from ..report import confusion_figure
 

@@ -15,9 +15,8 @@ from typing import Any
 
 import torch
 
-from ..config import Config, apply_settings
-
 from ..auto import resolve_auto, resolve_image_size
+from ..config import Config, apply_settings
 from ..data.batch import NO_LABEL, Batch
 from ..data.batches import IndexBatch, mixed_seed
 from ..data.dataset import Dataset
@@ -34,7 +33,6 @@ from .guard import DeadTeacherGuard
 from .progress import Progress, duration, plan_line
 from .rundir import RunDirectory, check_architecture
 from .setup import build_feed, build_parts, load_data, resolve_device, use_device
-
 
 REFIT_TOLERANCE = 0.02
 """A run with a deadline changes its steps when the speed measured in it moves its end by more than this share."""
@@ -56,11 +54,21 @@ def step_seed(seed: int, rank: int, step: int) -> int:
 class Trainer:
     """One run: its data feed and parts, built from a config; ``step()`` trains one step, ``run()`` to the end."""
 
-    def __init__(self, config: Config, run_dir: str | Path, resume: bool = False, progress: bool = True,
-                 dataset: Dataset | FolderIndex | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        run_dir: str | Path,
+        resume: bool = False,
+        progress: bool = True,
+        dataset: Dataset | FolderIndex | None = None,
+    ) -> None:
         config.validate()
         self.run_dir = RunDirectory(run_dir)
-        self.world = init_world("cuda" if config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available()) else "cpu")
+        self.world = init_world(
+            "cuda"
+            if config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
+            else "cpu"
+        )
         self.device = resolve_device(config.device, self.world)
         use_device(self.device, config.deterministic)
         self.show_progress = progress and self.world.is_main
@@ -74,15 +82,34 @@ class Trainer:
         if resume:
             check_architecture(self.run_dir.load_checkpoint(), config.arch, self.run_dir.checkpoint)
         config = resolve_image_size(config)
-        self.eval_every_bounded = config.eval_every is None  # automatic: spaced out as measured (budget.evaluations_within)
+        self.eval_every_bounded = (
+            config.eval_every is None
+        )  # automatic: spaced out as measured (budget.evaluations_within)
         self.dataset = dataset = load_data(config) if dataset is None else dataset
-        self.split, self.masked_labels = make_split(dataset, config.labels, config.seed, config.label_file, config.validation_per_class)
-        all_labeled = len(self.split.labeled) == len(self.split.unlabeled) and config.extra_unlabeled == 0 and not dataset.pile_size
-        self.config = config = resolve_auto(config, dataset.num_classes, all_labeled, len(self.split.labeled), self.device.type)
+        self.split, self.masked_labels = make_split(
+            dataset, config.labels, config.seed, config.label_file, config.validation_per_class
+        )
+        all_labeled = (
+            len(self.split.labeled) == len(self.split.unlabeled)
+            and config.extra_unlabeled == 0
+            and not dataset.pile_size
+        )
+        self.config = config = resolve_auto(
+            config, dataset.num_classes, all_labeled, len(self.split.labeled), self.device.type
+        )
         self.feed, self.sampler = build_feed(config, dataset, self.split, self.masked_labels, self.device, self.world)
-        self.parts = build_parts(config, dataset.num_classes, dataset.image_shape, len(dataset.train_labels) + self.feed.extra,
-                                 self.device, self.world, warm=bool(config.init) and not resume)
-        self.parts.method.hidden_labels = torch.cat([dataset.train_labels, torch.full((self.feed.extra,), NO_LABEL, dtype=dataset.train_labels.dtype)]).to(self.device)
+        self.parts = build_parts(
+            config,
+            dataset.num_classes,
+            dataset.image_shape,
+            len(dataset.train_labels) + self.feed.extra,
+            self.device,
+            self.world,
+            warm=bool(config.init) and not resume,
+        )
+        self.parts.method.hidden_labels = torch.cat(
+            [dataset.train_labels, torch.full((self.feed.extra,), NO_LABEL, dtype=dataset.train_labels.dtype)]
+        ).to(self.device)
         self.views, self.labeled_only = METHODS[config.method].views, not METHODS[config.method].uses_unlabeled
         self.generator = torch.Generator(device=self.device)
         self.guard = DeadTeacherGuard(config)
@@ -106,8 +133,13 @@ class Trainer:
         views, labels, indices = self.feed.views(step, index_batch, self.views, self.generator)
         if self.config.channels_last:
             views = [v.contiguous(memory_format=torch.channels_last) for v in views]
-        return Batch(student_input=views[0], teacher_input=views[1] if len(views) > 1 else None, labels=labels,
-                     indices=to_device(indices, self.device), all_labeled=self.labeled_only)
+        return Batch(
+            student_input=views[0],
+            teacher_input=views[1] if len(views) > 1 else None,
+            labels=labels,
+            indices=to_device(indices, self.device),
+            all_labeled=self.labeled_only,
+        )
 
     def step(self) -> dict[str, torch.Tensor]:
         """Train one step (the next one); returns its detached cost terms.
@@ -140,8 +172,13 @@ class Trainer:
         cfg, files = self.config, self.run_dir
         if self.world.is_main:
             files.write_config(cfg)
-            write_label_file(files.labels_file, self.dataset.train_ids, self.dataset.classes, self.split.labeled,
-                             self.masked_labels[self.split.labeled])
+            write_label_file(
+                files.labels_file,
+                self.dataset.train_ids,
+                self.dataset.classes,
+                self.split.labeled,
+                self.masked_labels[self.split.labeled],
+            )
             if cfg.tensorboard:
                 from .tensorboard import TensorBoardLog
 
@@ -174,7 +211,11 @@ class Trainer:
                     self._timed_checkpoint(started)
                 self.elapsed = time.perf_counter() - started
                 if step in refit_at and step < cfg.steps:
-                    cfg = self._refit(step, self._trained_seconds() / (step - self._steps_started), self.eval_seconds / max(evaluations, 1))
+                    cfg = self._refit(
+                        step,
+                        self._trained_seconds() / (step - self._steps_started),
+                        self.eval_seconds / max(evaluations, 1),
+                    )
                     progress.set_total(cfg.steps)
         finally:
             progress.close()
@@ -198,16 +239,23 @@ class Trainer:
         """Evaluate, log the record with the mean training logs since the last one, and keep evaluations
         within their share of the time (``_bound_evaluations``)."""
         start = time.perf_counter()
-        record = {"step": step, **{k: float(v) / self.log_count for k, v in self.log_sums.items()},
-                  **self.evaluate(confusion=step == self.config.steps)}
+        record = {
+            "step": step,
+            **{k: float(v) / self.log_count for k, v in self.log_sums.items()},
+            **self.evaluate(confusion=step == self.config.steps),
+        }
         self.log_sums, self.log_count = {}, 0
-        if record.get("pseudo_checked_rate"):  # of the confident pseudo-labels whose hidden label is known, the share right
+        if record.get(
+            "pseudo_checked_rate"
+        ):  # of the confident pseudo-labels whose hidden label is known, the share right
             record["pseudo_accuracy"] = record["pseudo_correct_rate"] / record["pseudo_checked_rate"]
         if self.world.is_main:
             self._log(record)
         progress.report(step, record)
         self.eval_seconds += time.perf_counter() - start
-        self._bound_evaluations(time.perf_counter() - start, self._trained_seconds(), self.global_step - self._steps_started)
+        self._bound_evaluations(
+            time.perf_counter() - start, self._trained_seconds(), self.global_step - self._steps_started
+        )
 
     def _timed_checkpoint(self, started: float) -> None:
         """Save a checkpoint recording the time since ``started``; its own time goes to ``checkpoint_seconds``."""
@@ -229,8 +277,15 @@ class Trainer:
             if self.events is not None:
                 from ..report import ema_name
 
-                self.events.confusion(matrices, self.dataset.classes, {"ema": ema_name(self.config.method), "student": "student"}, record["step"])
-        self.guard.check(record["step"], record, self.parts.method.evaluation_models(), isinstance(self.parts.method, MeanTeacher))
+                self.events.confusion(
+                    matrices,
+                    self.dataset.classes,
+                    {"ema": ema_name(self.config.method), "student": "student"},
+                    record["step"],
+                )
+        self.guard.check(
+            record["step"], record, self.parts.method.evaluation_models(), isinstance(self.parts.method, MeanTeacher)
+        )
 
     def evaluate(self, confusion: bool = False) -> dict[str, Any]:
         """Test (and validation) error and classification cost of the student and the EMA network (and,
@@ -243,7 +298,12 @@ class Trainer:
             results["ema_rank_spread"] = rank_spread(self.parts.method.ema.module, self.world)
         validation = self.feed.validation_batches()
         if validation is not None:
-            results.update({f"validation_{k}": v for k, v in evaluate_batches(models, validation, cfg.precision, cfg.channels_last).items()})
+            results.update(
+                {
+                    f"validation_{k}": v
+                    for k, v in evaluate_batches(models, validation, cfg.precision, cfg.channels_last).items()
+                }
+            )
         return results
 
     def _check_finite(self) -> None:
@@ -251,12 +311,16 @@ class Trainer:
             last = "no checkpoint yet"
             if self.run_dir.checkpoint.is_file():
                 last = f"the last good checkpoint (step {self.run_dir.load_checkpoint()['step']}) is intact"
-            raise TrainingError(f"loss became non-finite before step {self.global_step}; stopped, {last} in {self.run_dir.path}")
+            raise TrainingError(
+                f"loss became non-finite before step {self.global_step}; stopped, {last} in {self.run_dir.path}"
+            )
 
     def _checkpoint_due(self) -> bool:
         """Whether ``checkpoint_seconds`` have passed since the last checkpoint (or the start), as the
         main process's clock says: every process must take the same decision."""
-        due = torch.tensor(time.perf_counter() - self.last_checkpoint >= self.config.checkpoint_seconds, device=self.device)
+        due = torch.tensor(
+            time.perf_counter() - self.last_checkpoint >= self.config.checkpoint_seconds, device=self.device
+        )
         if self.world.distributed:
             torch.distributed.broadcast(due, src=0)
         return bool(due)
@@ -272,13 +336,24 @@ class Trainer:
         """Write ``checkpoint.pt`` atomically (main process only)."""
         self._sync_ema_buffers()
         if self.world.is_main:
-            self.run_dir.save_checkpoint({
-                "arch": self.config.arch, "classes": self.dataset.classes, "image_shape": list(self.dataset.image_shape),
-                "step": self.global_step, "model": unwrap(self.parts.model).state_dict(), "method": self.parts.method.state_dict(),
-                "optimizer": self.parts.optimizer.state_dict(), "normalizer": self.feed.normalizer.state_dict(), "seed": self.config.seed,
-                "log_sums": {key: float(value) for key, value in self.log_sums.items()}, "log_count": self.log_count,
-                "elapsed": self.elapsed, "eval_seconds": self.eval_seconds, "checkpoint_seconds": self.checkpoint_seconds,
-            })
+            self.run_dir.save_checkpoint(
+                {
+                    "arch": self.config.arch,
+                    "classes": self.dataset.classes,
+                    "image_shape": list(self.dataset.image_shape),
+                    "step": self.global_step,
+                    "model": unwrap(self.parts.model).state_dict(),
+                    "method": self.parts.method.state_dict(),
+                    "optimizer": self.parts.optimizer.state_dict(),
+                    "normalizer": self.feed.normalizer.state_dict(),
+                    "seed": self.config.seed,
+                    "log_sums": {key: float(value) for key, value in self.log_sums.items()},
+                    "log_count": self.log_count,
+                    "elapsed": self.elapsed,
+                    "eval_seconds": self.eval_seconds,
+                    "checkpoint_seconds": self.checkpoint_seconds,
+                }
+            )
 
     def _load_checkpoint(self) -> None:
         state = self.run_dir.load_checkpoint()
@@ -291,7 +366,9 @@ class Trainer:
             for group, settings in zip(optimizer.param_groups, own):  # this run's own lr and betas (tensors or floats)
                 group.update(settings)
         except (RuntimeError, KeyError, ValueError) as error:
-            raise MeanTeacherError(f"{self.run_dir.checkpoint}: does not fit this run's model ({str(error).splitlines()[0]})") from None
+            raise MeanTeacherError(
+                f"{self.run_dir.checkpoint}: does not fit this run's model ({str(error).splitlines()[0]})"
+            ) from None
         self.global_step = int(state["step"])
         self.log_sums, self.log_count = dict(state["log_sums"]), int(state["log_count"])
         self.elapsed, self.eval_seconds = float(state["elapsed"]), float(state["eval_seconds"])
@@ -310,8 +387,12 @@ class Trainer:
         if abs(steps - cfg.steps) <= REFIT_TOLERANCE * cfg.steps:
             return cfg
         if self.show_progress:
-            print(f"at step {step:,}: a step takes {step_seconds:.3f} s in this run, so it now takes {steps:,} steps "
-                  f"(not {cfg.steps:,}) to end on time", file=sys.stderr, flush=True)
+            print(
+                f"at step {step:,}: a step takes {step_seconds:.3f} s in this run, so it now takes {steps:,} steps "
+                f"(not {cfg.steps:,}) to end on time",
+                file=sys.stderr,
+                flush=True,
+            )
         self.config = self.parts.hyperparameters.config = apply_settings(cfg, {"steps": steps}, "time budget")
         if self.world.is_main:
             self.run_dir.write_config(self.config)  # a resumed run goes on to the new end
@@ -332,19 +413,35 @@ class Trainer:
     def _plan(self) -> str:
         data, labeled = self.dataset, self.split.labeled
         per_class = torch.bincount(self.masked_labels[labeled], minlength=data.num_classes).tolist()
-        return plan_line(self.config, data.name, per_class, len(self.split.unlabeled) - len(labeled), data.pile_size,
-                         self.sampler.labeled_per_batch, self.config.steps - self.global_step, self.run_dir.path)
+        return plan_line(
+            self.config,
+            data.name,
+            per_class,
+            len(self.split.unlabeled) - len(labeled),
+            data.pile_size,
+            self.sampler.labeled_per_batch,
+            self.config.steps - self.global_step,
+            self.run_dir.path,
+        )
 
     def _summary(self, train_seconds: float, steps: int) -> dict[str, Any]:
         """The run's summary; its speed is that of the ``steps`` trained since this process started (``train_seconds``)."""
         last, cfg = self.run_dir.last_metrics(), self.config
         return {
-            "method": cfg.method, "dataset": self.dataset.name, "labels": len(self.split.labeled), "seed": cfg.seed,
-            "steps": self.global_step, "arch": cfg.arch, "student_error": last.get("student_error"), "ema_error": last.get("ema_error"),
+            "method": cfg.method,
+            "dataset": self.dataset.name,
+            "labels": len(self.split.labeled),
+            "seed": cfg.seed,
+            "steps": self.global_step,
+            "arch": cfg.arch,
+            "student_error": last.get("student_error"),
+            "ema_error": last.get("ema_error"),
             **{key: last[key] for key in ("validation_ema_error", "validation_student_error") if key in last},
-            "precision": cfg.precision, "seconds": round(self.elapsed, 2),
+            "precision": cfg.precision,
+            "seconds": round(self.elapsed, 2),
             "train_seconds": round(self.elapsed - self.eval_seconds - self.checkpoint_seconds, 2),
-            "eval_seconds": round(self.eval_seconds, 2), "checkpoint_seconds": round(self.checkpoint_seconds, 2),
+            "eval_seconds": round(self.eval_seconds, 2),
+            "checkpoint_seconds": round(self.checkpoint_seconds, 2),
             "images_per_second": round(steps * cfg.batch_size / train_seconds, 1) if train_seconds > 0 else None,
         }
 
@@ -364,9 +461,13 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
         dataset = load_data(config)
         config, timing = fit_to_time(config, dataset, deadline, Trainer)
         if progress:
-            print(f"time budget {duration(config.time_budget)}: a step takes {timing.step:.3f} s, an evaluation {timing.evaluation:.1f} s "
-                  f"and a checkpoint {timing.checkpoint:.1f} s here, so the run takes {config.steps:,} steps"
-                  + (f", evaluating every {config.eval_every:,}" if config.eval_every is not None else ""), file=sys.stderr, flush=True)
+            print(
+                f"time budget {duration(config.time_budget)}: a step takes {timing.step:.3f} s, an evaluation {timing.evaluation:.1f} s "
+                f"and a checkpoint {timing.checkpoint:.1f} s here, so the run takes {config.steps:,} steps"
+                + (f", evaluating every {config.eval_every:,}" if config.eval_every is not None else ""),
+                file=sys.stderr,
+                flush=True,
+            )
     trainer = Trainer(config, run_dir, resume=resume, progress=progress, dataset=dataset)
     if config.time_budget is not None and not resume:
         trainer.deadline = deadline

@@ -41,11 +41,17 @@ def warm_start(model: nn.Module, source: str | Path) -> None:
     own = model.state_dict()
     for name, tensor in own.items():
         if name not in state:
-            raise MeanTeacherError(f"--init {source}: has no {name!r} (shape {tuple(tensor.shape)}): another architecture?")
+            raise MeanTeacherError(
+                f"--init {source}: has no {name!r} (shape {tuple(tensor.shape)}): another architecture?"
+            )
         if state[name].shape != tensor.shape:
-            raise MeanTeacherError(f"--init {source}: {name!r} has shape {tuple(state[name].shape)} there and "
-                                   f"{tuple(tensor.shape)} here (another width, class count or architecture?)")
+            raise MeanTeacherError(
+                f"--init {source}: {name!r} has shape {tuple(state[name].shape)} there and "
+                f"{tuple(tensor.shape)} here (another width, class count or architecture?)"
+            )
     extra = next((name for name in state if name not in own), None)
     if extra is not None:
-        raise MeanTeacherError(f"--init {source}: {extra!r} is not in this run's {type(model).__name__}: another architecture?")
+        raise MeanTeacherError(
+            f"--init {source}: {extra!r} is not in this run's {type(model).__name__}: another architecture?"
+        )
     model.load_state_dict(state)
