@@ -25,6 +25,7 @@ LAYERS = {
     "auto": 3,
     "run": 4,
     "inference": 4,
+    "suggest": 4,
     "report": 4,  # running experiments and using their results
     "demo": 5,
     "cli": 5,  # the command line
