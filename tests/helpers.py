@@ -93,7 +93,9 @@ class HostReads(TorchDispatchMode):
     implicit conversion to a Python number or bool (all are ``aten._local_scalar_dense``, also inside
     C++), operations whose output shape depends on tensor values (``nonzero``, boolean masks), and a
     Python number assigned through a tensor index (``x[indices] = True``): on a GPU PyTorch makes that
-    value in host memory and copies it over, which CUDA-graph capture refuses."""
+    value in host memory and copies it over, which CUDA-graph capture refuses. ``constants`` records the
+    tensors made from Python data (``torch.tensor([...])``): on a GPU each is a copy from the host that
+    waits for it."""
 
     VALUE_DEPENDENT = {
         "aten.nonzero",
@@ -106,6 +108,7 @@ class HostReads(TorchDispatchMode):
     def __init__(self):
         super().__init__()
         self.reads: list[str] = []
+        self.constants: list[str] = []
         self.paused = False
         self._python_numbers: dict[
             int, torch.Tensor
@@ -124,6 +127,8 @@ class HostReads(TorchDispatchMode):
                 self.reads.append(name)
             if name in ("aten.index_put", "aten.index_put_") and id(args[2]) in self._python_numbers:
                 self.reads.append(f"{name} of a Python number")
+        if name == "aten.lift_fresh" and not self.paused:
+            self.constants.append(f"{name} {tuple(args[0].shape)}")
         result = func(*args, **kwargs)
         if name in ("aten.scalar_tensor", "aten.lift_fresh"):
             self._python_numbers[id(result)] = result

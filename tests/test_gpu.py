@@ -87,9 +87,10 @@ def test_captured_run_stays_close_to_the_default_eager_run(tmp_path, method):
             torch.testing.assert_close(a, b, atol=2e-2, rtol=0.0)
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_step_does_not_synchronise_with_the_host(tmp_path, precision):
-    settings = {**STABLE, "deterministic": False}
+@pytest.mark.parametrize("precision, view", [("fp32", "weak"), ("bf16", "weak"), ("bf16", "strong")])
+def test_step_does_not_synchronise_with_the_host(tmp_path, precision, view):
+    """The whole step, the views included: the strong one makes its constants once per device."""
+    settings = {**STABLE, "deterministic": False, "student_view": view}
     trainer = Trainer(
         tiny_config(cuda_graphs=True, precision=precision, channels_last=True, normalize="standardize", **settings),
         tmp_path,

@@ -199,3 +199,25 @@ def test_a_strong_view_needs_pixels_in_memory():
         Config(dataset="digits", student_view="strong", streaming=True).validate()
     with pytest.raises(MeanTeacherError, match="student_view"):
         Config(dataset="digits", student_view="heavy").validate()
+
+
+@pytest.mark.parametrize("view", ["weak", "strong", "photometric"])
+def test_a_view_reads_nothing_back_and_makes_no_constant_on_the_host_after_its_first_call(tmp_path, view):
+    """On a GPU a constant made from a Python list is a copy from the host that waits for it: a view makes
+    its constants once per device, and then none (the first call may make them)."""
+    trainer = Trainer(tiny_config(student_view=view), tmp_path, progress=False)
+    generator = torch.Generator().manual_seed(0)
+    batches = [trainer.sampler.batch(step) for step in range(3)]
+    trainer.feed.views(0, batches[0], 2, generator)
+    with HostReads() as guard:
+        for step in (1, 2):
+            views, _, _ = trainer.feed.views(step, batches[step], 2, generator)
+    assert guard.reads == [] and guard.constants == []
+    assert views[0].shape == views[1].shape and not torch.equal(views[0], views[1])
+
+
+def test_the_guard_sees_a_constant_made_from_a_python_list():
+    with HostReads() as guard:
+        torch.tensor([0.299, 0.587, 0.114])
+        torch.ones(3)
+    assert guard.constants == ["aten.lift_fresh (3,)"]

@@ -2,8 +2,9 @@
 
 Each image gets its own random operations, magnitudes and signs, drawn from an optional
 ``torch.Generator``; every operation is computed for the whole batch with tensor operations and each
-image keeps the result of the one it drew, so a call reads nothing back to the host (it can sit in a
-captured CUDA graph) and the same generator state gives the same batch.
+image keeps the result of the one it drew, so a call reads nothing back to the host, makes its constants
+once per device (``_constant``), and the same generator state gives the same batch. The trainer draws the
+views before the captured step, not inside it: see docs/design.md, "CUDA audit".
 
 Images are floats in [0, 1], ``N x C x H x W`` (C = 1 or 3); uint8 images are taken and given back as
 uint8. The operations follow PIL's (autocontrast, equalize, solarize, posterize, the ``ImageEnhance``
@@ -54,6 +55,18 @@ GREY_WEIGHTS = (0.299, 0.587, 0.114)
 """PIL's RGB to L conversion."""
 
 
+_CONSTANTS: dict[tuple, torch.Tensor] = {}
+
+
+def _constant(name: str, values: list, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A constant tensor of ``values`` made once per name, dtype and device: on a GPU a tensor made from a
+    Python list is a copy from the host that waits for it, which a view must not do at every call."""
+    key = (name, dtype, device)
+    if key not in _CONSTANTS:
+        _CONSTANTS[key] = torch.tensor(values, dtype=dtype, device=device)
+    return _CONSTANTS[key]
+
+
 def _per_image(value: torch.Tensor | float, images: torch.Tensor) -> torch.Tensor:
     """A scalar or one value per image, shaped to broadcast over ``N x C x H x W``."""
     value = torch.as_tensor(value, dtype=images.dtype, device=images.device)
@@ -63,7 +76,7 @@ def _per_image(value: torch.Tensor | float, images: torch.Tensor) -> torch.Tenso
 def _grey(images: torch.Tensor) -> torch.Tensor:
     if images.shape[1] == 1:
         return images
-    weights = torch.tensor(GREY_WEIGHTS, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+    weights = _constant("grey", list(GREY_WEIGHTS), images.dtype, images.device).view(1, 3, 1, 1)
     return (images * weights).sum(dim=1, keepdim=True)
 
 
@@ -113,9 +126,13 @@ def posterize(images: torch.Tensor, bits: torch.Tensor | int) -> torch.Tensor:
 def _smoothed(images: torch.Tensor) -> torch.Tensor:
     """PIL's SMOOTH filter (3x3, centre 5), the border pixels kept."""
     c = images.shape[1]
-    kernel = torch.ones(3, 3, dtype=images.dtype, device=images.device)
-    kernel[1, 1] = 5.0
-    smooth = F.conv2d(images, (kernel / kernel.sum()).expand(c, 1, 3, 3), groups=c)
+    kernel = _constant(
+        "smooth",
+        [[1 / 13, 1 / 13, 1 / 13], [1 / 13, 5 / 13, 1 / 13], [1 / 13, 1 / 13, 1 / 13]],
+        images.dtype,
+        images.device,
+    )
+    smooth = F.conv2d(images, kernel.expand(c, 1, 3, 3), groups=c)
     return F.pad(smooth, (1, 1, 1, 1)) + images * F.pad(torch.zeros_like(smooth[:1, :1]), (1, 1, 1, 1), value=1.0)
 
 
@@ -152,8 +169,8 @@ def affine(images: torch.Tensor, matrix: torch.Tensor, fill: float = FILL) -> to
     """Warp each image by its own 2 x 3 ``matrix`` in pixel units about the image centre (output pixel
     -> input pixel, x right and y down), bilinear; uncovered pixels get ``fill``."""
     n, _, h, w = images.shape
-    to_pixels = torch.tensor([[w / 2, 0.0], [0.0, h / 2]], dtype=images.dtype, device=images.device)
-    to_unit = torch.tensor([[2 / w, 0.0], [0.0, 2 / h]], dtype=images.dtype, device=images.device)
+    to_pixels = _constant(f"to_pixels {h}x{w}", [[w / 2, 0.0], [0.0, h / 2]], images.dtype, images.device)
+    to_unit = _constant(f"to_unit {h}x{w}", [[2 / w, 0.0], [0.0, 2 / h]], images.dtype, images.device)
     linear = to_unit @ matrix[:, :, :2].to(images.dtype) @ to_pixels
     shift = to_unit @ matrix[:, :, 2:].to(images.dtype)
     grid = F.affine_grid(torch.cat([linear, shift], dim=2), [n, 1, h, w], align_corners=False)
