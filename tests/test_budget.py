@@ -1,14 +1,16 @@
 """Training for a time (``--time``): durations, the arithmetic of the steps that fit, and the plumbing."""
 
 import re
+import time
 import warnings
 
 import pytest
+import torch
 
 from meanteacher.config import load_config_file
 from meanteacher.errors import MeanTeacherError
-from meanteacher.run.budget import Timing, parse_duration
-from meanteacher.run.train import train
+from meanteacher.run.budget import Timing, evaluations_within, parse_duration, time_run
+from meanteacher.run.train import Trainer, train
 from tests.helpers import tiny_config
 
 
@@ -74,3 +76,87 @@ def test_a_run_with_a_deadline_refits_its_steps_to_the_speed_it_measures(tmp_pat
     assert load_config_file(tmp_path / "config.toml").steps == config.steps  # a resumed run ends there too
     trainer.deadline = time.perf_counter() + (config.steps - 10 + 0.5) * 0.15 + 0.5
     assert trainer._refit(step=10, step_seconds=0.1, evaluation_seconds=0.5).steps == config.steps  # within 2 %: kept
+
+
+class SlowUntilReplayed:
+    """A probe's trainer whose step is captured in a CUDA graph: its first calls (eager warm-ups, the
+    capture, the first replay) take 50 times as long as the replays that follow."""
+
+    def __init__(self, config, run_dir, progress=False, dataset=None):
+        from types import SimpleNamespace
+
+        from torch import nn
+
+        from meanteacher.run.graphs import GraphedStep
+
+        self.optimize = GraphedStep(lambda batch: {}, warmup=3)
+        self.parts = SimpleNamespace(method=SimpleNamespace(model=nn.Linear(1, 1)), optimize=self.optimize)
+        self.device = torch.device("cpu")
+        self.calls = 0
+
+    def step(self):
+        self.calls += 1
+        time.sleep(0.1 if self.calls <= self.optimize.warmup + 2 else 0.002)
+
+    def evaluate(self):
+        pass
+
+    def save_checkpoint(self):
+        pass
+
+
+def test_the_probe_times_only_the_replays_of_a_captured_step():
+    timing = time_run(tiny_config(), None, SlowUntilReplayed)
+    assert timing.step < 0.05  # the replays' 2 ms, not the warm-ups' and capture's 100 ms
+
+
+def test_a_refit_derives_the_ramps_the_ema_and_the_evaluations_again_for_its_steps(tmp_path):
+    from meanteacher.auto import EMA_WINDOW_SHARE, RAMPDOWN_SHARE, RAMPUP_SHARE
+
+    automatic = {
+        name: None for name in ("rampup_steps", "rampdown_steps", "ema_decay", "ema_decay_rampup", "eval_every")
+    }
+    trainer = Trainer(tiny_config(steps=100, time_budget=6.0, **automatic), tmp_path, progress=False)
+    trainer.run_dir.write_config(trainer.config)
+    before = trainer.config
+    assert before.rampup_steps == round(100 * RAMPUP_SHARE)
+    trainer.deadline = time.perf_counter() + 6.0
+    config = trainer._refit(step=10, step_seconds=0.001, evaluation_seconds=0.01)
+    assert config.steps > 1000
+    assert (config.rampup_steps, config.rampdown_steps) == (
+        round(config.steps * RAMPUP_SHARE),
+        round(config.steps * RAMPDOWN_SHARE),
+    )
+    assert (
+        config.ema_decay == round(1 - 1 / (config.steps * EMA_WINDOW_SHARE), 6) > before.ema_decay
+    )  # a 50th of the run
+    assert config.eval_every == max(1, config.steps // evaluations_within(6.0, 0.01)) == trainer.eval_every
+    assert trainer.guard.config is config and trainer.guard.start == config.rampup_steps
+    kept = Trainer(tiny_config(steps=100, time_budget=6.0), tmp_path / "set", progress=False)  # ramps set: kept
+    kept.deadline = time.perf_counter() + 6.0
+    assert kept._refit(step=10, step_seconds=0.001, evaluation_seconds=0.01).rampup_steps == 10
+
+
+def test_after_a_refit_the_run_measures_again_half_way_through_its_new_steps(tmp_path):
+    trainer = Trainer(
+        tiny_config(steps=10, eval_every=20, rampup_steps=None, time_budget=5.0), tmp_path, progress=False
+    )
+    optimize = trainer.parts.optimize
+
+    def slow(batch):
+        time.sleep(0.05)
+        return optimize(batch)
+
+    trainer.parts.optimize = slow
+    refits, steps_after, refit = [], [], trainer._refit
+
+    def recorded(step, step_seconds, evaluation_seconds):
+        refits.append(step)
+        steps_after.append(refit(step, step_seconds, evaluation_seconds).steps)
+        return trainer.config
+
+    trainer._refit = recorded
+    trainer.deadline = time.perf_counter() + 5.0  # time for about 90 steps of 50 ms, 10 planned
+    trainer.run()
+    assert refits[0] == 1 and steps_after[0] > 20  # the probe's 10 steps were far too few
+    assert refits == [1, steps_after[0] // 2]  # half-way through the refitted run, not the planned one; then no more

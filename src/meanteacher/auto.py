@@ -67,6 +67,11 @@ STREAMED_IMAGE_SIZE = 224
 """Default crop of streamed (ImageNet-style) folders: the paper's ResNeXt runs."""
 
 
+FOLLOW_THE_STEPS = ("rampup_steps", "rampdown_steps", "ema_decay", "ema_decay_rampup")
+"""The automatic settings derived from a run's step count (besides its evaluation cadence): derived again
+when a ``--time`` run refits its steps, so that the ramps keep their shares of the run."""
+
+
 class ScheduleWarning(UserWarning):
     """A setting that cannot do what it is for in this run (e.g. a ramp longer than the run)."""
 

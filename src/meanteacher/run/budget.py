@@ -18,9 +18,10 @@ from ..config import Config, apply_settings
 from ..data.dataset import Dataset
 from ..data.streaming import FolderIndex
 from ..errors import MeanTeacherError
+from .graphs import GraphedStep
 
 PROBE_STEPS = 4
-"""Steps timed after one warm-up step and the timed evaluation."""
+"""Steps timed after the untimed ones (``untimed_steps``) and the timed evaluation."""
 UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 
 
@@ -95,6 +96,13 @@ TrainerFactory = Callable[..., Any]
 """What builds a run's trainer: ``run.train.Trainer``, passed in by the caller (which imports this module)."""
 
 
+def untimed_steps(optimize: Callable[..., Any]) -> int:
+    """Steps a probe runs before it times any: one to build kernels and caches, and for a step captured in a
+    CUDA graph (``GraphedStep``) its eager warm-ups, its capture and its first replay, so that only
+    replays, what the run mostly does, are timed."""
+    return optimize.warmup + 2 if isinstance(optimize, GraphedStep) else 1
+
+
 def time_run(config: Config, dataset: Dataset | FolderIndex, make_trainer: TrainerFactory) -> Timing:
     """Build the run as configured (``make_trainer``, on ``dataset``, in a scratch directory) and time its parts."""
     probe_config = apply_settings(config, {"steps": 10**9, "time_budget": None}, "time budget")
@@ -103,7 +111,10 @@ def time_run(config: Config, dataset: Dataset | FolderIndex, make_trainer: Train
         probe = make_trainer(probe_config, scratch, progress=False, dataset=dataset)
         build = time.perf_counter() - started
         probe.parts.method.model.train()
-        probe.step()  # warm-up: the first step builds kernels and caches
+        for _ in range(
+            untimed_steps(probe.parts.optimize)
+        ):  # kernels and caches; a captured step's warm-ups and capture
+            probe.step()
         finish(probe.device)
         started = time.perf_counter()
         probe.evaluate()  # the first evaluation, a little slower than the next ones: a margin, not a second probe

@@ -38,16 +38,20 @@ class DeadTeacherGuard:
     """Watches one run; ``check`` after each evaluation, with its logged record and the method's networks."""
 
     def __init__(self, config: Config) -> None:
+        self.follow(config)
+        self.negligible_in_a_row = 0
+        self.previous: torch.Tensor | None = None
+        self.warned: set[str] = set()
+
+    def follow(self, config: Config) -> None:
+        """Watch the run as ``config`` has it now (a ``--time`` run's steps and ramps change when refitted).
+        Checks begin after the ramp-up, or half-way through a run shorter than its ramp (with pseudo-labels,
+        whose first steps have none above the threshold, half-way through any run)."""
         self.config = config
         pseudo_labels = is_pseudo_label_type(
             config.consistency_type or ""
         )  # confident labels come as the network learns
         self.start = config.steps // 2 if pseudo_labels else min(config.rampup_steps or 0, config.steps // 2)
-        """Checks begin after the ramp-up, or half-way through a run shorter than its ramp (with pseudo-labels,
-        whose first steps have none above the threshold, half-way through any run)."""
-        self.negligible_in_a_row = 0
-        self.previous: torch.Tensor | None = None
-        self.warned: set[str] = set()
 
     def check(self, step: int, record: dict[str, Any], networks: dict[str, nn.Module], has_teacher: bool) -> list[str]:
         """The warnings this evaluation raises (each kind once per run), also issued as ``DeadTeacherWarning``."""

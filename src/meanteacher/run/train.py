@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from ..auto import resolve_auto, resolve_image_size
+from ..auto import FOLLOW_THE_STEPS, auto_values, resolve_auto, resolve_image_size
 from ..config import Config, apply_settings
 from ..data.batch import NO_LABEL, Batch
 from ..data.batches import IndexBatch, mixed_seed
@@ -94,6 +94,9 @@ class Trainer:
             and config.extra_unlabeled == 0
             and not dataset.pile_size
         )
+        self.requested = config
+        """The run's config before automatic settings were resolved (``train`` gives it before the time fit)."""
+        self._auto_inputs = (dataset.num_classes, all_labeled, len(self.split.labeled), self.device.type)
         self.config = config = resolve_auto(
             config, dataset.num_classes, all_labeled, len(self.split.labeled), self.device.type
         )
@@ -190,6 +193,7 @@ class Trainer:
         started = time.perf_counter() - self.elapsed
         self._since, self._steps_started = time.perf_counter(), self.global_step
         self._side_seconds = self.eval_seconds + self.checkpoint_seconds
+        steps_planned = cfg.steps
         refit_at = {max(1, cfg.steps // 10), cfg.steps // 2} if self.deadline is not None else set()
         evaluations = 0
         try:
@@ -216,6 +220,8 @@ class Trainer:
                         self._trained_seconds() / (step - self._steps_started),
                         self.eval_seconds / max(evaluations, 1),
                     )
+                    half_way = cfg.steps // 2  # once more, half-way through the new run, after the first refit only
+                    refit_at = {half_way} if step < half_way and step == max(1, steps_planned // 10) else set()
                     progress.set_total(cfg.steps)
         finally:
             progress.close()
@@ -379,8 +385,9 @@ class Trainer:
     def _refit(self, step: int, step_seconds: float, evaluation_seconds: float) -> Config:
         """A run with a deadline (``--time``), at 10 % and 50 % of its steps: the steps that end it on time
         at the speed measured so far (a probe's few steps can run faster than a long run, e.g. on a
-        CPU whose clock drops under sustained load). Only ``steps`` changes; the ramps keep their lengths
-        and the ramp-down stays anchored at the end."""
+        CPU whose clock drops under sustained load). The automatic settings that follow the steps
+        (``auto.FOLLOW_THE_STEPS``, and an automatic evaluation cadence) are derived again for them, so the
+        ramps keep their shares of the run; the ramp-down stays anchored at the end."""
         cfg = self.config
         left = self.deadline - time.perf_counter() - evaluation_seconds  # the final evaluation
         steps = step + max(1, int(left / (step_seconds + evaluation_seconds / cfg.eval_every)))
@@ -393,10 +400,23 @@ class Trainer:
                 file=sys.stderr,
                 flush=True,
             )
-        self.config = self.parts.hyperparameters.config = apply_settings(cfg, {"steps": steps}, "time budget")
+        self.config = self.parts.hyperparameters.config = self._refitted(steps, evaluation_seconds)
+        self.eval_every = self.config.eval_every
+        self.guard.follow(self.config)
         if self.world.is_main:
             self.run_dir.write_config(self.config)  # a resumed run goes on to the new end
         return self.config
+
+    def _refitted(self, steps: int, evaluation_seconds: float) -> Config:
+        """The run's config at ``steps`` steps, with what follows the steps derived again where the run
+        left it automatic (``requested``: the config before the time fit)."""
+        requested, cfg = self.requested, self.config
+        derived = auto_values(apply_settings(requested, {"steps": steps}, "time budget"), *self._auto_inputs)
+        settings: dict[str, Any] = {"steps": steps}
+        settings |= {name: derived[name] for name in FOLLOW_THE_STEPS if getattr(requested, name) is None}
+        if requested.eval_every is None:
+            settings["eval_every"] = max(1, steps // evaluations_within(cfg.time_budget, evaluation_seconds))
+        return apply_settings(cfg, settings, "time budget")
 
     def _bound_evaluations(self, evaluation: float, seconds: float, steps: int) -> None:
         """Space automatic evaluations out as ``budget.evaluations_within`` says for this run's measured
@@ -457,7 +477,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise MeanTeacherError("--time works in one process (not torchrun): set --steps for a distributed run")
         deadline = time.perf_counter() + config.time_budget
-        config = resolve_image_size(config)
+        config = requested = resolve_image_size(config)
         dataset = load_data(config)
         config, timing = fit_to_time(config, dataset, deadline, Trainer)
         if progress:
@@ -470,7 +490,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
             )
     trainer = Trainer(config, run_dir, resume=resume, progress=progress, dataset=dataset)
     if config.time_budget is not None and not resume:
-        trainer.deadline = deadline
+        trainer.deadline, trainer.requested = deadline, requested
     world = trainer.world
     try:
         return trainer.run()
