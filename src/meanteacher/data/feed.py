@@ -35,7 +35,8 @@ class TrainingFeed(Protocol):
         self, step: int, batch: IndexBatch, count: int, generator: torch.Generator
     ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
         """``count`` independently noised views of this process's share of ``batch`` (on the device),
-        their labels (``NO_LABEL`` where unlabeled) and their dataset indices (on the host)."""
+        their labels (``NO_LABEL`` where unlabeled) and their dataset indices (on the device where the feed
+        already copied them there, so that the trainer does not copy them again)."""
 
     def test_batches(self) -> EvaluationBatches:
         """The test set, for evaluation."""
@@ -112,8 +113,7 @@ class InMemoryFeed:
     ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
         if self.world_size > 1:
             batch = batch.shard(self.rank, self.world_size)
-        views, labels = self.train.views(batch, count, generator)
-        return views, labels, batch.indices
+        return self.train.views(batch, count, generator)
 
     def test_batches(self) -> EvaluationBatches:
         return _slices(self.test_images, self.test_labels, self.normalizer, self.eval_batch_size)

@@ -67,8 +67,8 @@ class DeviceData:
 
     def views(
         self, batch: IndexBatch, count: int, generator: torch.Generator
-    ) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """``count`` independently noised views of the batch's images, and its labels."""
+    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        """``count`` independently noised views of the batch's images, its labels, and its indices on the device."""
         device = self.images.device
         indices = to_device(batch.indices, device)
         stored = self.images[indices]
@@ -79,7 +79,7 @@ class DeviceData:
         if self.strong is not None:
             pixels = self.strong(self.augmenter.move(stored.float() / 255.0, generator), generator)
             views.insert(0, self.augmenter.add_noise(self.normalizer.from_unit(pixels), generator))
-        return views, labels
+        return views, labels, indices
 
 
 def device_data(
