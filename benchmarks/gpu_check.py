@@ -5,8 +5,9 @@
     bash benchmarks/gpu_check.sh --dry-run --out DIR        # the plumbing on a CPU, tiny sizes, < 1 min
 
 It needs no pip and no network: the package runs from ``src/`` on whatever PyTorch (>= 2.4) the
-machine has. Each phase runs in a process of its own under its own time limit, and no phase starts
-after the budget is spent; results are written as they come (``DIR/log.txt``, ``DIR/phases.json``,
+machine has. Each phase runs in a process group of its own under its own time limit (killed whole
+past it), with an estimate of its time printed beside the time it took, and no phase starts after the
+budget is spent; results and output are written as they come (``DIR/log.txt``, ``DIR/phases.json``,
 ``DIR/gpu.json``), and a short table is printed last. Phases:
 
 - ``environment``: device, driver, PyTorch and CUDA versions; the bf16 matmul ceiling and copy bandwidth;
@@ -14,8 +15,10 @@ after the budget is spent; results are written as they come (``DIR/log.txt``, ``
 - ``equality``: the captured step against the same arithmetic run eagerly, 30 steps per method;
 - ``throughput``: full-width ConvNet-13, batch 100, supervised-only and Mean Teacher, per mode:
   ms/step, images/s, achieved TFLOP/s, share of the bf16 peak, peak memory;
-- ``cifar``: a 4000-step CIFAR-10 Mean Teacher run, eager and with CUDA graphs (needs ``--data``);
-- ``cpu-read``: a CPU-only process evaluates the GPU-written runs from their checkpoints;
+- ``cifar``: a CIFAR-10 Mean Teacher run of up to 4000 steps (as many as the throughput phase's step says
+  fit), eager and with CUDA graphs (needs ``--data``); each run's networks evaluated on 1,000 test images;
+- ``cpu-read``: a process that sees no GPU evaluates the GPU-written runs from their checkpoints on the
+  same 1,000 images;
 - ``compile``: throughput with ``torch.compile``, alone and inside the captured step (slowest: last).
 
 ``--paper`` instead trains the ``cifar10-4000`` Mean Teacher and supervised-only presets side by side
@@ -64,6 +67,24 @@ PHASES = {  # name: the longest it may take on one H100, seconds
     "cpu-read": 45,
     "compile": 150,
 }
+ESTIMATES = {  # name: (seconds on one H100, what the estimate counts)
+    "environment": (20, "CUDA start, a bf16 matmul of 8192 and a 1 GiB copy, 10 repeats each"),
+    "tests": (60, "tests/test_gpu.py: 14 tests of at most 30 steps of a narrow network"),
+    "equality": (40, "4 methods x 3 runs x 30 steps of a narrow network, captured and eager"),
+    "throughput": (50, "2 methods x 4 modes x 150 timed steps, each mode built and warmed up"),
+    "cifar": (
+        120,
+        "decoding 60,000 JPEGs at 3,244 a second on one core, then 2 runs sized from the throughput "
+        "phase's step to fit the limit (CIFAR_STEPS at most), each evaluated 25 times",
+    ),
+    "cpu-read": (20, "2 runs x 2 networks x 1,000 test images of the full-width network in fp32 on the CPU"),
+    "compile": (120, "2 methods x 2 modes of torch.compile, each compiled then timed"),
+}
+CIFAR_STEPS = 4000
+"""The most steps of each CIFAR-10 run (fewer when the throughput phase's step says they would not fit)."""
+CPU_READ_IMAGES = 1000
+"""Test images the GPU and a CPU process both evaluate from each run's checkpoint: enough to compare them,
+few enough for a CPU (the full 10,000 through two full-width networks of two runs are about 58 TFLOP)."""
 PAPER_PRESETS = {"mean-teacher": "cifar10-4000", "supervised": "cifar10-4000-supervised"}
 PAPER_SETTINGS = ["precision=bf16", "channels_last=true", "cuda_graphs=true", "checkpoint_seconds=30"]
 
@@ -142,15 +163,17 @@ def _median_seconds(run, repeats: int = 10) -> float:
 
 
 def phase_tests(args: argparse.Namespace) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA", "tests/test_gpu.py"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    (args.out / "pytest.txt").write_text(result.stdout + result.stderr)
-    print(result.stdout[-3000:])
-    summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+    report = args.out / "pytest.txt"
+    with open(report, "w") as stream:  # written as it comes: a phase killed at its limit leaves its record
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA", "tests/test_gpu.py"],
+            cwd=ROOT,
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+        )
+    output = report.read_text()
+    print(output[-3000:])
+    summary = output.strip().splitlines()[-1] if output.strip() else ""
     _update_json(args.out / "gpu.json", "tests", {"returncode": result.returncode, "summary": summary})
     if result.returncode != 0:
         raise SystemExit(result.returncode)
@@ -282,7 +305,20 @@ def phase_compile(args: argparse.Namespace) -> None:
     _throughput(args, COMPILE_MODES)
 
 
-def _cifar_command(args: argparse.Namespace, out: Path, graphs: bool) -> list[str]:
+def cifar_steps(results: dict, limit: float) -> tuple[int, str]:
+    """Steps of each CIFAR-10 run: ``CIFAR_STEPS``, or fewer where two runs at the throughput phase's eager
+    bf16 Mean Teacher step (three times it, for data, evaluations and checkpoints) would not fit ``limit``
+    after the decode; and the estimate's words."""
+    entry = results.get("throughput/mean-teacher/eager bf16+channels_last", {})
+    if "step_ms" not in entry:
+        return CIFAR_STEPS, "no throughput measured: the full steps"
+    decode = 60_000 / 3244
+    fits = int((limit - decode) / 2 / (3 * entry["step_ms"] / 1e3))
+    steps = max(100, min(CIFAR_STEPS, fits))
+    return steps, f"{entry['step_ms']} ms a step (x3 with data and evaluations), {decode:.0f} s decode: {steps} steps"
+
+
+def _cifar_command(args: argparse.Namespace, out: Path, graphs: bool, steps: int) -> list[str]:
     if args.dry_run:
         command = [
             "train",
@@ -309,7 +345,7 @@ def _cifar_command(args: argparse.Namespace, out: Path, graphs: bool) -> list[st
             "--labels",
             "4000",
             "--steps",
-            "4000",
+            str(steps),
             "--device",
             "cuda",
             "--precision",
@@ -326,17 +362,45 @@ def _cifar_command(args: argparse.Namespace, out: Path, graphs: bool) -> list[st
     return [sys.executable, "-m", "meanteacher", *command, "--out", str(out), "--quiet"]
 
 
+def subset_errors(run_dir: Path, device: str) -> dict:
+    """Both networks of a run, read from its checkpoint, evaluated in fp32 on ``device`` on the first
+    ``CPU_READ_IMAGES`` test images of its dataset."""
+    from meanteacher.data.sources import load_dataset
+    from meanteacher.inference import load_run
+    from meanteacher.run.evaluation import evaluate
+
+    run = load_run(run_dir)
+    config = run.config
+    dataset = load_dataset(config.dataset, config.test_data or None, image_size=config.image_size)
+    models = {name: model.to(device) for name, model in run.models.items()}
+    images = run.normalizer.prepare(dataset.test_images[:CPU_READ_IMAGES]).to(device)
+    labels = dataset.test_labels[:CPU_READ_IMAGES].to(device)
+    results = evaluate(models, images, labels, run.normalizer, config.eval_batch_size, "fp32")
+    return {f"{name}_error": results[f"{name}_error"] for name in models} | {"images": len(labels)}
+
+
 def phase_cifar(args: argparse.Namespace) -> None:
     if not args.dry_run and not args.data:
         raise SystemExit("no --data: the CIFAR-10 runs need the archive (cifar10-jpeg.tar.gz)")
+    results = json.loads((args.out / "gpu.json").read_text()) if (args.out / "gpu.json").is_file() else {}
+    steps, basis = cifar_steps(results, PHASES["cifar"])
+    print(f"cifar: {basis}", flush=True)
     for name, graphs in (("eager", False), ("graphs", True)):
         if graphs and args.dry_run:
             continue
         run_dir = args.out / "runs" / name
         shutil.rmtree(run_dir, ignore_errors=True)
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        result = subprocess.run(_cifar_command(args, run_dir, graphs), cwd=ROOT, capture_output=True, text=True)
-        entry = {"returncode": result.returncode, "wall_s": round(time.perf_counter() - started, 1)}
+        with open(args.out / "runs" / f"{name}.log", "w") as log:  # streamed: a killed phase keeps its output
+            result = subprocess.run(
+                _cifar_command(args, run_dir, graphs, steps), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+            )
+        entry = {
+            "returncode": result.returncode,
+            "wall_s": round(time.perf_counter() - started, 1),
+            "planned_steps": steps,
+        }
         if result.returncode == 0:
             summary = json.loads((run_dir / "summary.json").read_text())
             entry.update(
@@ -353,30 +417,22 @@ def phase_cifar(args: argparse.Namespace) -> None:
                     )
                 }
             )
+            entry["subset"] = subset_errors(run_dir, _device(args.dry_run))
         else:
-            entry["error"] = (result.stderr.strip().splitlines() or ["?"])[-1][:300]
+            lines = (args.out / "runs" / f"{name}.log").read_text().strip().splitlines()
+            entry["error"] = (lines or ["?"])[-1][:300]
         print(name, json.dumps(entry), flush=True)
         _update_json(args.out / "gpu.json", f"cifar/{name}", entry)
 
 
 def phase_cpu_read(args: argparse.Namespace) -> None:
+    """In a process that sees no GPU: each GPU-written run's networks from its checkpoint, on the test
+    images the cifar phase evaluated them on the GPU."""
     runs = sorted(p for p in (args.out / "runs").glob("*") if (p / "checkpoint.pt").is_file())
     if not runs:
         raise SystemExit("no run with a checkpoint to read (the cifar phase writes them)")
-    environment = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
     for run_dir in runs:
-        result = subprocess.run(
-            [sys.executable, "-m", "meanteacher", "evaluate", str(run_dir), "--json", "--precision", "fp32"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            env=environment,
-        )
-        entry: dict = {"returncode": result.returncode}
-        if result.returncode == 0:
-            entry.update(json.loads(result.stdout))
-        else:
-            entry["error"] = (result.stderr.strip().splitlines() or ["?"])[-1][:300]
+        entry: dict = subset_errors(run_dir, "cpu")
         print(run_dir.name, json.dumps(entry), flush=True)
         _update_json(args.out / "gpu.json", f"cpu_read/{run_dir.name}", entry)
         (run_dir / "checkpoint.pt").unlink()  # too large to bring back; summary, metrics and curves stay
@@ -501,6 +557,25 @@ def paper(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- the orchestration
 
 
+def run_phase(command: list[str], limit: float, log, environment: dict | None = None) -> str:
+    """Run one phase's command in a process group of its own, its output streamed into ``log``; past
+    ``limit`` seconds the whole group is killed (pytest, training and evaluation processes it started
+    included), so nothing of it goes on into the next phase."""
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=environment
+    )
+    try:
+        returncode = process.wait(timeout=limit)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return f"timed out after {limit:.0f} s"
+    with contextlib.suppress(ProcessLookupError):  # what the phase left running in the background
+        os.killpg(process.pid, signal.SIGKILL)
+    return "ok" if returncode == 0 else f"failed (exit {returncode})"
+
+
 def run_phases(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.budget
     phases_path = args.out / "phases.json"
@@ -508,24 +583,25 @@ def run_phases(args: argparse.Namespace) -> int:
     with open(args.out / "log.txt", "a") as log:
         for name, longest in PHASES.items():
             left = deadline - time.monotonic()
+            estimate, basis = ESTIMATES[name]
             if left < 20:
-                _update_json(phases_path, name, {"status": "skipped: out of time"})
+                _update_json(phases_path, name, {"status": "skipped: out of time", "estimate_s": estimate})
                 continue
             limit = min(longest * (3 if args.dry_run else 1), left)
             command = [sys.executable, "-m", "benchmarks.gpu_check", "--phase", name, "--out", str(args.out)]
             command += ["--dry-run"] if args.dry_run else []
             command += ["--data", str(args.data)] if args.data else []
-            log.write(f"\n=== {name} (limit {limit:.0f} s)\n")
+            environment = {**os.environ, "CUDA_VISIBLE_DEVICES": ""} if name == "cpu-read" else None
+            log.write(f"\n=== {name} (limit {limit:.0f} s; estimated {estimate} s: {basis})\n")
             log.flush()
             started = time.perf_counter()
-            try:
-                result = subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, timeout=limit)
-                status = "ok" if result.returncode == 0 else f"failed (exit {result.returncode})"
-            except subprocess.TimeoutExpired:
-                status = f"timed out after {limit:.0f} s"
+            status = run_phase(command, limit, log, environment)
+            seconds = round(time.perf_counter() - started, 1)
             failures += status != "ok"
-            _update_json(phases_path, name, {"status": status, "seconds": round(time.perf_counter() - started, 1)})
-            print(f"{name:<12} {status} ({time.perf_counter() - started:.0f} s)", flush=True)
+            _update_json(
+                phases_path, name, {"status": status, "seconds": seconds, "estimate_s": estimate, "estimate": basis}
+            )
+            print(f"{name:<12} {status} ({seconds:.0f} s; estimated {estimate} s)", flush=True)
     _pack_runs(args.out)
     print(table(args.out))
     return 1 if failures else 0
@@ -552,7 +628,9 @@ def table(out: Path) -> str:
         f"bf16 matmul {environment.get('bf16_matmul_tflops', '?')} TFLOP/s, copy {environment.get('copy_gb_per_s', '?')} GB/s"
     ]
     lines += [
-        f"phase {name:<12} {entry['status']}" + (f" ({entry['seconds']} s)" if "seconds" in entry else "")
+        f"phase {name:<12} {entry['status']}"
+        + (f" ({entry['seconds']} s" if "seconds" in entry else " (")
+        + f"; estimated {entry.get('estimate_s', '?')} s)"
         for name, entry in phases.items()
     ]
     for key, entry in results.items():
@@ -586,7 +664,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phase", choices=list(PHASE_FUNCTIONS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    if not args.dry_run and not torch.cuda.is_available():
+    if not args.dry_run and not torch.cuda.is_available() and args.phase != "cpu-read":
         print("gpu_check: no CUDA device here; --dry-run checks the plumbing on a CPU", file=sys.stderr)
         return 2
     if args.data and not args.data.is_file():
