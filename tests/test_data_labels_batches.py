@@ -223,7 +223,7 @@ def test_augmenting_a_batch_is_fast():
     assert min(times) < 0.005
 
 
-def test_make_split_from_label_file(tmp_path):
+def test_make_split_from_a_label_file_with_or_without_a_validation_hold_out(tmp_path):
     from meanteacher.data.pipeline import make_split
     from meanteacher.data.sources import load_digits
     from meanteacher.losses import NO_LABEL
@@ -236,8 +236,17 @@ def test_make_split_from_label_file(tmp_path):
     assert masked[3].item() == 7 and masked[10].item() == 2
     assert (masked != NO_LABEL).sum().item() == 2
     assert len(split.unlabeled) == len(data.train_labels)
-    with pytest.raises(DataError, match="cannot be combined"):
-        make_split(data, 0, 0, label_file=str(path), validation_per_class=2)
+    balanced, _ = make_split(data, 100, seed=4, validation_per_class=5)
+    with_file, _ = make_split(data, 0, seed=4, label_file=str(path), validation_per_class=5)
+    assert torch.equal(with_file.validation, balanced.validation) and len(with_file.validation) == 50
+    assert (
+        len(with_file.unlabeled) == len(data.train_labels) - 50
+        and not torch.isin(with_file.validation, with_file.unlabeled).any()
+    )
+    held = int(balanced.validation[0])
+    path.write_text(f"3 7\n{held} {int(data.train_labels[held])}\n")
+    with pytest.raises(DataError, match=f"{held} is held out for validation"):
+        make_split(data, 0, 4, label_file=str(path), validation_per_class=5)
 
 
 def test_the_feed_gives_the_indices_on_its_device_so_the_trainer_copies_them_once():

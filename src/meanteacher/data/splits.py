@@ -81,9 +81,13 @@ def balanced_split(
     return LabelSplit(labeled_index, torch.nonzero(keep).flatten(), validation_index)
 
 
-def split_from_labels(labeled: torch.Tensor, total: int) -> LabelSplit:
-    """A split from an explicit list of labeled indices (every example stays in the unlabeled pool)."""
-    return LabelSplit(torch.sort(labeled).values, torch.arange(total), torch.zeros(0, dtype=torch.long))
+def split_from_labels(labeled: torch.Tensor, total: int, validation: torch.Tensor | None = None) -> LabelSplit:
+    """A split from an explicit list of labeled indices (every example not held out for ``validation``
+    stays in the unlabeled pool)."""
+    validation = torch.zeros(0, dtype=torch.long) if validation is None else torch.sort(validation).values
+    keep = torch.ones(total, dtype=torch.bool)
+    keep[validation] = False
+    return LabelSplit(torch.sort(labeled).values, torch.nonzero(keep).flatten(), validation)
 
 
 def read_label_file(path: str | Path, ids: list[str], classes: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
