@@ -1,0 +1,172 @@
+"""Does the teacher pick better than chance? ``meanteacher suggest``'s strategies on the shared CIFAR-10
+JPEGs at CPU scale (the ``cifar10-cpu-1000`` preset's recipe, 100 images a class held out for validation).
+
+``first``: Mean Teacher from 250 labels (``--seeds`` label sets), the rest of the training images as its
+unlabeled images. ``pick``: each strategy of ``suggest`` picks 250 more of them, labelled from the true
+labels (a label file of the 500), its scoring timed on one core. ``second``: Mean Teacher again with the
+500 labels, from scratch and with ``--init`` from the first run. ``report``: test error per strategy and
+start, the paired gain over ``random``, and which start and strategy win on the validation split.
+Finished runs are skipped and killed ones resumed.
+
+    python -m benchmarks.label_next [--phase first|pick|second|all|report] [--seeds 0 1 2] [--workers 2]
+                                    [--json docs/bench/label_next.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from meanteacher.config import apply_settings, load_preset
+from meanteacher.report import mean_std
+from meanteacher.run.rundir import read_summary
+
+from .common import SHARED_CIFAR, machine, today, write_result
+from .runner import Job, run_jobs
+
+OUT = "runs/label_next"
+FIRST_LABELS = 250
+PICKS = 250
+STRATEGIES = ("disagreement", "entropy", "margin", "random")
+STARTS = ("scratch", "init")
+EVALUATIONS = 10
+
+
+def _config(seed: int, **settings: Any):
+    base = load_preset("cifar10-cpu-1000")
+    values = {"dataset": str(SHARED_CIFAR), "seed": seed, "eval_every": base.steps // EVALUATIONS, **settings}
+    return apply_settings(base, values, "label-next benchmark")
+
+
+def first_job(seed: int) -> Job:
+    """Mean Teacher from ``FIRST_LABELS`` labels of label set ``seed``."""
+    return Job(f"first-s{seed}", _config(seed, labels=FIRST_LABELS), {"phase": "first", "seed": seed})
+
+
+def label_file(out: Path, seed: int, strategy: str) -> Path:
+    return out / "labels" / f"{strategy}-s{seed}.txt"
+
+
+def pick(out: Path, seed: int, strategy: str) -> dict[str, Any]:
+    """Strategy ``strategy``'s ``PICKS`` images from the first run's unlabeled ones, written with the first
+    run's labels as one label file; the picks' true classes, and the seconds the scoring took."""
+    from meanteacher.data.sources import load_dataset
+    from meanteacher.inference import load_run
+    from meanteacher.suggest import rank, run_candidates, score
+
+    path, record = label_file(out, seed, strategy), label_file(out, seed, strategy).with_suffix(".json")
+    if record.is_file():
+        return json.loads(record.read_text())
+    torch.set_num_threads(1)
+    first = out / first_job(seed).name
+    run = load_run(first)
+    dataset = load_dataset(run.config.dataset, image_size=run.config.image_size)
+    candidates = run_candidates(run)
+    started = time.process_time()
+    scores, _, _ = score(run, candidates.images, strategy, seed=seed)
+    picks = rank(scores)[:PICKS]
+    seconds = time.process_time() - started
+    position = {image_id: index for index, image_id in enumerate(dataset.train_ids)}
+    picked = [position[candidates.names[i]] for i in picks]
+    lines = (first / "labels.txt").read_text().splitlines()
+    lines += [f"{dataset.train_ids[i]} {dataset.classes[int(dataset.train_labels[i])]}" for i in picked]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    classes = torch.bincount(dataset.train_labels[picked], minlength=dataset.num_classes).tolist()
+    result = {"seconds": round(seconds, 1), "candidates": len(candidates.names), "picked_per_class": classes}
+    record.write_text(json.dumps(result))
+    return result
+
+
+def second_job(out: Path, seed: int, strategy: str, start: str) -> Job:
+    """Mean Teacher with the first run's labels and ``strategy``'s picks, from scratch or from the first run."""
+    settings: dict[str, Any] = {"labels": 0, "label_file": str(label_file(out, seed, strategy).resolve())}
+    if start == "init":
+        settings["init"] = str((out / first_job(seed).name).resolve())
+    fields = {"phase": "second", "seed": seed, "strategy": strategy, "start": start}
+    return Job(f"second-{strategy}-{start}-s{seed}", _config(seed, **settings), fields)
+
+
+def report(out: Path, seeds: list[int]) -> dict[str, Any]:
+    """Test and validation errors per strategy and start; the start and the strategy chosen on validation;
+    the paired test gains over ``random`` (random's error minus the strategy's: positive, it picked better)."""
+    errors: dict[str, dict[str, dict[int, dict[str, float]]]] = {}
+    for strategy in STRATEGIES:
+        for start in STARTS:
+            for seed in seeds:
+                run = out / second_job(out, seed, strategy, start).name
+                if (run / "summary.json").is_file():
+                    summary = read_summary(run)
+                    errors.setdefault(start, {}).setdefault(strategy, {})[seed] = {
+                        "test": 100 * summary["ema_error"],
+                        "validation": 100 * summary["validation_ema_error"],
+                    }
+    result: dict[str, Any] = {"starts": {}}
+    for start, by_strategy in errors.items():
+        rows = {}
+        for strategy, runs in by_strategy.items():
+            row = {key: mean_std([r[key] for r in runs.values()]) for key in ("test", "validation")}
+            row["label_sets"] = sorted(runs)
+            baseline = by_strategy.get("random", {})
+            paired = sorted(set(runs) & set(baseline))
+            if strategy != "random" and paired:
+                gains = [baseline[s]["test"] - runs[s]["test"] for s in paired]
+                row["gain_over_random"] = {"gain": mean_std(gains), "values": gains}
+            rows[strategy] = row
+        result["starts"][start] = rows
+    validation = {
+        start: mean_std([row["validation"][0] for row in rows.values()])[0] for start, rows in result["starts"].items()
+    }
+    if validation:
+        chosen = min(validation, key=validation.get)
+        result["start_chosen_on_validation"] = chosen
+        rows = result["starts"][chosen]
+        result["strategy_best_on_validation"] = min(rows, key=lambda s: rows[s]["validation"][0])
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=OUT)
+    parser.add_argument("--phase", choices=("first", "pick", "second", "all", "report"), default="all")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--json", help="write the table here")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    picks: dict[str, Any] = {}
+    if args.phase in ("first", "all"):
+        run_jobs([first_job(seed) for seed in args.seeds], out, args.workers)
+    if args.phase in ("pick", "second", "all"):
+        picks = {
+            f"{strategy}-s{seed}": pick(out, seed, strategy)
+            for seed in args.seeds
+            for strategy in STRATEGIES
+            if (out / first_job(seed).name / "summary.json").is_file()
+        }
+    if args.phase in ("second", "all"):
+        jobs = [
+            second_job(out, seed, strategy, start)
+            for seed in args.seeds
+            for start in STARTS
+            for strategy in STRATEGIES
+            if label_file(out, seed, strategy).is_file()
+        ]
+        run_jobs(jobs, out, args.workers)
+    result = report(out, args.seeds)
+    print(json.dumps(result, indent=1))
+    if args.json:
+        command = f"python -m benchmarks.label_next --seeds {' '.join(map(str, args.seeds))}"
+        write_result(
+            Path(args.json), {"machine": machine(), "date": today(), "command": command, "picks": picks, **result}
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
