@@ -1,5 +1,5 @@
-"""The README's commands are ones the command line takes: every `meanteacher ...` line of its shell blocks
-parses (flags, subcommands, choices), and the presets and methods it names exist."""
+"""The README's and the guide's commands are ones the command line takes: every `meanteacher ...` line of
+their shell blocks parses (flags, subcommands, choices), and the presets and methods they name exist."""
 
 import re
 import shlex
@@ -11,11 +11,13 @@ from meanteacher.cli import build_parser
 from meanteacher.config import list_presets
 from meanteacher.methods import METHODS
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DOCUMENTS = (README, ROOT / "docs" / "guide.md")
 
 
 def _shell_commands() -> list[str]:
-    blocks = re.findall(r"```sh\n(.*?)```", README.read_text(), flags=re.S)
+    blocks = [block for path in DOCUMENTS for block in re.findall(r"```sh\n(.*?)```", path.read_text(), flags=re.S)]
     commands = []
     for block in blocks:
         for line in block.splitlines():
@@ -39,7 +41,7 @@ def test_every_readme_command_parses(command):
 
 
 def test_the_presets_and_methods_the_readme_names_exist():
-    text = README.read_text()
+    text = "".join(path.read_text() for path in DOCUMENTS)
     presets = set(list_presets())
     quoted = {
         name
