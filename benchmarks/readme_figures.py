@@ -1,4 +1,4 @@
-"""The README's "After a run" pictures, from one finished run trained with ``--tensorboard``:
+"""The guide's "After a run" pictures, from one finished run trained with ``--tensorboard``:
 
     python -m benchmarks.readme_figures RUN_DIR
 
