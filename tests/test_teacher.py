@@ -101,7 +101,7 @@ def test_state_dict_round_trip():
     teacher.update(student, 3)
     restored = EMATeacher(_net(), decay=0.5)
     restored.load_state_dict(teacher.state_dict())
-    assert restored.decay == 0.95
+    assert restored.decay == 0.5  # a setting of the constructor's, not state
     for a, b in zip(teacher.module.state_dict().values(), restored.module.state_dict().values()):
         assert torch.equal(a, b)
 
@@ -223,3 +223,14 @@ def test_another_architecture_names_the_first_mismatched_parameter():
     shallower = nn.Sequential(nn.Linear(3, 4))
     with pytest.raises(ValueError, match="student has no parameter '1.weight'"):
         teacher.update(shallower, 1)
+
+
+def test_a_teacher_keeps_its_own_decay_when_it_loads_a_checkpoint_that_held_one():
+    """Checkpoints of earlier versions kept the decay, which the methods override at every update: it
+    loads, and is not read back."""
+    student = torch.nn.Linear(3, 2)
+    saved = EMATeacher(student, decay=0.5).state_dict()
+    assert "decay" not in saved
+    teacher = EMATeacher(student, decay=0.99)
+    teacher.load_state_dict({**saved, "decay": 0.5})
+    assert teacher.decay == 0.99 and teacher.alpha(10**6) == 0.99

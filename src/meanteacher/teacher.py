@@ -182,10 +182,10 @@ class EMATeacher:
         self.num_updates += (weight > 0).to(torch.long) if isinstance(weight, torch.Tensor) else 1
 
     def state_dict(self) -> dict[str, Any]:
-        """The teacher's weights, buffers, settings and number of updates."""
+        """The teacher's weights, buffer handling and number of updates. The decay is not kept: it is the
+        constructor's, or given to each ``update`` (as the methods do, from their schedule)."""
         return {
             "module": self.module.state_dict(),
-            "decay": float(self.decay),
             "buffers": self.buffers,
             "update_every": self.update_every,
             "update_after_step": self.update_after_step,
@@ -193,10 +193,8 @@ class EMATeacher:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what ``state_dict`` returned."""
+        """Restore what ``state_dict`` returned (a ``decay`` that older checkpoints kept is not read back)."""
         self.module.load_state_dict(state["module"])
-        if not isinstance(self.decay, torch.Tensor):
-            self.decay = state.get("decay", self.decay)
         self.buffers = state.get("buffers", self.buffers)
         self.update_every = state.get("update_every", self.update_every)
         self.update_after_step = state.get("update_after_step", self.update_after_step)
