@@ -47,14 +47,12 @@ CONSISTENCY_PER_CLASS = 3.0
 
 FOLDER_IMAGE_SIZE = 32
 """Default side of in-memory image folders: larger photos are brought down to 32 x 32 as they are decoded.
-Chosen by ``python -m benchmarks.image_size`` (docs/benchmarks.md, "Image size for a folder of photos"):
-on 2 AVX2 cores a Mean Teacher step of 100 images at width 0.25 takes 0.6 s at 32 px and 1.4, 3.1 and
-8.9 s at 48, 64 and 96 px; even 32 px falls short of the 1,500 steps wanted in 10 minutes, so the
-smallest size measured is the default."""
+The smallest size measured, chosen by ``python -m benchmarks.image_size`` (docs/benchmarks.md, "Image
+size for a folder of photos": even 32 px falls short of the steps a CPU user wants in 10 minutes)."""
 CPU_WIDTH = 0.25
 """Width of ConvNet-13 on a CPU where neither the run nor its preset sets one (``arch_options.width``
-auto): chosen by ``python -m benchmarks.image_size`` (docs/benchmarks.md): at 32 px a step takes 0.6 s
-at width 0.25, 1.6 s at 0.5 and 6.1 s at 1 on 2 AVX2 cores. On a GPU: the paper's 1."""
+auto): chosen by ``python -m benchmarks.image_size`` (docs/benchmarks.md, "Image size for a folder of
+photos", which times each width). On a GPU: the paper's 1."""
 STUDENT_VIEW = "strong"
 """The student's view in a run without a preset, where its images are held in memory as pixels: chosen on
 a validation folder of photos (``python -m benchmarks.photo_recipe``, docs/benchmarks.md, "The photo
