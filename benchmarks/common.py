@@ -60,3 +60,15 @@ def write_result(path: Path, result: dict[str, Any]) -> None:
     if path.is_file():
         result = {**result, "notes": json.loads(path.read_text()).get("notes", "")}
     atomic_write_text(path, json.dumps(result, indent=2) + "\n")
+
+
+def paired_gain(baseline: dict[Any, float], errors: dict[Any, float]) -> dict[str, Any] | None:
+    """The baseline's error minus the row's on each label set both have (positive: the row is better):
+    how many, their mean ± std and the values; None where they share none."""
+    from meanteacher.report import mean_std
+
+    paired = sorted(set(errors) & set(baseline))
+    if not paired:
+        return None
+    gains = [baseline[s] - errors[s] for s in paired]
+    return {"label_sets": len(paired), "gain": mean_std(gains), "values": gains}

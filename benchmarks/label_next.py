@@ -26,7 +26,7 @@ from meanteacher.config import apply_settings, load_preset
 from meanteacher.report import mean_std
 from meanteacher.run.rundir import read_summary
 
-from .common import SHARED_CIFAR, machine, today, write_result
+from .common import SHARED_CIFAR, machine, paired_gain, today, write_result
 from .runner import Job, run_jobs
 
 OUT = "runs/label_next"
@@ -112,11 +112,12 @@ def report(out: Path, seeds: list[int]) -> dict[str, Any]:
         for strategy, runs in by_strategy.items():
             row = {key: mean_std([r[key] for r in runs.values()]) for key in ("test", "validation")}
             row["label_sets"] = sorted(runs)
-            baseline = by_strategy.get("random", {})
-            paired = sorted(set(runs) & set(baseline))
-            if strategy != "random" and paired:
-                gains = [baseline[s]["test"] - runs[s]["test"] for s in paired]
-                row["gain_over_random"] = {"gain": mean_std(gains), "values": gains}
+            gain = paired_gain(
+                {seed: r["test"] for seed, r in by_strategy.get("random", {}).items()},
+                {seed: r["test"] for seed, r in runs.items()},
+            )
+            if strategy != "random" and gain:
+                row["gain_over_random"] = gain
             rows[strategy] = row
         result["starts"][start] = rows
     validation = {

@@ -29,7 +29,7 @@ from meanteacher.config import apply_settings, load_preset
 from meanteacher.report import mean_std, plot_comparison, pyplot, save_figure
 from meanteacher.run.rundir import read_metrics
 
-from .common import SHARED_CIFAR, machine, today, write_result
+from .common import SHARED_CIFAR, machine, paired_gain, today, write_result
 from .runner import Job, finished, run_jobs
 
 OUT = "runs/pile"
@@ -130,10 +130,9 @@ def report(out: Path, seeds: list[int]) -> dict[str, Any]:
             "error": mean_std(list(errors.values())),
             "per_label_set": errors,
         }
-        paired = sorted(set(errors) & set(supervised))
-        if row != "supervised" and paired:
-            gains = [supervised[s] - errors[s] for s in paired]
-            entry["gain_over_supervised"] = {"label_sets": len(paired), "gain": mean_std(gains), "values": gains}
+        gain = paired_gain(supervised, errors)
+        if row != "supervised" and gain:
+            entry["gain_over_supervised"] = gain
         table[row] = entry
     return table
 

@@ -24,7 +24,7 @@ from meanteacher.config import apply_settings
 from meanteacher.report import mean_std, plot_comparison
 from meanteacher.run.rundir import read_metrics
 
-from .common import machine, today, write_result
+from .common import machine, paired_gain, today, write_result
 from .defaults import OUT
 from .runner import Job, Sweep, tuned_runs_parser
 from .strong import job as strong_job
@@ -149,10 +149,9 @@ def report(
                 key: mean_std([100 * record.get(key, 0.0) for record in last])
                 for key in ("pseudo_mask_rate", "pseudo_accuracy")
             }
-        paired = sorted(set(errors) & set(supervised))
-        if row != "supervised" and paired:
-            gains = [supervised[s] - errors[s] for s in paired]
-            entry["gain_over_supervised"] = {"label_sets": len(paired), "gain": mean_std(gains), "values": gains}
+        gain = paired_gain(supervised, errors)
+        if row != "supervised" and gain:
+            entry["gain_over_supervised"] = gain
         result[row] = entry
     return result
 
