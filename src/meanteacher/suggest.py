@@ -21,6 +21,7 @@ from .data.batch import NO_LABEL
 from .data.pile import ImageProgress, load_pile
 from .errors import MeanTeacherError
 from .models import split_heads
+from .run.evaluation import autocast
 
 if TYPE_CHECKING:
     from .inference import LoadedRun
@@ -93,9 +94,11 @@ def score(
     generator = torch.Generator().manual_seed(seed)
     scores, classes, confidences = [], [], []
     progress = ImageProgress(len(images), "suggest", verb="scored")
+    precision = autocast(torch.device("cpu"), run.config.precision or "fp32")  # the run's own arithmetic
     for start in range(0, len(images), batch_size):
         inputs = run.normalizer(run.normalizer.prepare(images[start : start + batch_size]))
-        probabilities = split_heads(teacher(inputs))[0].float().softmax(1)
+        with precision:
+            probabilities = split_heads(teacher(inputs))[0].float().softmax(1)
         top = probabilities.topk(min(2, probabilities.shape[1]), dim=1).values
         confidence, predicted = probabilities.max(1)
         if by == "entropy":
@@ -105,8 +108,10 @@ def score(
         elif by == "disagreement":
             batch_score = torch.zeros(len(inputs))
             for _ in range(views):
-                student_view = split_heads(student(noise(inputs, generator)))[0].float().softmax(1)
-                teacher_view = split_heads(teacher(noise(inputs, generator)))[0].float().softmax(1)
+                student_input, teacher_input = noise(inputs, generator), noise(inputs, generator)
+                with precision:
+                    student_view = split_heads(student(student_input))[0].float().softmax(1)
+                    teacher_view = split_heads(teacher(teacher_input))[0].float().softmax(1)
                 batch_score += ((student_view - teacher_view) ** 2).sum(1) / views
         else:
             batch_score = torch.rand(len(inputs), generator=generator)
