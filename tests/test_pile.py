@@ -298,3 +298,16 @@ def test_a_run_records_its_pile_and_resumes_with_it_from_anywhere(tmp_path, caps
     capsys.readouterr()
     assert main(["train", "--resume", str(tmp_path / "cut"), "--unlabeled", str(pile)]) == 2
     assert "--unlabeled cannot change it" in capsys.readouterr().err
+
+
+def test_a_pile_in_an_archive_is_decoded_as_it_streams_with_a_count_for_progress(tmp_path):
+    buffer = io.BytesIO()
+    _png(0).save(buffer, format="PNG")
+    members = ((f"{i}.png", buffer.getvalue()) for i in range(ImageProgress.UNKNOWN_EVERY))  # a generator: no total
+    stream = io.StringIO()
+    pile = decode_pile(members, (1, 8, 8), "archive.tar", stream)
+    assert len(pile["ids"]) == ImageProgress.UNKNOWN_EVERY
+    lines = stream.getvalue().splitlines()
+    assert (
+        lines[0].startswith("archive.tar: unlabeled pile: 5,000 images decoded") and len(lines) == 2
+    )  # and the closing line

@@ -89,11 +89,14 @@ def check_memory(count: int, shape: tuple[int, int, int], source: str, available
 
 class ImageProgress:
     """Progress through many images on ``stream`` (decoded, or another ``verb``): a line rewritten in
-    place on a terminal, a plain line every tenth otherwise; silent for fewer than ``PROGRESS_FROM``."""
+    place on a terminal, a plain line every tenth otherwise; silent for fewer than ``PROGRESS_FROM``.
+    With ``total`` None (a pile read from an archive as it streams) a plain line every ``UNKNOWN_EVERY``."""
 
-    def __init__(self, total: int, label: str, stream: TextIO | None = None, verb: str = "decoded") -> None:
+    UNKNOWN_EVERY = 5000
+
+    def __init__(self, total: int | None, label: str, stream: TextIO | None = None, verb: str = "decoded") -> None:
         self.total, self.label, self.stream, self.verb = total, label, stream or sys.stderr, verb
-        self.shown = total >= PROGRESS_FROM
+        self.shown = total is None or total >= PROGRESS_FROM
         self.terminal = self.shown and self.stream.isatty()
         self.start = self.last = time.perf_counter()
         self.next_tenth = 1
@@ -104,7 +107,9 @@ class ImageProgress:
         now = time.perf_counter()
         if self.terminal and now - self.last >= 0.2:
             self.stream.write(f"\r{self._text(done, now)}")
-        elif not self.terminal and done * 10 >= self.next_tenth * self.total:
+        elif not self.terminal and self.total is None and done % self.UNKNOWN_EVERY == 0:
+            self.stream.write(self._text(done, now) + "\n")
+        elif not self.terminal and self.total is not None and done * 10 >= self.next_tenth * self.total:
             self.stream.write(self._text(done, now) + "\n")
             self.next_tenth = done * 10 // self.total + 1
         else:
@@ -113,13 +118,14 @@ class ImageProgress:
         self.last = now
 
     def close(self, done: int) -> None:
-        if self.shown and self.terminal:
-            self.stream.write(f"\r{self._text(done, time.perf_counter())}\n")
+        if self.shown and (self.terminal or self.total is None):
+            self.stream.write(("\r" if self.terminal else "") + self._text(done, time.perf_counter()) + "\n")
             self.stream.flush()
 
     def _text(self, done: int, now: float) -> str:
         rate = done / max(now - self.start, 1e-9)
-        return f"{self.label}: {done:,}/{self.total:,} images {self.verb} ({rate:,.0f} a second)"
+        of = "" if self.total is None else f"/{self.total:,}"
+        return f"{self.label}: {done:,}{of} images {self.verb} ({rate:,.0f} a second)"
 
 
 def decode_pile(
@@ -127,25 +133,28 @@ def decode_pile(
 ) -> dict[str, Any]:
     """The pile's images as a uint8 ``N x C x H x W`` tensor of ``shape`` (``images``), their names
     (``ids``), and the unreadable files skipped (``unreadable``, ``first_unreadable``); ``source`` names
-    the pile in messages."""
-    entries = list(entries)
-    check_memory(len(entries), shape, source)
-    images = torch.empty((len(entries), *shape), dtype=torch.uint8)
-    ids, unreadable = [], []
-    progress = ImageProgress(len(entries), f"{source}: unlabeled pile", stream)
+    the pile in messages. A list of entries is counted first (progress in tenths, memory checked before
+    anything is decoded); any other iterable (an archive's members) is decoded as it streams, so that
+    only the decoded images, at ``shape``, are held."""
+    total = len(entries) if isinstance(entries, list) else None
+    if total is not None:
+        check_memory(total, shape, source)
+    images, ids, unreadable = [], [], []
+    progress = ImageProgress(total, f"{source}: unlabeled pile", stream)
+    position = 0
     for position, (name, data) in enumerate(entries, start=1):
         try:
-            images[len(ids)] = decode_to_shape(name, data, shape, min(shape[1:]))
+            images.append(decode_to_shape(name, data, shape, min(shape[1:])))
             ids.append(name)
         except DataError:
             unreadable.append(name)
         progress.update(position)
-    progress.close(len(entries))
+    progress.close(position)
     if not ids:
-        found = f"none of its {len(entries):,} files is a readable image" if entries else "no files"
+        found = f"none of its {position:,} files is a readable image" if position else "no files"
         raise DataError(f"{source}: an unlabeled pile with {found}")
     return {
-        "images": images[: len(ids)].clone(),
+        "images": torch.stack(images),
         "ids": ids,
         "unreadable": len(unreadable),
         "first_unreadable": unreadable[0] if unreadable else "",
@@ -180,7 +189,9 @@ def load_pile(paths: Sequence[str | Path], shape: tuple[int, int, int], use_cach
     key = f"pile-{source_fingerprint(*files)[:24]}-{'x'.join(map(str, shape))}"
 
     def decode() -> dict[str, Any]:
-        return decode_pile((entry for path in paths for entry in pile_entries(path)), shape, source)
+        entries = (entry for path in paths for entry in pile_entries(path))
+        streamed = any(is_archive(path) for path in paths)  # an archive's bytes are not held all at once
+        return decode_pile(entries if streamed else list(entries), shape, source)
 
     pile = cached(key, decode) if use_cache else decode()
     warn_unreadable(pile, source)
