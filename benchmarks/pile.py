@@ -6,7 +6,7 @@ Each label set (``--seeds``) keeps 100 training images per class as class folder
 0, 2,000, 10,000 or 49,000 of the other training images in the label set's own shuffled order, given
 with ``--unlabeled`` as a text file of paths, and beside them an off-topic pile: 10,000 images of
 ``OFF_TOPIC_CLASSES`` only. The test set is the standard 10,000 images (``--test-data``). Mean Teacher
-runs with the preset's automatic recipe (the default semi-supervised one); supervised-only ignores the
+runs with the preset's recipe as it runs by default (the paper's weak noise); supervised-only ignores the
 pile and runs once per label set. Label sets are trained one after the other, so that every finished
 one is paired. ``decode`` times reading the 49,000-image pile on one core and states its memory.
 
