@@ -4,12 +4,13 @@ JPEGs at CPU scale (the ``cifar10-cpu-1000`` preset's recipe, 100 images a class
 ``first``: Mean Teacher from 250 labels (``--seeds`` label sets), the rest of the training images as its
 unlabeled images. ``pick``: each strategy of ``suggest`` picks 250 more of them, labelled from the true
 labels (a label file of the 500), its scoring timed on one core. ``second``: Mean Teacher again with the
-500 labels, from scratch and with ``--init`` from the first run. ``report``: test error per strategy and
-start, the paired gain over ``random``, and which start and strategy win on the validation split.
-Finished runs are skipped and killed ones resumed.
+500 labels, from scratch and with ``--init`` from the first run: both starts on the first label set,
+then only the start with the lower validation error there (``--starts chosen``) on the others. ``report``:
+test error per strategy and start, the paired gain over ``random``, and which start and strategy win on the
+validation split. Finished runs are skipped and killed ones resumed.
 
     python -m benchmarks.label_next [--phase first|pick|second|all|report] [--seeds 0 1 2] [--workers 2]
-                                    [--json docs/bench/label_next.json]
+                                    [--starts both|chosen] [--json docs/bench/label_next.json]
 """
 
 from __future__ import annotations
@@ -92,9 +93,8 @@ def second_job(out: Path, seed: int, strategy: str, start: str) -> Job:
     return Job(f"second-{strategy}-{start}-s{seed}", _config(seed, **settings), fields)
 
 
-def report(out: Path, seeds: list[int]) -> dict[str, Any]:
-    """Test and validation errors per strategy and start; the start and the strategy chosen on validation;
-    the paired test gains over ``random`` (random's error minus the strategy's: positive, it picked better)."""
+def _second_errors(out: Path, seeds: list[int]) -> dict[str, dict[str, dict[int, dict[str, float]]]]:
+    """Test and validation errors (%) of the finished second runs, by start, strategy and label set."""
     errors: dict[str, dict[str, dict[int, dict[str, float]]]] = {}
     for strategy in STRATEGIES:
         for start in STARTS:
@@ -106,6 +106,25 @@ def report(out: Path, seeds: list[int]) -> dict[str, Any]:
                         "test": 100 * summary["ema_error"],
                         "validation": 100 * summary["validation_ema_error"],
                     }
+    return errors
+
+
+def chosen_start(out: Path, tuning_seed: int) -> str | None:
+    """The start whose second runs on label set ``tuning_seed`` have the lower validation error, averaged
+    over the strategies; None until every one of those runs has finished."""
+    errors = _second_errors(out, [tuning_seed])
+    if any(len(errors.get(start, {})) < len(STRATEGIES) for start in STARTS):
+        return None
+    validation = {
+        start: sum(r[tuning_seed]["validation"] for r in errors[start].values()) / len(STRATEGIES) for start in STARTS
+    }
+    return min(validation, key=validation.get)
+
+
+def report(out: Path, seeds: list[int]) -> dict[str, Any]:
+    """Test and validation errors per strategy and start; the start and the strategy chosen on validation;
+    the paired test gains over ``random`` (random's error minus the strategy's: positive, it picked better)."""
+    errors = _second_errors(out, seeds)
     result: dict[str, Any] = {"starts": {}}
     for start, by_strategy in errors.items():
         rows = {}
@@ -120,12 +139,9 @@ def report(out: Path, seeds: list[int]) -> dict[str, Any]:
                 row["gain_over_random"] = gain
             rows[strategy] = row
         result["starts"][start] = rows
-    validation = {
-        start: mean_std([row["validation"][0] for row in rows.values()])[0] for start, rows in result["starts"].items()
-    }
-    if validation:
-        chosen = min(validation, key=validation.get)
-        result["start_chosen_on_validation"] = chosen
+    chosen = chosen_start(out, seeds[0])
+    if chosen:
+        result["start_chosen_on_validation"] = {"start": chosen, "label_set": seeds[0]}
         rows = result["starts"][chosen]
         result["strategy_best_on_validation"] = min(rows, key=lambda s: rows[s]["validation"][0])
     return result
@@ -137,6 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phase", choices=("first", "pick", "second", "all", "report"), default="all")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--starts",
+        choices=("both", "chosen"),
+        default="both",
+        help="second runs from both starts, or only from the start chosen on the first label set's validation error",
+    )
     parser.add_argument("--json", help="write the table here")
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -151,10 +173,16 @@ def main(argv: list[str] | None = None) -> int:
             if (out / first_job(seed).name / "summary.json").is_file()
         }
     if args.phase in ("second", "all"):
+        starts = STARTS
+        if args.starts == "chosen":
+            chosen = chosen_start(out, args.seeds[0])
+            if chosen is None:
+                raise SystemExit(f"label set {args.seeds[0]}'s second runs from both starts must finish first")
+            starts = (chosen,)
         jobs = [
             second_job(out, seed, strategy, start)
             for seed in args.seeds
-            for start in STARTS
+            for start in starts
             for strategy in STRATEGIES
             if label_file(out, seed, strategy).is_file()
         ]
