@@ -12,6 +12,9 @@ TORCH_PIP_FLAGS ?=
 # automatic settings seeing a CPU with bf16 in hardware (the suite otherwise pins one without).
 SENSITIVE_TESTS = tests/test_processor.py tests/test_capture_safety.py tests/test_optim.py tests/test_regression.py tests/test_distributed.py tests/test_train.py
 KERNEL_SETS = ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MEANTEACHER_NATIVE_BF16=1
+# Test processes side by side (pytest-xdist), each test file in one of them so that a file's fixtures are built once.
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,17 +28,17 @@ demo: install
 	$(VENV)/bin/meanteacher demo
 
 test: install
-	$(PY) -m pytest -q
+	$(PYTEST)
 
 test-kernels: install
-	set -e; for setting in $(KERNEL_SETS); do echo "== $$setting"; env $$setting $(PY) -m pytest -q $(SENSITIVE_TESTS); done
+	set -e; for setting in $(KERNEL_SETS); do echo "== $$setting"; env $$setting $(PYTEST) $(SENSITIVE_TESTS); done
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 test-slow: install
-	$(PY) -m pytest -q -m slow
+	$(PYTEST) -m slow
 
 bench: install
 	$(PY) -m benchmarks.speed

@@ -158,5 +158,6 @@ def test_after_a_refit_the_run_measures_again_half_way_through_its_new_steps(tmp
     trainer._refit = recorded
     trainer.deadline = time.perf_counter() + 5.0  # time for about 90 steps of 50 ms, 10 planned
     trainer.run()
-    assert refits[0] == 1 and steps_after[0] > 20  # the probe's 10 steps were far too few
+    # the 10 planned steps were far too few (by how many depends on the machine's load: more either way)
+    assert refits[0] == 1 and steps_after[0] > 10
     assert refits == [1, steps_after[0] // 2]  # half-way through the refitted run, not the planned one; then no more
