@@ -72,7 +72,7 @@ def test_a_run_with_a_deadline_refits_its_steps_to_the_speed_it_measures(tmp_pat
     trainer.deadline = time.perf_counter() + 6.0
     config = trainer._refit(step=10, step_seconds=0.1, evaluation_seconds=0.5)  # ~5.5 s left at 0.1 + 0.5 / 10 s a step
     assert 40 <= config.steps <= 46 and trainer.config is config
-    assert trainer.parts.hyperparameters.config.steps == config.steps and config.rampup_steps == rampup
+    assert trainer.training_step.hyperparameters.config.steps == config.steps and config.rampup_steps == rampup
     assert load_config_file(tmp_path / "config.toml").steps == config.steps  # a resumed run ends there too
     trainer.deadline = time.perf_counter() + (config.steps - 10 + 0.5) * 0.15 + 0.5
     assert trainer._refit(step=10, step_seconds=0.1, evaluation_seconds=0.5).steps == config.steps  # within 2 %: kept
@@ -90,7 +90,7 @@ class SlowUntilReplayed:
         from meanteacher.run.graphs import GraphedStep
 
         self.optimize = GraphedStep(lambda batch: {}, warmup=3)
-        self.parts = SimpleNamespace(method=SimpleNamespace(model=nn.Linear(1, 1)), optimize=self.optimize)
+        self.training_step = SimpleNamespace(method=SimpleNamespace(model=nn.Linear(1, 1)), optimize=self.optimize)
         self.device = torch.device("cpu")
         self.calls = 0
 
@@ -141,13 +141,13 @@ def test_after_a_refit_the_run_measures_again_half_way_through_its_new_steps(tmp
     trainer = Trainer(
         tiny_config(steps=10, eval_every=20, rampup_steps=None, time_budget=5.0), tmp_path, progress=False
     )
-    optimize = trainer.parts.optimize
+    optimize = trainer.training_step.optimize
 
     def slow(batch):
         time.sleep(0.05)
         return optimize(batch)
 
-    trainer.parts.optimize = slow
+    trainer.training_step.optimize = slow
     refits, steps_after, refit = [], [], trainer._refit
 
     def recorded(step, step_seconds, evaluation_seconds):

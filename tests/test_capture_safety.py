@@ -22,10 +22,10 @@ from tests.helpers import HostReads, tiny_config
 def _guarded_step(trainer, step):
     """``trainer.train_step``'s optimisation part (cost, backward, optimizer step, EMA update),
     recording host reads."""
-    trainer.parts.hyperparameters.set_step(step)
+    trainer.training_step.hyperparameters.set_step(step)
     batch = trainer.batch(step)
     with HostReads() as guard:
-        logs = trainer.parts.optimize(batch)
+        logs = trainer.training_step.optimize(batch)
     assert guard.reads == [], f"the step read tensors on the host: {guard.reads}"
     return logs
 
@@ -54,7 +54,7 @@ def test_training_step_reads_no_tensor_on_the_host(tmp_path, case):
     trainer = Trainer(tiny_config(device_schedules=True, **CASES[case]), tmp_path, progress=False)
     logs = _guarded_step(trainer, 0)
     if case == "temporal-ensembling":
-        trainer.parts.method.end_epoch()  # with targets now: the other branch-free path
+        trainer.training_step.method.end_epoch()  # with targets now: the other branch-free path
         logs = _guarded_step(trainer, 1)
         assert float(logs["consistency_weight"]) > 0
     assert torch.isfinite(torch.stack([v.float() for v in logs.values()])).all()
@@ -68,7 +68,7 @@ def test_the_guard_catches_host_reads(tmp_path):
     batch = trainer.batch(0)
     batch.all_labeled = False
     with HostReads() as guard:
-        trainer.parts.method.loss(batch, 0)
+        trainer.training_step.method.loss(batch, 0)
     assert "aten._local_scalar_dense" in guard.reads
     with HostReads() as guard:
         torch._foreach_lerp_([torch.zeros(3)], [torch.ones(3)], torch.tensor(0.5))
@@ -98,10 +98,11 @@ TOLERANCE = {"atol": 1e-9, "rtol": 0.0}
 
 
 def _assert_same_training(reference, other):
-    for a, b in zip(reference.parts.model.parameters(), other.parts.model.parameters()):
+    for a, b in zip(reference.training_step.model.parameters(), other.training_step.model.parameters()):
         torch.testing.assert_close(a, b, **TOLERANCE)
     for a, b in zip(
-        reference.parts.method.ema.module.state_dict().values(), other.parts.method.ema.module.state_dict().values()
+        reference.training_step.method.ema.module.state_dict().values(),
+        other.training_step.method.ema.module.state_dict().values(),
     ):
         torch.testing.assert_close(a, b, **TOLERANCE)
 
@@ -114,13 +115,15 @@ def test_device_schedules_train_like_float_schedules(tmp_path, method):
     )
     floats = Trainer(config, tmp_path / "floats", progress=False)
     tensors = Trainer(dataclasses.replace(config, device_schedules=True), tmp_path / "tensors", progress=False)
-    assert isinstance(tensors.parts.optimizer.param_groups[0]["lr"], torch.Tensor)
+    assert isinstance(tensors.training_step.optimizer.param_groups[0]["lr"], torch.Tensor)
     floats.run()
     tensors.run()
     _assert_same_training(floats, tensors)
     if method == "temporal-ensembling":
-        assert tensors.parts.method.epochs == 1
-        torch.testing.assert_close(tensors.parts.method.ensemble, floats.parts.method.ensemble, **TOLERANCE)
+        assert tensors.training_step.method.epochs == 1
+        torch.testing.assert_close(
+            tensors.training_step.method.ensemble, floats.training_step.method.ensemble, **TOLERANCE
+        )
 
 
 def _interrupted(config, run_dir, steps):
@@ -142,11 +145,14 @@ def test_resume_switches_between_float_and_device_schedules(tmp_path):
     uninterrupted = Trainer(config, tmp_path / "c", progress=False)
     uninterrupted.run()
     resumed_plain = Trainer(config, tmp_path / "a", resume=True, progress=False)
-    assert isinstance(resumed_plain.parts.optimizer.param_groups[0]["lr"], float)
-    assert all(state["step"].device.type == "cpu" for state in resumed_plain.parts.optimizer.state.values())
+    assert isinstance(resumed_plain.training_step.optimizer.param_groups[0]["lr"], float)
+    assert all(state["step"].device.type == "cpu" for state in resumed_plain.training_step.optimizer.state.values())
     resumed_plain.run()
     resumed_tensors = Trainer(device_schedules, tmp_path / "b", resume=True, progress=False)
-    assert resumed_tensors.parts.optimizer.param_groups[0]["lr"] is resumed_tensors.parts.hyperparameters.tensors["lr"]
+    assert (
+        resumed_tensors.training_step.optimizer.param_groups[0]["lr"]
+        is resumed_tensors.training_step.hyperparameters.tensors["lr"]
+    )
     resumed_tensors.run()
     for trainer in (resumed_plain, resumed_tensors):
         _assert_same_training(uninterrupted, trainer)

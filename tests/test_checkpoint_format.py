@@ -28,6 +28,14 @@ def test_the_fixture_is_a_format_2_checkpoint():
     assert load_checkpoint(FIXTURE / "checkpoint.pt")["step"] == 20
 
 
+def test_an_old_run_is_read_in_todays_setting_names(old_run):
+    config_file = old_run / "config.toml"
+    assert 'bn_buffers = "own"' in config_file.read_text()  # the setting's earlier name
+    config_file.write_text(config_file.read_text().replace('bn_buffers = "own"', 'bn_buffers = "copy"'))
+    config = RunDirectory(old_run).read_config()
+    assert config.ema_buffers == "copy" and config.student_view == "weak"  # as written, and as it ran
+
+
 def test_an_old_run_resumes_to_a_longer_end(old_run):
     before = (old_run / "metrics.jsonl").read_text()
     config = apply_settings(RunDirectory(old_run).read_config(), {"steps": 30}, "test")

@@ -5,9 +5,9 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from meanteacher.data.augment import Augmenter, Normalizer, gaussian_noise, horizontal_flip, translate
-from meanteacher.data.batches import TwoStreamBatches
-from meanteacher.data.pipeline import to_device
+from meanteacher.data.sampler import TwoStreamBatches
 from meanteacher.data.splits import balanced_split, read_label_file, write_label_file
+from meanteacher.data.views import to_device
 from meanteacher.errors import DataError
 
 LABELS = torch.arange(100) % 4  # 25 per class
@@ -224,8 +224,8 @@ def test_augmenting_a_batch_is_fast():
 
 
 def test_make_split_from_a_label_file_with_or_without_a_validation_hold_out(tmp_path):
-    from meanteacher.data.pipeline import make_split
     from meanteacher.data.sources import load_digits
+    from meanteacher.data.splits import make_split
     from meanteacher.losses import NO_LABEL
 
     data = load_digits()
@@ -251,16 +251,16 @@ def test_make_split_from_a_label_file_with_or_without_a_validation_hold_out(tmp_
 
 def test_the_feed_gives_the_indices_on_its_device_so_the_trainer_copies_them_once():
     # the meta device stands in for a GPU: the indices the gather copied there come back, not the host's
-    from meanteacher.data.pipeline import device_data
+    from meanteacher.data.views import device_data
 
     images = torch.randint(0, 256, (40, 1, 8, 8), dtype=torch.uint8)
     data = device_data(
         images, torch.arange(40) % 4, Normalizer().fit(images), Augmenter(1, False), torch.device("meta")
     )
     batch = TwoStreamBatches(torch.arange(0, 40, 4), torch.arange(40), 10, 2, seed=0, num_examples=40).batch(0)
-    data.views(batch, 2, None)  # the normalizer's statistics go to the device on the first batch
+    data.noised_views(batch, 2, None)  # the normalizer's statistics go to the device on the first batch
     with CrossDeviceCopies() as copies:
-        views, labels, indices = data.views(batch, 2, None)
+        views, labels, indices = data.noised_views(batch, 2, None)
         again = to_device(indices, torch.device("meta"))  # what the trainer does with them
     assert indices.device.type == "meta" and again is indices
     assert copies.count == 2  # the indices and the labeled flags, once each

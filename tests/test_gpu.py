@@ -34,8 +34,8 @@ METHODS = ["mean-teacher", "temporal-ensembling", "pi", "supervised"]
 
 
 def _state(trainer):
-    return list(unwrap(trainer.parts.model).state_dict().values()) + list(
-        trainer.parts.method.ema.module.state_dict().values()
+    return list(unwrap(trainer.training_step.model).state_dict().values()) + list(
+        trainer.training_step.method.ema.module.state_dict().values()
     )
 
 
@@ -49,11 +49,11 @@ def test_captured_step_equals_the_same_step_run_eagerly(tmp_path, method):
     graphed = Trainer(tiny_config(method=method, cuda_graphs=True, **STABLE), tmp_path / "graphed", progress=False)
     twin = Trainer(tiny_config(method=method, device_schedules=True, **STABLE), tmp_path / "twin", progress=False)
     for trainer in (graphed, twin):
-        trainer.parts.method.model.train()
+        trainer.training_step.method.model.train()
     changing = set()
     for step in range(STABLE["steps"]):
         has_targets = (
-            float(getattr(graphed.parts.method, "target_scale", 1.0)) > 0
+            float(getattr(graphed.training_step.method, "target_scale", 1.0)) > 0
         )  # temporal ensembling: after an epoch
         graphed_logs = {k: v.clone() for k, v in graphed.step().items()}
         twin_logs = twin.step()
@@ -68,7 +68,7 @@ def test_captured_step_equals_the_same_step_run_eagerly(tmp_path, method):
         if step >= 4:
             before = hyperparameters_at(config, step - 1)
             changing |= {name for name in expected if expected[name] != before[name]}
-    assert graphed.parts.optimize.graph is not None  # captured and replayed, not eager all along
+    assert graphed.training_step.optimize.graph is not None  # captured and replayed, not eager all along
     assert {"lr", "adam_beta1", "consistency_weight"} <= changing  # the replays saw values change
 
 
@@ -81,7 +81,8 @@ def test_captured_run_stays_close_to_the_default_eager_run(tmp_path, method):
     eager.run()
     graphed.run()
     for model_a, model_b in zip(
-        eager.parts.method.evaluation_models().values(), graphed.parts.method.evaluation_models().values()
+        eager.training_step.method.evaluation_models().values(),
+        graphed.training_step.method.evaluation_models().values(),
     ):
         for a, b in zip(model_a.parameters(), model_b.parameters()):
             torch.testing.assert_close(a, b, atol=2e-2, rtol=0.0)
@@ -96,7 +97,7 @@ def test_step_does_not_synchronise_with_the_host(tmp_path, precision, view):
         tmp_path,
         progress=False,
     )
-    trainer.parts.method.model.train()
+    trainer.training_step.method.model.train()
     for _step in range(5):  # warm-up, capture, first replays
         trainer.step()
     torch.cuda.set_sync_debug_mode("error")
@@ -113,13 +114,15 @@ def test_cuda_graph_run_resumes_to_the_uninterrupted_result(tmp_path):
     whole.run()
     (tmp_path / "parts").mkdir()
     first = Trainer(config, tmp_path / "parts", progress=False)
-    first.parts.method.model.train()
+    first.training_step.method.model.train()
     for _step in range(12):
         first.step()
     first.save_checkpoint()
     resumed = Trainer(config, tmp_path / "parts", resume=True, progress=False)
     resumed.run()
-    for a, b in zip(whole.parts.method.ema.module.parameters(), resumed.parts.method.ema.module.parameters()):
+    for a, b in zip(
+        whole.training_step.method.ema.module.parameters(), resumed.training_step.method.ema.module.parameters()
+    ):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=0.0)
 
 

@@ -44,7 +44,7 @@ NOT_LOADED_BY_IMPORT = [
     "meanteacher.data.sources",
     "meanteacher.data.streaming",
     "meanteacher.data.feed",
-    "meanteacher.data.pipeline",
+    "meanteacher.data.views",
     "meanteacher.report",
     "meanteacher.demo",
     "meanteacher.cli",

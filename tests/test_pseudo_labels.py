@@ -159,7 +159,7 @@ def test_a_fixmatch_step_equals_the_step_written_out_by_hand():
 def test_mean_teacher_takes_its_pseudo_labels_from_the_teacher():
     torch.manual_seed(0)
     model = Linear64()
-    method = MeanTeacher(model, consistency=1.0, consistency_type="pseudo:0.5", buffers="average")
+    method = MeanTeacher(model, consistency=1.0, consistency_type="pseudo:0.5", ema_buffers="average")
     with torch.no_grad():
         for parameter in method.teacher.module.parameters():
             parameter.mul_(30)  # a surer teacher than the student
@@ -188,10 +188,10 @@ def test_a_fixmatch_run_logs_what_its_users_watch_and_resumes_bit_for_bit(tmp_pa
     resumed = Trainer(config, tmp_path / "parts", resume=True, progress=False)
     if consistency_type == "pseudo:adaptive":
         assert torch.equal(
-            resumed.parts.method.pseudo_labels.adaptive.confidence,
-            interrupted.parts.method.pseudo_labels.adaptive.confidence,
+            resumed.training_step.method.pseudo_labels.adaptive.confidence,
+            interrupted.training_step.method.pseudo_labels.adaptive.confidence,
         )
-        assert float(resumed.parts.method.pseudo_labels.adaptive.confidence) != pytest.approx(
+        assert float(resumed.training_step.method.pseudo_labels.adaptive.confidence) != pytest.approx(
             0.1
         )  # it moved, and came back
     resumed.run()
@@ -209,7 +209,9 @@ def test_a_mean_teacher_run_with_an_adaptive_threshold_keeps_it_in_its_checkpoin
     trainer.run()
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     saved = next(value for key, value in state.items() if isinstance(value, dict) and "pseudo_labels" in value)
-    assert torch.equal(saved["pseudo_labels"]["confidence"], trainer.parts.method.pseudo_labels.adaptive.confidence)
+    assert torch.equal(
+        saved["pseudo_labels"]["confidence"], trainer.training_step.method.pseudo_labels.adaptive.confidence
+    )
 
 
 def test_the_curves_of_a_run_with_pseudo_labels_have_a_panel_for_them(tmp_path, monkeypatch):

@@ -3,7 +3,7 @@ import random
 import torch
 from PIL import Image
 
-from meanteacher.data.batches import TwoStreamBatches
+from meanteacher.data.sampler import TwoStreamBatches
 from meanteacher.data.streaming import StepBatchSampler, eval_view, index_image_folder, train_view
 from meanteacher.run.train import train
 from tests.helpers import tiny_config

@@ -181,9 +181,9 @@ def test_the_student_gets_the_strong_view_and_the_teacher_the_weak_one(tmp_path)
     strong = Trainer(tiny_config(student_view="strong"), tmp_path / "strong", progress=False)
     index_batch = weak.sampler.batch(0)
     weak.generator.manual_seed(7)
-    (teacher_alone,), _, _ = weak.feed.views(0, index_batch, 1, weak.generator)
+    (teacher_alone,), _, _ = weak.feed.noised_views(0, index_batch, 1, weak.generator)
     strong.generator.manual_seed(7)
-    (student, teacher), _, _ = strong.feed.views(0, index_batch, 2, strong.generator)
+    (student, teacher), _, _ = strong.feed.noised_views(0, index_batch, 2, strong.generator)
     assert torch.equal(teacher, teacher_alone)  # the teacher's view is drawn first, as the weak one
     assert not torch.allclose(student, teacher, atol=1e-3)
     supervised = Trainer(
@@ -208,10 +208,10 @@ def test_a_view_reads_nothing_back_and_makes_no_constant_on_the_host_after_its_f
     trainer = Trainer(tiny_config(student_view=view), tmp_path, progress=False)
     generator = torch.Generator().manual_seed(0)
     batches = [trainer.sampler.batch(step) for step in range(3)]
-    trainer.feed.views(0, batches[0], 2, generator)
+    trainer.feed.noised_views(0, batches[0], 2, generator)
     with HostReads() as guard:
         for step in (1, 2):
-            views, _, _ = trainer.feed.views(step, batches[step], 2, generator)
+            views, _, _ = trainer.feed.noised_views(step, batches[step], 2, generator)
     assert guard.reads == [] and guard.constants == []
     assert views[0].shape == views[1].shape and not torch.equal(views[0], views[1])
 

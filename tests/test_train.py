@@ -54,7 +54,7 @@ def test_other_methods_train(tmp_path, method):
     assert summary["method"] == method
     assert 0.0 <= summary["student_error"] <= 1.0
     if method == "temporal-ensembling":
-        assert trainer.parts.method.epochs == int(60 * 32 / 1347)
+        assert trainer.training_step.method.epochs == int(60 * 32 / 1347)
     assert 0.0 <= summary["ema_error"] <= 1.0  # every method is evaluated on EMA weights too
 
 
@@ -188,9 +188,12 @@ def test_compiled_step_on_cpu(tmp_path, monkeypatch):
     eager = Trainer(config, tmp_path / "eager", progress=False)
     eager.run()
     compiled = Trainer(tiny_config(**{**config.to_dict(), "compile": True}), tmp_path / "compiled", progress=False)
-    assert compiled.parts.method.teacher_forward is not compiled.parts.method.teacher.module
+    assert compiled.training_step.method.teacher_forward is not compiled.training_step.method.teacher.module
     compiled.run()
-    for a, b in zip(eager.parts.method.teacher.module.parameters(), compiled.parts.method.teacher.module.parameters()):
+    for a, b in zip(
+        eager.training_step.method.teacher.module.parameters(),
+        compiled.training_step.method.teacher.module.parameters(),
+    ):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)
 
 

@@ -103,7 +103,7 @@ def test_mean_teacher_vat_trains_like_mean_teacher_at_zero_eps_and_differently_a
             tiny_config(steps=10, eval_every=10, checkpoint_every=10, **settings), tmp_path / name, progress=False
         )
         trainer.run()
-        runs[name] = list(trainer.parts.model.parameters())
+        runs[name] = list(trainer.training_step.model.parameters())
     assert all(torch.equal(a, b) for a, b in zip(runs["mt"], runs["mtvat0"]))
     assert any(not torch.equal(a, b) for a, b in zip(runs["mt"], runs["mtvat"]))
 

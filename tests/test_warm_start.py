@@ -30,16 +30,16 @@ def assert_same_weights(model, expected):
 def test_student_and_teacher_start_from_the_runs_ema_network(supervised_run, tmp_path):
     ema = load_run(supervised_run).models["ema"].state_dict()
     trainer = Trainer(tiny_config(init=str(supervised_run)), tmp_path / "mt", progress=False)
-    assert_same_weights(trainer.parts.model, ema)
-    assert_same_weights(trainer.parts.method.teacher.module, ema)
+    assert_same_weights(trainer.training_step.model, ema)
+    assert_same_weights(trainer.training_step.method.teacher.module, ema)
     cold = Trainer(tiny_config(), tmp_path / "cold", progress=False)
-    assert not torch.equal(next(iter(cold.parts.model.state_dict().values())), next(iter(ema.values())))
+    assert not torch.equal(next(iter(cold.training_step.model.state_dict().values())), next(iter(ema.values())))
 
 
 def test_an_exported_state_dict_starts_a_run(supervised_run, tmp_path):
     weights, _ = export_model(supervised_run, tmp_path / "model.pt")
     trainer = Trainer(tiny_config(init=str(weights)), tmp_path / "mt", progress=False)
-    assert_same_weights(trainer.parts.model, torch.load(weights, weights_only=True))
+    assert_same_weights(trainer.training_step.model, torch.load(weights, weights_only=True))
 
 
 def test_another_shape_names_the_first_parameter_that_does_not_fit(supervised_run, tmp_path):

@@ -130,7 +130,9 @@ class Config:
     vat_power_iterations: int = 1
     entropy_weight: float = 0.0
     """Entropy minimisation added to the vat method's cost (VAT+EntMin)."""
-    bn_buffers: str = "own"
+    ema_buffers: str = "own"
+    """What the teacher does with BatchNorm statistics: keeps its "own" (from its own forward passes), "copy"
+    copies the student's, "average" averages them like weights (``EMATeacher``'s ``buffers``)."""
     class_normalize: str = "labeled"
     """Classification cost divided by the "labeled" examples of the batch, or by the whole "batch" (the paper's code)."""
     # optimization
@@ -207,7 +209,7 @@ class Config:
             "normalize": ("standardize", "per_image", "zca", "none"),
             "fill": ("reflect", "zero"),
             "student_view": ("weak", "strong", "photometric"),
-            "bn_buffers": ("own", "copy", "average"),
+            "ema_buffers": ("own", "copy", "average"),
             "class_normalize": ("batch", "labeled"),
             "logit_distance_classes": ("mean", "sum"),
         }
@@ -389,10 +391,19 @@ SETTINGS_BEFORE_THEY_EXISTED = {"student_view": "weak"}
 """What a run whose ``config.toml`` predates a setting did: read back for such a run, the setting takes
 this value rather than today's automatic one, so that resuming it goes on as it started."""
 
+SETTINGS_RENAMED = {"bn_buffers": "ema_buffers"}
+"""Settings a run's ``config.toml`` may hold under an earlier name, by today's name."""
+
+
+def _in_todays_terms(settings: dict[str, Any]) -> dict[str, Any]:
+    """A ``config.toml`` a run wrote, in today's setting names, with the values of settings it predates."""
+    renamed = {SETTINGS_RENAMED.get(name, name): value for name, value in settings.items()}
+    return {**SETTINGS_BEFORE_THEY_EXISTED, **renamed}
+
 
 def load_config_file(path: str | Path, run_record: bool = False) -> Config:
     """A configuration from a TOML file such as a run's ``config.toml`` (``run_record``: one a run wrote,
-    whose missing settings are ``SETTINGS_BEFORE_THEY_EXISTED``)."""
+    read in today's terms: ``SETTINGS_RENAMED``, ``SETTINGS_BEFORE_THEY_EXISTED``)."""
     path = Path(path)
     try:
         settings = tomllib.loads(path.read_text())
@@ -401,7 +412,7 @@ def load_config_file(path: str | Path, run_record: bool = False) -> Config:
     except tomllib.TOMLDecodeError as error:
         raise MeanTeacherError(f"{path}: not valid TOML ({error})") from None
     if run_record:
-        settings = {**SETTINGS_BEFORE_THEY_EXISTED, **settings}
+        settings = _in_todays_terms(settings)
     return apply_settings(Config(), settings, str(path))
 
 

@@ -2,7 +2,7 @@
 hid), or any other images, ranked by how much a label would be worth to the run's networks.
 
 ``disagreement``: the consistency cost between the student and the teacher, each on its own noisy view,
-averaged over ``views`` pairs of views (Gao et al., 2020: consistency-based selection); ``entropy``: the
+averaged over ``view_pairs`` pairs of views (Gao et al., 2020: consistency-based selection); ``entropy``: the
 teacher's predictive entropy; ``margin``: one minus the teacher's top-two margin; ``random``: the baseline.
 A higher score ranks first.
 """
@@ -47,8 +47,8 @@ def _existing(path: Path) -> Path | None:
 
 def run_candidates(run: LoadedRun) -> Candidates:
     """The run's own unlabeled images: its pile, then the training images whose labels it hid."""
-    from .data.pipeline import make_split
     from .data.sources import load_dataset
+    from .data.splits import make_split
 
     config = run.config
     if config.streaming:
@@ -84,7 +84,7 @@ def path_candidates(paths: list[str], shape: tuple[int, int, int]) -> Candidates
 
 @torch.no_grad()
 def score(
-    run: LoadedRun, images: torch.Tensor, by: str, views: int = 4, seed: int = 0, batch_size: int = 500
+    run: LoadedRun, images: torch.Tensor, by: str, view_pairs: int = 4, seed: int = 0, batch_size: int = 500
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Each image's score under strategy ``by``, the teacher's predicted class and its probability."""
     if by not in STRATEGIES:
@@ -107,12 +107,12 @@ def score(
             batch_score = 1 - (top[:, 0] - top[:, -1])
         elif by == "disagreement":
             batch_score = torch.zeros(len(inputs))
-            for _ in range(views):
+            for _ in range(view_pairs):
                 student_input, teacher_input = noise(inputs, generator), noise(inputs, generator)
                 with precision:
                     student_view = split_heads(student(student_input))[0].float().softmax(1)
                     teacher_view = split_heads(teacher(teacher_input))[0].float().softmax(1)
-                batch_score += ((student_view - teacher_view) ** 2).sum(1) / views
+                batch_score += ((student_view - teacher_view) ** 2).sum(1) / view_pairs
         else:
             batch_score = torch.rand(len(inputs), generator=generator)
         scores.append(batch_score)

@@ -1,6 +1,6 @@
 """Training data for the loop, behind one interface: held on the device, or streamed from image files.
 
-A feed gives the noised views of a step's batch (``views``), and the test and validation sets as
+A feed gives the noised views of a step's batch (``noised_views``), and the test and validation sets as
 callables yielding ``(network input, labels)`` pairs for evaluation.
 """
 
@@ -14,12 +14,12 @@ import torch
 from ..errors import MeanTeacherError
 from .augment import Augmenter, Normalizer
 from .batch import NO_LABEL
-from .batches import IndexBatch, TwoStreamBatches, mixed_seed
 from .dataset import Dataset
-from .pipeline import device_data
+from .sampler import IndexBatch, TwoStreamBatches, mixed_seed
 from .splits import LabelSplit
 from .streaming import FolderIndex, evaluation_loader, imagenet_normalizer, train_loader
 from .strong import StrongAugmenter
+from .views import device_data
 
 EvaluationBatches = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
 
@@ -31,7 +31,7 @@ class TrainingFeed(Protocol):
     extra: int
     """Extra unlabeled images stored after the training set (SVHN's ``extra``, the unlabeled pile)."""
 
-    def views(
+    def noised_views(
         self, step: int, batch: IndexBatch, count: int, generator: torch.Generator
     ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
         """``count`` independently noised views of this process's share of ``batch`` (on the device),
@@ -108,12 +108,12 @@ class InMemoryFeed:
         self.validation_labels = dataset.train_labels[split.validation].to(device)
         self.eval_batch_size, self.rank, self.world_size = eval_batch_size, rank, world_size
 
-    def views(
+    def noised_views(
         self, step: int, batch: IndexBatch, count: int, generator: torch.Generator
     ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
         if self.world_size > 1:
             batch = batch.shard(self.rank, self.world_size)
-        return self.train.views(batch, count, generator)
+        return self.train.noised_views(batch, count, generator)
 
     def test_batches(self) -> EvaluationBatches:
         return _slices(self.test_images, self.test_labels, self.normalizer, self.eval_batch_size)
@@ -153,7 +153,7 @@ class StreamedFeed:
         self.normalizer = imagenet_normalizer()
         self._batches: Iterator | None = None
 
-    def views(
+    def noised_views(
         self, step: int, batch: IndexBatch, count: int, generator: torch.Generator
     ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
         if self._batches is None:

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..errors import DataError
 from ..files import atomic_write_text
+from .batch import NO_LABEL
+
+if TYPE_CHECKING:
+    from .dataset import Dataset
 
 
 @dataclass
@@ -128,3 +133,37 @@ def write_label_file(
     """Write ``image-id class-name`` lines for the given examples (atomically)."""
     text = "".join(f"{ids[i]} {classes[label]}\n" for i, label in zip(indices.tolist(), labels.tolist()))
     atomic_write_text(path, text)
+
+
+def make_split(
+    dataset: Dataset, labels: int, seed: int, label_file: str = "", validation_per_class: int = 0
+) -> tuple[LabelSplit, torch.Tensor]:
+    """The label split and the training labels with ``NO_LABEL`` where a label is not kept.
+
+    ``label_file`` (``image-id label`` lines) overrides balanced selection; ``labels=0`` keeps all. The
+    validation hold-out is the same with or without a label file: the seed's balanced choice.
+    """
+    train_labels = dataset.train_labels
+    if label_file:
+        indices, file_labels = read_label_file(label_file, dataset.train_ids, dataset.classes)
+        held_out = balanced_split(train_labels, None, dataset.num_classes, seed, validation_per_class).validation
+        validation_named = held_out[torch.isin(held_out, indices)]
+        if len(validation_named):
+            raise DataError(
+                f"{label_file}: {dataset.train_ids[int(validation_named[0])]} is held out for validation (seed {seed}, "
+                f"{validation_per_class} a class): a label file names training images only"
+            )
+        named = sorted({dataset.classes[int(label)] for label in file_labels.unique()})
+        if len(named) < 2:
+            raise DataError(
+                f"{label_file}: labels of {'only the class ' + repr(named[0]) if named else 'no class'}; "
+                "a classifier needs labels of two classes or more"
+            )
+        split = split_from_labels(indices, len(train_labels), held_out)
+        train_labels = train_labels.clone()
+        train_labels[indices] = file_labels
+    else:
+        split = balanced_split(train_labels, labels or None, dataset.num_classes, seed, validation_per_class)
+    masked = torch.full_like(train_labels, NO_LABEL)
+    masked[split.labeled] = train_labels[split.labeled]
+    return split, masked

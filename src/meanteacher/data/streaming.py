@@ -20,9 +20,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from ..errors import DataError
 from .augment import Normalizer
 from .batch import NO_LABEL
-from .batches import TwoStreamBatches
 from .folders import class_names, group_by_split
 from .image_files import folder_entries
+from .sampler import TwoStreamBatches
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -161,8 +161,8 @@ def eval_view(image, size: int) -> torch.Tensor:
 class TrainViews(Dataset):
     """Item ``(index, use_label)`` -> ``(views..., label or NO_LABEL, index)``, augmented per image."""
 
-    def __init__(self, index: FolderIndex, masked_labels: torch.Tensor, views: int, seed: int) -> None:
-        self.index, self.labels, self.views, self.seed = index, masked_labels, views, seed
+    def __init__(self, index: FolderIndex, masked_labels: torch.Tensor, view_count: int, seed: int) -> None:
+        self.index, self.labels, self.view_count, self.seed = index, masked_labels, view_count, seed
 
     def __len__(self) -> int:
         return len(self.index.train_files)
@@ -171,7 +171,7 @@ class TrainViews(Dataset):
         position, use_label, step = item
         rng = random.Random(hash((self.seed, step, position)))
         image = open_rgb(self.index.train_files[position])
-        views = [train_view(image, self.index.image_size, rng) for _ in range(self.views)]
+        views = [train_view(image, self.index.image_size, rng) for _ in range(self.view_count)]
         label = int(self.labels[position]) if use_label else NO_LABEL
         return (*views, label, position)
 
@@ -214,7 +214,7 @@ def train_loader(
     index: FolderIndex,
     masked_labels: torch.Tensor,
     batches: TwoStreamBatches,
-    views: int,
+    view_count: int,
     seed: int,
     start: int,
     workers: int,
@@ -223,7 +223,7 @@ def train_loader(
 ) -> DataLoader:
     """An endless loader of augmented two-stream batches from step ``start`` (for resuming)."""
     return DataLoader(
-        TrainViews(index, masked_labels, views, seed),
+        TrainViews(index, masked_labels, view_count, seed),
         batch_sampler=StepBatchSampler(batches, start, rank, world_size),
         num_workers=workers,
         pin_memory=torch.cuda.is_available(),

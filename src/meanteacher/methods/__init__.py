@@ -1,6 +1,6 @@
 """Supervised-only, Pi model, Mean Teacher, Temporal Ensembling, VAT, Mean Teacher + VAT and FixMatch behind one contract.
 
-A method wraps a student model. Each training step the caller builds a :class:`Batch` (``views``
+A method wraps a student model. Each training step the caller builds a :class:`Batch` (``view_count``
 independently noised copies of the inputs, labels with ``NO_LABEL`` for unlabeled examples), calls
 ``total, logs = method.loss(batch, step)``, back-propagates ``total``, steps the optimizer and then
 calls ``method.after_step(step)``. ``end_epoch()`` marks the end of a pass over the unlabeled data.

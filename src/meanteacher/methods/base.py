@@ -54,7 +54,7 @@ class Method:
     hidden_labels: torch.Tensor | None = None
     """Every training example's true label (``NO_LABEL`` where none is known), indexed like ``batch.indices``:
     set by a caller that has them, so that a method can report how often its pseudo-labels are right."""
-    views = 1
+    view_count = 1
     """How many independently noised views of each example ``loss`` needs (``teacher_input`` is the 2nd)."""
     uses_unlabeled = True
 
@@ -192,7 +192,7 @@ class PiModel(_ConsistencyMethod):
     """Pi model (Laine & Aila): the teacher is the student itself; two noisy passes, gradients through both."""
 
     name = "pi"
-    views = 2
+    view_count = 2
 
     def loss(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         class_logits, cons_logits = split_heads(self.model(batch.student_input))

@@ -26,7 +26,7 @@ class FixMatch(Method):
     paper evaluates an EMA too)."""
 
     name = "fixmatch"
-    views = 2
+    view_count = 2
 
     def __init__(
         self,

@@ -26,7 +26,7 @@ class MeanTeacher(_ConsistencyMethod):
     distance between the two heads' logits (averaged or, with ``logit_distance_classes="sum"``, summed
     over classes). ``consistency_on_labeled=False`` restricts consistency
     to the unlabeled examples (the paper applies it to all). The teacher is the method's EMA
-    (``self.teacher is self.ema``); ``buffers`` is its BatchNorm policy.
+    (``self.teacher is self.ema``); ``ema_buffers`` is its BatchNorm policy.
 
     With ``consistency_type="pseudo:<threshold>"`` or ``"pseudo:adaptive"`` (``num_classes`` needed for the
     adaptive one) the consistency cost is the student's cross-entropy to the teacher's confident hard
@@ -35,7 +35,7 @@ class MeanTeacher(_ConsistencyMethod):
 
     name = "mean-teacher"
     takes_pseudo_labels = True
-    views = 2
+    view_count = 2
 
     def __init__(
         self,
@@ -45,12 +45,12 @@ class MeanTeacher(_ConsistencyMethod):
         ema_decay: Schedule = 0.999,
         logit_distance: float = 0.0,
         consistency_on_labeled: bool = True,
-        buffers: str = "own",
+        ema_buffers: str = "own",
         class_normalize: str = "batch",
         logit_distance_classes: str = "mean",
         num_classes: int = 0,
     ) -> None:
-        super().__init__(model, consistency, consistency_type, class_normalize, ema_decay, buffers)
+        super().__init__(model, consistency, consistency_type, class_normalize, ema_decay, ema_buffers)
         self.pseudo_labels = pseudo_labels_for(consistency_type, num_classes, model)
         self.logit_distance = logit_distance
         self.logit_distance_classes = logit_distance_classes
@@ -80,7 +80,7 @@ class MeanTeacher(_ConsistencyMethod):
             ema_decay,
             config.logit_distance,
             config.consistency_on_labeled,
-            config.bn_buffers,
+            config.ema_buffers,
             config.class_normalize,
             config.logit_distance_classes,
             num_classes,

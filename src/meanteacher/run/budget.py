@@ -110,9 +110,9 @@ def time_run(config: Config, dataset: Dataset | FolderIndex, make_trainer: Train
         started = time.perf_counter()
         probe = make_trainer(probe_config, scratch, progress=False, dataset=dataset)
         build = time.perf_counter() - started
-        probe.parts.method.model.train()
+        probe.training_step.method.model.train()
         for _ in range(
-            untimed_steps(probe.parts.optimize)
+            untimed_steps(probe.training_step.optimize)
         ):  # kernels and caches; a captured step's warm-ups and capture
             probe.step()
         finish(probe.device)

@@ -97,7 +97,7 @@ class RunDirectory:
         self.curves = self.path / "curves.png"
         self.confusion = self.path / "confusion.json"
         self.confusion_plot = self.path / "confusion.png"
-        self.events = self.path / "tensorboard"
+        self.tensorboard = self.path / "tensorboard"
 
     def prepare(self, resume: bool) -> None:
         """Refuse to overwrite a finished or started run unless resuming, and to resume nothing."""

@@ -1,5 +1,5 @@
-"""A run's device and its parts: the student (with SyncBN, DDP, compile as configured), the per-step
-schedule values, the optimizer and the method."""
+"""A run's device and its training step: the student (with SyncBN, DDP, compile as configured), the
+per-step schedule values, the optimizer, the method, and the step that joins them."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ from torch import nn
 from ..config import Config
 from ..data.augment import Augmenter
 from ..data.batch import Batch
-from ..data.batches import TwoStreamBatches
 from ..data.dataset import Dataset
 from ..data.feed import InMemoryFeed, StreamedFeed, TrainingFeed
-from ..data.pipeline import batches_for
+from ..data.sampler import TwoStreamBatches
 from ..data.sources import load_dataset
 from ..data.splits import LabelSplit
 from ..data.streaming import FolderIndex, index_image_folder
 from ..data.strong import StrongAugmenter
+from ..data.views import batches_for
 from ..errors import MeanTeacherError
 from ..methods import METHODS, Method
 from ..models import create_model
@@ -204,10 +204,10 @@ def build_feed(
 
 
 @dataclass
-class Parts:
-    """What a run trains with. ``model`` is the student itself (not wrapped); ``optimize(batch)`` is
-    one optimisation step on a batch (cost, backward, optimizer step, EMA update), captured in a CUDA
-    graph with ``cuda_graphs``; it returns the detached cost terms."""
+class TrainingStep:
+    """One training step and what it trains: ``optimize(batch)`` is one optimisation step on a batch
+    (cost, backward, optimizer step, EMA update), captured in a CUDA graph with ``cuda_graphs``; it
+    returns the detached cost terms. ``model`` is the student itself (not wrapped)."""
 
     model: nn.Module
     method: Method
@@ -218,7 +218,7 @@ class Parts:
     """Set on the device when a step's cost was not finite (read every few steps, not every step)."""
 
 
-def build_parts(
+def build_training_step(
     config: Config,
     num_classes: int,
     image_shape: tuple[int, ...],
@@ -226,7 +226,7 @@ def build_parts(
     device: torch.device,
     world: World,
     warm: bool = True,
-) -> Parts:
+) -> TrainingStep:
     """The student on ``device`` (checked against the image size; from ``config.init``'s weights when
     ``warm``, and the teacher with it), the schedules, the optimizer and the method, with SyncBN, DDP
     and compile as ``config`` and ``world`` ask."""
@@ -272,6 +272,6 @@ def build_parts(
         logs["ema_decay"] = torch.as_tensor(hyperparameters["ema_decay"])
         return logs
 
-    return Parts(
+    return TrainingStep(
         model, method, optimizer, hyperparameters, GraphedStep(optimize) if config.cuda_graphs else optimize, nonfinite
     )

@@ -18,11 +18,11 @@ import torch
 from ..auto import FOLLOW_THE_STEPS, auto_values, resolve_auto, resolve_image_size
 from ..config import Config, apply_settings
 from ..data.batch import NO_LABEL, Batch
-from ..data.batches import IndexBatch, mixed_seed
 from ..data.dataset import Dataset
-from ..data.pipeline import make_split, to_device
-from ..data.splits import write_label_file
+from ..data.sampler import IndexBatch, mixed_seed
+from ..data.splits import make_split, write_label_file
 from ..data.streaming import FolderIndex
+from ..data.views import to_device
 from ..errors import MeanTeacherError
 from ..methods import METHODS, MeanTeacher
 from ..teacher import unwrap
@@ -32,7 +32,7 @@ from .evaluation import evaluate_batches
 from .guard import DeadTeacherGuard
 from .progress import Progress, duration, plan_line
 from .rundir import RunDirectory, check_architecture
-from .setup import build_feed, build_parts, load_data, resolve_device, use_device
+from .setup import build_feed, build_training_step, load_data, resolve_device, use_device
 
 REFIT_TOLERANCE = 0.02
 """A run with a deadline changes its steps when the speed measured in it moves its end by more than this share."""
@@ -52,7 +52,7 @@ def step_seed(seed: int, rank: int, step: int) -> int:
 
 
 class Trainer:
-    """One run: its data feed and parts, built from a config; ``step()`` trains one step, ``run()`` to the end."""
+    """One run: its data feed and training step, built from a config; ``step()`` trains one step, ``run()`` to the end."""
 
     def __init__(
         self,
@@ -101,7 +101,7 @@ class Trainer:
             config, dataset.num_classes, all_labeled, len(self.split.labeled), self.device.type
         )
         self.feed, self.sampler = build_feed(config, dataset, self.split, self.masked_labels, self.device, self.world)
-        self.parts = build_parts(
+        self.training_step = build_training_step(
             config,
             dataset.num_classes,
             dataset.image_shape,
@@ -110,13 +110,16 @@ class Trainer:
             self.world,
             warm=bool(config.init) and not resume,
         )
-        self.parts.method.hidden_labels = torch.cat(
+        self.training_step.method.hidden_labels = torch.cat(
             [dataset.train_labels, torch.full((self.feed.extra,), NO_LABEL, dtype=dataset.train_labels.dtype)]
         ).to(self.device)
-        self.views, self.labeled_only = METHODS[config.method].views, not METHODS[config.method].uses_unlabeled
+        self.view_count, self.labeled_only = (
+            METHODS[config.method].view_count,
+            not METHODS[config.method].uses_unlabeled,
+        )
         self.generator = torch.Generator(device=self.device)
         self.guard = DeadTeacherGuard(config)
-        self.events: Any = None  # a TensorBoardLog while a run with tensorboard=true trains
+        self.tensorboard: Any = None  # a TensorBoardLog while a run with tensorboard=true trains
         self.eval_every = config.eval_every
         self.deadline: float | None = None
         """With ``--time``: the ``time.perf_counter()`` by which the run should end (see ``_refit``)."""
@@ -133,7 +136,7 @@ class Trainer:
         """The noised batch of 0-based ``step`` on this process's device (of ``index_batch``, the
         sampler's batch of that step, when the caller has it)."""
         index_batch = self.sampler.batch(step) if index_batch is None else index_batch
-        views, labels, indices = self.feed.views(step, index_batch, self.views, self.generator)
+        views, labels, indices = self.feed.noised_views(step, index_batch, self.view_count, self.generator)
         if self.config.channels_last:
             views = [v.contiguous(memory_format=torch.channels_last) for v in views]
         return Batch(
@@ -149,22 +152,22 @@ class Trainer:
 
         With ``cuda_graphs`` the returned tensors are overwritten by the next step: read them first.
         """
-        step, parts = self.global_step, self.parts
+        step, training = self.global_step, self.training_step
         seed = step_seed(self.config.seed, self.world.rank, step)
         torch.manual_seed(seed)
         self.generator.manual_seed(seed + 1)
         index_batch = self.sampler.batch(step)  # cheap: permutations are cached per pass
         batch = self.batch(step, index_batch)
-        parts.hyperparameters.set_step(step)
-        if not parts.hyperparameters.on_device:  # floats: the optimizer takes this step's values
-            values = parts.hyperparameters.values
-            for group in parts.optimizer.param_groups:
+        training.hyperparameters.set_step(step)
+        if not training.hyperparameters.on_device:  # floats: the optimizer takes this step's values
+            values = training.hyperparameters.values
+            for group in training.optimizer.param_groups:
                 group["lr"] = values["lr"]
                 if "betas" in group:
                     group["betas"] = (values["adam_beta1"], values["adam_beta2"])
-        logs = parts.optimize(batch)
+        logs = training.optimize(batch)
         if index_batch.epoch_end:
-            parts.method.end_epoch()
+            training.method.end_epoch()
         self.global_step += 1
         return logs
 
@@ -172,11 +175,11 @@ class Trainer:
 
     def run(self) -> dict[str, Any]:
         """Train to ``config.steps``; returns the summary written to ``summary.json``."""
-        cfg, files = self.config, self.run_dir
+        cfg, run_dir = self.config, self.run_dir
         if self.world.is_main:
-            files.write_config(cfg)
+            run_dir.write_config(cfg)
             write_label_file(
-                files.labels_file,
+                run_dir.labels_file,
                 self.dataset.train_ids,
                 self.dataset.classes,
                 self.split.labeled,
@@ -185,9 +188,9 @@ class Trainer:
             if cfg.tensorboard:
                 from .tensorboard import TensorBoardLog
 
-                self.events = TensorBoardLog(files.events, self.global_step or None)
+                self.tensorboard = TensorBoardLog(run_dir.tensorboard, self.global_step or None)
         barrier(self.world)
-        self.parts.method.model.train()
+        self.training_step.method.model.train()
         progress = Progress(cfg.steps, self.global_step, self.show_progress, self._plan(), cfg.batch_size)
         self.last_checkpoint = time.perf_counter()
         started = time.perf_counter() - self.elapsed
@@ -225,15 +228,15 @@ class Trainer:
                     progress.set_total(cfg.steps)
         finally:
             progress.close()
-            if self.events is not None:
-                self.events.close()
+            if self.tensorboard is not None:
+                self.tensorboard.close()
         train_seconds = self._trained_seconds()
         summary = self._summary(train_seconds, self.global_step - self._steps_started)
         if self.world.is_main:
             from ..report import plot_curves
 
-            files.write_summary(summary)
-            plot_curves(files.metrics, files.curves, cfg.method)
+            run_dir.write_summary(summary)
+            plot_curves(run_dir.metrics, run_dir.curves, cfg.method)
         barrier(self.world)
         return summary
 
@@ -276,32 +279,35 @@ class Trainer:
         confusion.json) and let the guard look at it."""
         matrices = {k.removesuffix("_confusion"): record.pop(k) for k in list(record) if k.endswith("_confusion")}
         self.run_dir.append_metrics(record)
-        if self.events is not None:
-            self.events.scalars(record)
+        if self.tensorboard is not None:
+            self.tensorboard.scalars(record)
         if matrices:
             self.run_dir.write_confusion(self.dataset.classes, matrices)
-            if self.events is not None:
+            if self.tensorboard is not None:
                 from ..report import ema_name
 
-                self.events.confusion(
+                self.tensorboard.confusion(
                     matrices,
                     self.dataset.classes,
                     {"ema": ema_name(self.config.method), "student": "student"},
                     record["step"],
                 )
         self.guard.check(
-            record["step"], record, self.parts.method.evaluation_models(), isinstance(self.parts.method, MeanTeacher)
+            record["step"],
+            record,
+            self.training_step.method.evaluation_models(),
+            isinstance(self.training_step.method, MeanTeacher),
         )
 
     def evaluate(self, confusion: bool = False) -> dict[str, Any]:
         """Test (and validation) error and classification cost of the student and the EMA network (and,
         with ``confusion``, their confusion matrices on the test set: ``ema_confusion``, ``student_confusion``)."""
         self._sync_ema_buffers()
-        models, cfg = self.parts.method.evaluation_models(), self.config
+        models, cfg = self.training_step.method.evaluation_models(), self.config
         num_classes = self.dataset.num_classes if confusion else 0
         results = evaluate_batches(models, self.feed.test_batches(), cfg.precision, cfg.channels_last, num_classes)
         if self.world.distributed:
-            results["ema_rank_spread"] = rank_spread(self.parts.method.ema.module, self.world)
+            results["ema_rank_spread"] = rank_spread(self.training_step.method.ema.module, self.world)
         validation = self.feed.validation_batches()
         if validation is not None:
             results.update(
@@ -313,7 +319,7 @@ class Trainer:
         return results
 
     def _check_finite(self) -> None:
-        if any_true(self.parts.nonfinite, self.world):
+        if any_true(self.training_step.nonfinite, self.world):
             last = "no checkpoint yet"
             if self.run_dir.checkpoint.is_file():
                 last = f"the last good checkpoint (step {self.run_dir.load_checkpoint()['step']}) is intact"
@@ -334,7 +340,7 @@ class Trainer:
     def _sync_ema_buffers(self) -> None:
         """Every process holds one EMA network (teacher): average its BatchNorm statistics."""
         if self.world.distributed:
-            average_float_buffers_(self.parts.method.ema.module, self.world)
+            average_float_buffers_(self.training_step.method.ema.module, self.world)
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -348,9 +354,9 @@ class Trainer:
                     "classes": self.dataset.classes,
                     "image_shape": list(self.dataset.image_shape),
                     "step": self.global_step,
-                    "model": unwrap(self.parts.model).state_dict(),
-                    "method": self.parts.method.state_dict(),
-                    "optimizer": self.parts.optimizer.state_dict(),
+                    "model": unwrap(self.training_step.model).state_dict(),
+                    "method": self.training_step.method.state_dict(),
+                    "optimizer": self.training_step.optimizer.state_dict(),
                     "normalizer": self.feed.normalizer.state_dict(),
                     "seed": self.config.seed,
                     "log_sums": {key: float(value) for key, value in self.log_sums.items()},
@@ -363,10 +369,10 @@ class Trainer:
 
     def _load_checkpoint(self) -> None:
         state = self.run_dir.load_checkpoint()
-        optimizer = self.parts.optimizer
+        optimizer = self.training_step.optimizer
         try:
-            unwrap(self.parts.model).load_state_dict(state["model"])
-            self.parts.method.load_state_dict(state["method"])
+            unwrap(self.training_step.model).load_state_dict(state["model"])
+            self.training_step.method.load_state_dict(state["method"])
             own = [{key: value for key, value in group.items() if key != "params"} for group in optimizer.param_groups]
             optimizer.load_state_dict(state["optimizer"])
             for group, settings in zip(optimizer.param_groups, own):  # this run's own lr and betas (tensors or floats)
@@ -400,7 +406,7 @@ class Trainer:
                 file=sys.stderr,
                 flush=True,
             )
-        self.config = self.parts.hyperparameters.config = self._refitted(steps, evaluation_seconds)
+        self.config = self.training_step.hyperparameters.config = self._refitted(steps, evaluation_seconds)
         self.eval_every = self.config.eval_every
         self.guard.follow(self.config)
         if self.world.is_main:

@@ -1,4 +1,4 @@
-"""From a loaded dataset to device-resident training tensors and noised minibatches."""
+"""Training images held on the device, their batch sampler, and the noised views of each minibatch."""
 
 from __future__ import annotations
 
@@ -6,47 +6,11 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import DataError
 from .augment import Augmenter, Normalizer
 from .batch import NO_LABEL
-from .batches import IndexBatch, TwoStreamBatches
-from .dataset import Dataset
-from .splits import LabelSplit, balanced_split, read_label_file, split_from_labels
+from .sampler import IndexBatch, TwoStreamBatches
+from .splits import LabelSplit
 from .strong import StrongAugmenter
-
-
-def make_split(
-    dataset: Dataset, labels: int, seed: int, label_file: str = "", validation_per_class: int = 0
-) -> tuple[LabelSplit, torch.Tensor]:
-    """The label split and the training labels with ``NO_LABEL`` where a label is not kept.
-
-    ``label_file`` (``image-id label`` lines) overrides balanced selection; ``labels=0`` keeps all. The
-    validation hold-out is the same with or without a label file: the seed's balanced choice.
-    """
-    train_labels = dataset.train_labels
-    if label_file:
-        indices, file_labels = read_label_file(label_file, dataset.train_ids, dataset.classes)
-        held_out = balanced_split(train_labels, None, dataset.num_classes, seed, validation_per_class).validation
-        validation_named = held_out[torch.isin(held_out, indices)]
-        if len(validation_named):
-            raise DataError(
-                f"{label_file}: {dataset.train_ids[int(validation_named[0])]} is held out for validation (seed {seed}, "
-                f"{validation_per_class} a class): a label file names training images only"
-            )
-        named = sorted({dataset.classes[int(label)] for label in file_labels.unique()})
-        if len(named) < 2:
-            raise DataError(
-                f"{label_file}: labels of {'only the class ' + repr(named[0]) if named else 'no class'}; "
-                "a classifier needs labels of two classes or more"
-            )
-        split = split_from_labels(indices, len(train_labels), held_out)
-        train_labels = train_labels.clone()
-        train_labels[indices] = file_labels
-    else:
-        split = balanced_split(train_labels, labels or None, dataset.num_classes, seed, validation_per_class)
-    masked = torch.full_like(train_labels, NO_LABEL)
-    masked[split.labeled] = train_labels[split.labeled]
-    return split, masked
 
 
 def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -71,7 +35,7 @@ class DeviceData:
     augmenter: Augmenter
     strong: StrongAugmenter | None = None
 
-    def views(
+    def noised_views(
         self, batch: IndexBatch, count: int, generator: torch.Generator
     ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
         """``count`` independently noised views of the batch's images, its labels, and its indices on the device."""

@@ -1,4 +1,4 @@
-"""Index batches: a labeled and an unlabeled stream sharing each minibatch, deterministic by seed.
+"""The sampler: index batches, a labeled and an unlabeled stream sharing each minibatch, deterministic by seed.
 
 The batch of step ``s`` is a pure function of ``(seed, s)``: a resumed run draws exactly the batches
 an uninterrupted one would, and each distributed rank can take its own shard of every batch.
