@@ -215,12 +215,12 @@ def phase_equality(args: argparse.Namespace) -> None:
         for name, value in {**schedule, "method": method, **settings}.items():
             setattr(config, name, value)
         trainer = Trainer(config, folder, progress=False, dataset=dataset)
-        trainer.parts.method.model.train()
+        trainer.training_step.method.model.train()
         return trainer
 
     def state(trainer):
-        return list(unwrap(trainer.parts.model).state_dict().values()) + list(
-            trainer.parts.method.ema.module.state_dict().values()
+        return list(unwrap(trainer.training_step.model).state_dict().values()) + list(
+            trainer.training_step.method.ema.module.state_dict().values()
         )
 
     def largest(a, b):
@@ -244,7 +244,7 @@ def phase_equality(args: argparse.Namespace) -> None:
             entry = {"steps": steps, "twin_vs_default_eager_final": twin_vs_plain[-1]}
             if graphed is not None:
                 entry.update(
-                    captured=graphed.parts.optimize.graph is not None,
+                    captured=graphed.training_step.optimize.graph is not None,
                     graph_vs_twin_max=max(graph_vs_twin),
                     first_differing_step=next((i for i, d in enumerate(graph_vs_twin) if d > 0), None),
                 )
@@ -286,7 +286,7 @@ def _throughput(args: argparse.Namespace, modes: dict[str, dict]) -> None:
                     entry["share_of_bf16_peak"] = round(flops / seconds / 1e12 / peak, 4)
                 if device.type == "cuda":
                     entry["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
-                    entry["captured"] = getattr(trainer.parts.optimize, "graph", None) is not None
+                    entry["captured"] = getattr(trainer.training_step.optimize, "graph", None) is not None
                 del trainer
             except Exception as error:  # noqa: BLE001 - written down, and the next mode still runs
                 entry["error"] = f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}"

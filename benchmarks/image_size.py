@@ -49,7 +49,7 @@ def step_seconds(size: int, width: float, repeats: int, scratch: Path) -> tuple[
         dataset="synthetic", labels=100, steps=10**6, arch_options={"width": width}, device="cpu", flip=True
     )
     trainer = Trainer(config, scratch / f"{size}-{width}", progress=False, dataset=synthetic(size))
-    trainer.parts.method.model.train()
+    trainer.training_step.method.model.train()
     return median_seconds(trainer.step, repeats, warmup=2), trainer.config.precision
 
 

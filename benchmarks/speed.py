@@ -60,7 +60,7 @@ def time_data_side(trainer: Trainer, repeats: int) -> float:
 
 
 def time_ema(trainer: Trainer, repeats: int) -> float:
-    return median_seconds(lambda: trainer.parts.method.after_step(1000), max(repeats, 20), 2)
+    return median_seconds(lambda: trainer.training_step.method.after_step(1000), max(repeats, 20), 2)
 
 
 def measure(data: str, width: float, repeats: int, batch_size: int, precisions: tuple[str, ...]) -> dict:
@@ -75,7 +75,7 @@ def measure(data: str, width: float, repeats: int, batch_size: int, precisions: 
                     progress=False,
                     dataset=dataset,
                 )
-                trainer.parts.method.model.train()
+                trainer.training_step.method.model.train()
                 seconds = time_steps(trainer, repeats)
                 entry = {"step_s": seconds, "images_per_s": batch_size / seconds}
                 if method == "mean-teacher":
@@ -97,7 +97,7 @@ def measure(data: str, width: float, repeats: int, batch_size: int, precisions: 
             "bf16+channels_last": Trainer(fast, Path(scratch) / "fast", progress=False, dataset=dataset),
         }
         for trainer in contenders.values():
-            trainer.parts.method.model.train()
+            trainer.training_step.method.model.train()
             time_steps(trainer, 1)
         reference = ReferenceRecipe(dataset, width, batch_size, workers=2)
         rounds = []
@@ -142,7 +142,7 @@ def measure_views(data: str, width: float, repeats: int, batch_size: int) -> dic
         }
         weak, strong = trainers["weak"], trainers["strong"]
         for trainer in trainers.values():
-            trainer.parts.method.model.train()
+            trainer.training_step.method.model.train()
             time_steps(trainer, 1)
         record = {"step": 1, **{k: float(v) for k, v in weak.step().items()}, **weak.evaluate()}
         events = TensorBoardLog(Path(scratch) / "events")
@@ -215,13 +215,13 @@ def predict_rate(trainer: Trainer, dataset) -> float:
         dataset.classes,
         dataset.image_shape,
         trainer.feed.normalizer,
-        {"student": trainer.parts.model, "ema": trainer.parts.method.ema.module},
+        {"student": trainer.training_step.model, "ema": trainer.training_step.method.ema.module},
     )
     images = dataset.test_images[:2000]
     start = time.perf_counter()
     run.predict(images)
     rate = len(images) / (time.perf_counter() - start)
-    trainer.parts.model.train()
+    trainer.training_step.model.train()
     return rate
 
 

@@ -66,7 +66,7 @@ def make_trainer(dataset: Dataset, method: str, device: str, scratch: Path, **se
     for name, value in settings.items():
         setattr(config, name, value)
     trainer = Trainer(config, scratch / f"{method}-{len(list(scratch.iterdir()))}", progress=False, dataset=dataset)
-    trainer.parts.method.model.train()
+    trainer.training_step.method.model.train()
     return trainer
 
 
