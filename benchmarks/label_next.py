@@ -10,7 +10,7 @@ test error per strategy and start, the paired gain over ``random``, and which st
 validation split. Finished runs are skipped and killed ones resumed.
 
     python -m benchmarks.label_next [--phase first|pick|second|all|report] [--seeds 0 1 2] [--workers 2]
-                                    [--starts both|chosen] [--json docs/bench/label_next.json]
+                                    [--starts both|chosen|scratch|init] [--json docs/bench/label_next.json]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from meanteacher.config import apply_settings, load_preset
-from meanteacher.report import mean_std
+from meanteacher.report import mean_std, pyplot, save_figure
 from meanteacher.run.rundir import read_summary
 
 from .common import SHARED_CIFAR, machine, paired_gain, today, write_result
@@ -36,6 +36,7 @@ PICKS = 250
 STRATEGIES = ("disagreement", "entropy", "margin", "random")
 STARTS = ("scratch", "init")
 EVALUATIONS = 10
+FIGURE = Path(__file__).resolve().parents[1] / "docs" / "label-next.png"
 
 
 def _config(seed: int, **settings: Any):
@@ -105,8 +106,20 @@ def _second_errors(out: Path, seeds: list[int]) -> dict[str, dict[str, dict[int,
                     errors.setdefault(start, {}).setdefault(strategy, {})[seed] = {
                         "test": 100 * summary["ema_error"],
                         "validation": 100 * summary["validation_ema_error"],
+                        "seconds": summary["seconds"],
                     }
     return errors
+
+
+def pick_records(out: Path, seeds: list[int]) -> dict[str, Any]:
+    """What each finished pick recorded (the picks' true classes, the scoring's CPU seconds), by strategy and label set."""
+    records = {}
+    for seed in seeds:
+        for strategy in STRATEGIES:
+            record = label_file(out, seed, strategy).with_suffix(".json")
+            if record.is_file():
+                records[f"{strategy}-s{seed}"] = json.loads(record.read_text())
+    return records
 
 
 def chosen_start(out: Path, tuning_seed: int) -> str | None:
@@ -125,12 +138,25 @@ def report(out: Path, seeds: list[int]) -> dict[str, Any]:
     """Test and validation errors per strategy and start; the start and the strategy chosen on validation;
     the paired test gains over ``random`` (random's error minus the strategy's: positive, it picked better)."""
     errors = _second_errors(out, seeds)
-    result: dict[str, Any] = {"starts": {}}
+    first = {
+        seed: read_summary(out / first_job(seed).name)
+        for seed in seeds
+        if (out / first_job(seed).name / "summary.json").is_file()
+    }
+    result: dict[str, Any] = {"first": {}, "starts": {}}
+    if first:
+        result["first"] = {
+            "test": mean_std([100 * s["ema_error"] for s in first.values()]),
+            "validation": mean_std([100 * s["validation_ema_error"] for s in first.values()]),
+            "seconds": mean_std([s["seconds"] for s in first.values()]),
+            "per_label_set": {seed: 100 * s["ema_error"] for seed, s in first.items()},
+        }
     for start, by_strategy in errors.items():
         rows = {}
         for strategy, runs in by_strategy.items():
-            row = {key: mean_std([r[key] for r in runs.values()]) for key in ("test", "validation")}
+            row = {key: mean_std([r[key] for r in runs.values()]) for key in ("test", "validation", "seconds")}
             row["label_sets"] = sorted(runs)
+            row["per_label_set"] = {seed: r["test"] for seed, r in runs.items()}
             gain = paired_gain(
                 {seed: r["test"] for seed, r in by_strategy.get("random", {}).items()},
                 {seed: r["test"] for seed, r in runs.items()},
@@ -147,6 +173,31 @@ def report(out: Path, seeds: list[int]) -> dict[str, Any]:
     return result
 
 
+def plot(result: dict[str, Any], path: Path) -> None:
+    """Test error per strategy after labeling its picks, one line per label set, from the chosen start;
+    the first run's error (250 labels) dashed in the label set's colour."""
+    start = result.get("start_chosen_on_validation", {}).get("start")
+    if start is None:
+        return
+    rows = result["starts"][start]
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(6, 4))
+    seeds = sorted({seed for row in rows.values() for seed in row["per_label_set"]})
+    for number, seed in enumerate(seeds):
+        strategies = [s for s in STRATEGIES if seed in rows.get(s, {}).get("per_label_set", {})]
+        errors = [rows[s]["per_label_set"][seed] for s in strategies]
+        axis.plot(strategies, errors, marker="o", color=f"C{number}", label=f"label set {seed}")
+        if seed in result["first"].get("per_label_set", {}):
+            axis.axhline(result["first"]["per_label_set"][seed], color=f"C{number}", linestyle="--", linewidth=1)
+    axis.set(
+        xlabel="how the 250 images to label were picked",
+        ylabel="test error % of the EMA network",
+        title=f"CIFAR-10, 250 labels + 250 picked ({start}); dashed: 250 labels",
+    )
+    axis.legend()
+    save_figure(figure, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=OUT)
@@ -155,25 +206,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
         "--starts",
-        choices=("both", "chosen"),
+        choices=("both", "chosen", *STARTS),
         default="both",
-        help="second runs from both starts, or only from the start chosen on the first label set's validation error",
+        help="second runs from both starts, from the start chosen on the first label set's validation error, "
+        "or from one start",
     )
     parser.add_argument("--json", help="write the table here")
     args = parser.parse_args(argv)
     out = Path(args.out)
-    picks: dict[str, Any] = {}
     if args.phase in ("first", "all"):
         run_jobs([first_job(seed) for seed in args.seeds], out, args.workers)
     if args.phase in ("pick", "second", "all"):
-        picks = {
-            f"{strategy}-s{seed}": pick(out, seed, strategy)
-            for seed in args.seeds
-            for strategy in STRATEGIES
-            if (out / first_job(seed).name / "summary.json").is_file()
-        }
+        for seed in args.seeds:
+            if (out / first_job(seed).name / "summary.json").is_file():
+                for strategy in STRATEGIES:
+                    pick(out, seed, strategy)
     if args.phase in ("second", "all"):
-        starts = STARTS
+        starts = (args.starts,) if args.starts in STARTS else STARTS
         if args.starts == "chosen":
             chosen = chosen_start(out, args.seeds[0])
             if chosen is None:
@@ -192,8 +241,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         command = f"python -m benchmarks.label_next --seeds {' '.join(map(str, args.seeds))}"
         write_result(
-            Path(args.json), {"machine": machine(), "date": today(), "command": command, "picks": picks, **result}
+            Path(args.json),
+            {
+                "machine": machine(),
+                "date": today(),
+                "command": command,
+                "picks": pick_records(out, args.seeds),
+                **result,
+            },
         )
+        plot(result, FIGURE)
     return 0
 
 
