@@ -9,6 +9,7 @@ import warnings
 from typing import Any
 
 from .config import AUTO_FIELDS, Config, apply_settings
+from .methods import method_class
 from .pseudo_labels import is_pseudo_label_type
 
 RAMPUP_SHARE = 40_000 / 150_000
@@ -58,9 +59,7 @@ STUDENT_VIEW = "strong"
 a validation folder of photos (``python -m benchmarks.photo_recipe``, docs/benchmarks.md, "The photo
 folder's recipe, chosen on validation"). Streamed or ZCA-whitened images keep the paper's weak noise."""
 CONSISTENCY_TYPE = "mse"
-"""Mean Teacher's consistency cost in a run without a preset."""
-FIXMATCH_CONSISTENCY_TYPE = "pseudo:0.95"
-"""FixMatch's cost: its paper's fixed threshold."""
+"""The consistency cost in a run without a preset, for a method without one of its own (``auto_consistency_type``)."""
 STREAMED_IMAGE_SIZE = 224
 """Default crop of streamed (ImageNet-style) folders: the paper's ResNeXt runs."""
 
@@ -83,9 +82,8 @@ def auto_values(
     from .hardware import cpu_has_native_bf16
 
     steps = config.steps
-    consistency_type = config.consistency_type or (
-        FIXMATCH_CONSISTENCY_TYPE if config.method == "fixmatch" else CONSISTENCY_TYPE
-    )
+    method = method_class(config.method)
+    consistency_type = config.consistency_type or method.auto_consistency_type or CONSISTENCY_TYPE
     decay = 1.0 - 1.0 / min(max(steps * EMA_WINDOW_SHARE, 10.0), 1000.0)
     ema_decay = decay if config.ema_decay is None else config.ema_decay
     passes = steps * config.batch_size * LABELED_SHARE / max(labeled_images, 1)
@@ -94,9 +92,7 @@ def auto_values(
         labeled_per_batch = round(config.batch_size / (1 + config.unlabeled_ratio))
     else:
         labeled_per_batch = math.floor(config.batch_size * labeled_share)
-    cross_entropy = config.method == "vat" or is_pseudo_label_type(
-        consistency_type
-    )  # a KL or a cross-entropy: weight 1
+    cross_entropy = method.consistency_is_cross_entropy or is_pseudo_label_type(consistency_type)  # weight 1
     return {
         "rampup_steps": round(steps * RAMPUP_SHARE),
         "rampdown_steps": round(steps * RAMPDOWN_SHARE),

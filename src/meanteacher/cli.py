@@ -52,7 +52,7 @@ def _train_parser(commands: argparse._SubParsersAction) -> None:
         "of any depth, an archive, or a text file of image paths; its images join the unlabeled stream, "
         "as does an unlabeled/ folder beside the class folders",
     )
-    parser.add_argument("--method", help=", ".join(METHODS))
+    parser.add_argument("--method", help=", ".join(METHODS) + ", or package.module:Class (a Method of your own)")
     parser.add_argument("--arch", help="architecture name or package.module:factory")
     parser.add_argument("--steps", type=int)
     parser.add_argument(

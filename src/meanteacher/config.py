@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MeanTeacherError
+from .methods import METHODS, method_class
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -18,11 +19,6 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 
-METHOD_NAMES = ("supervised", "pi", "mean-teacher", "temporal-ensembling", "vat", "mean-teacher-vat", "fixmatch")
-"""The names ``method`` takes: the keys of ``methods.METHODS``, kept here so that settings are checked
-without loading the methods (which import this module's ``Config``)."""
-PSEUDO_LABEL_METHODS = ("mean-teacher", "fixmatch")
-"""The methods that take the pseudo-label consistency cost (``consistency_type`` "pseudo:...")."""
 AUTO_FIELDS = {
     "rampup_steps": int,
     "rampdown_steps": int,
@@ -111,8 +107,8 @@ class Config:
     consistency_type: str | None = None
     """"mse", "kl", "tau:<t>" (Appendix C), or confident pseudo-labels: "pseudo:<threshold>" (FixMatch's cost,
     e.g. "pseudo:0.95") or "pseudo:adaptive" (FreeMatch's self-adaptive threshold); the pseudo-label
-    cost works with mean-teacher and fixmatch. Auto: ``auto.CONSISTENCY_TYPE`` (``auto.FIXMATCH_CONSISTENCY_TYPE``
-    for fixmatch); presets: the paper's "mse"."""
+    cost works with the methods that take it (mean-teacher and fixmatch). Auto: the method's own
+    (``auto_consistency_type``: fixmatch's "pseudo:0.95"), else ``auto.CONSISTENCY_TYPE``; presets: the paper's "mse"."""
     consistency_on_labeled: bool = True
     rampup_steps: int | None = None
     """Sigmoid ramp-up of consistency weight (and of the learning rate with ``lr_schedule="sigmoid"``);
@@ -202,7 +198,6 @@ class Config:
     def validate(self) -> None:
         """Raise ``MeanTeacherError`` naming the first setting that cannot work."""
         choices = {
-            "method": METHOD_NAMES,
             "optimizer": ("adam", "sgd"),
             "lr_schedule": ("sigmoid", "cosine", "constant"),
             "precision": ("fp32", "bf16"),
@@ -216,6 +211,10 @@ class Config:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed and not (name in AUTO_FIELDS and getattr(self, name) is None):
                 raise MeanTeacherError(f"unknown {name} {getattr(self, name)!r}; expected one of: {', '.join(allowed)}")
+        try:
+            method_class(self.method)
+        except ValueError as error:
+            raise MeanTeacherError(str(error)) from None
         if not self.dataset:
             raise MeanTeacherError("no dataset: pass --data PATH (or 'digits' for the built-in one)")
         positive = ("steps", "batch_size", "eval_every", "checkpoint_every", "eval_batch_size")
@@ -242,7 +241,7 @@ class Config:
             raise MeanTeacherError(f"unknown device {self.device!r}; expected auto, cpu or cuda[:N]")
         if (self.cuda_graphs or self.device_schedules) and self.optimizer != "adam":
             raise MeanTeacherError("cuda_graphs and device_schedules work with optimizer 'adam' (CapturableAdam)")
-        if self.cuda_graphs and self.method in ("vat", "mean-teacher-vat"):
+        if self.cuda_graphs and not method_class(self.method).capturable:
             raise MeanTeacherError(
                 f"cuda_graphs does not capture {self.method}: its passes save and restore the random state"
             )
@@ -284,14 +283,16 @@ class Config:
                 consistency_cost(self.consistency_type)
         except ValueError as error:
             raise MeanTeacherError(str(error)) from None
-        if is_pseudo_label_type(self.consistency_type) and self.method not in PSEUDO_LABEL_METHODS:
+        method = method_class(self.method)
+        if is_pseudo_label_type(self.consistency_type) and not method.takes_pseudo_labels:
+            takers = [name for name, cls in METHODS.items() if cls.takes_pseudo_labels]
             raise MeanTeacherError(
-                f"consistency_type {self.consistency_type!r} works with {' and '.join(PSEUDO_LABEL_METHODS)}, not {self.method}"
+                f"consistency_type {self.consistency_type!r} works with {' and '.join(takers)}, not {self.method}"
             )
-        if self.method == "fixmatch" and not is_pseudo_label_type(self.consistency_type):
+        if method.needs_pseudo_labels and not is_pseudo_label_type(self.consistency_type):
             raise MeanTeacherError(
-                f"fixmatch trains on pseudo-labels: consistency_type must be 'pseudo:<threshold>' or 'pseudo:adaptive', "
-                f"not {self.consistency_type!r}"
+                f"{self.method} trains on pseudo-labels: consistency_type must be 'pseudo:<threshold>' or "
+                f"'pseudo:adaptive', not {self.consistency_type!r}"
             )
 
     def to_dict(self) -> dict[str, Any]:

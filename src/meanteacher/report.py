@@ -8,12 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from .files import atomic_write
+from .methods import method_class
 from .run.rundir import read_metrics
 
 
 def ema_name(method: str) -> str:
     """What a method's EMA network is called in tables and plots: Mean Teacher's is its teacher."""
-    return "teacher (EMA)" if method in ("mean-teacher", "mean-teacher-vat") else "EMA"
+    try:
+        return "teacher (EMA)" if method_class(method).ema_is_teacher else "EMA"
+    except ValueError:  # a run of a method this process cannot import
+        return "EMA"
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -14,8 +14,14 @@ from ..models import split_heads
 from ..pseudo_labels import PseudoLabels, is_pseudo_label_type, parse_threshold
 from ..teacher import EMATeacher, unwrap
 
-if TYPE_CHECKING:
-    from ..config import Config
+
+class MethodSettings(Protocol):
+    """The run settings a method is built from (a run's ``Config`` has them, and each method's own options)."""
+
+    method: str
+    class_normalize: str
+    consistency_type: str
+
 
 Schedule = float | Callable[[int], "float | torch.Tensor"]
 """A constant, or a function of the step. A function may return a 0-dim device tensor (updated in
@@ -49,6 +55,8 @@ class Method:
     """
 
     name = "method"
+    display_name = "method"
+    """What people call it, in the lines a run prints."""
     pseudo_labels: PseudoLabels | None = None
     """The pseudo-label cost with its threshold's state, for a method trained on confident pseudo-labels."""
     hidden_labels: torch.Tensor | None = None
@@ -57,6 +65,20 @@ class Method:
     view_count = 1
     """How many independently noised views of each example ``loss`` needs (``teacher_input`` is the 2nd)."""
     uses_unlabeled = True
+    """Whether the method trains on unlabeled images (supervised-only does not: its sampler draws labeled ones only)."""
+    ema_is_teacher = False
+    """Whether the EMA of the weights trains the student, as Mean Teacher's teacher: reports call it
+    "teacher (EMA)", and the guard watches it."""
+    capturable = True
+    """Whether a training step can be captured in a CUDA graph."""
+    takes_pseudo_labels = False
+    """Whether ``consistency_type`` may name the pseudo-label cost (the method then sets ``pseudo_labels``)."""
+    needs_pseudo_labels = False
+    """Whether the method trains on pseudo-labels only (``consistency_type`` must name them)."""
+    auto_consistency_type: str | None = None
+    """The consistency cost of a run that leaves it automatic, where the method has its own (else the package's)."""
+    consistency_is_cross_entropy = False
+    """Whether the consistency cost is a cross-entropy or a KL divergence (automatic weight 1, not per class)."""
 
     def __init__(
         self,
@@ -73,7 +95,7 @@ class Method:
     @classmethod
     def from_config(
         cls,
-        config: Config,
+        config: MethodSettings,
         model: nn.Module,
         consistency: Schedule,
         ema_decay: Schedule,
@@ -139,6 +161,7 @@ class Supervised(Method):
     """Supervised-only baseline: classification cost on the labeled examples, nothing else."""
 
     name = "supervised"
+    display_name = "supervised-only"
     uses_unlabeled = False
 
     def loss(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -154,9 +177,6 @@ class Supervised(Method):
 
 
 class _ConsistencyMethod(Method):
-    takes_pseudo_labels = False
-    """Whether ``consistency_type`` may name the pseudo-label cost (the method then sets ``pseudo_labels``)."""
-
     def __init__(
         self,
         model: nn.Module,
@@ -178,7 +198,7 @@ class _ConsistencyMethod(Method):
     @classmethod
     def from_config(
         cls,
-        config: Config,
+        config: MethodSettings,
         model: nn.Module,
         consistency: Schedule,
         ema_decay: Schedule,
@@ -192,6 +212,7 @@ class PiModel(_ConsistencyMethod):
     """Pi model (Laine & Aila): the teacher is the student itself; two noisy passes, gradients through both."""
 
     name = "pi"
+    display_name = "the Π model"
     view_count = 2
 
     def loss(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
 
 from ..data.batch import NO_LABEL, Batch
 from ..losses import classification_cost
 from ..models import split_heads
-from .base import Method, Schedule, _at, pseudo_labels_for
-
-if TYPE_CHECKING:
-    from ..config import Config
+from .base import Method, MethodSettings, Schedule, _at, pseudo_labels_for
 
 
 class FixMatch(Method):
@@ -26,6 +21,10 @@ class FixMatch(Method):
     paper evaluates an EMA too)."""
 
     name = "fixmatch"
+    display_name = "FixMatch"
+    takes_pseudo_labels = needs_pseudo_labels = True
+    auto_consistency_type = "pseudo:0.95"
+    """The paper's threshold."""
     view_count = 2
 
     def __init__(
@@ -50,7 +49,7 @@ class FixMatch(Method):
     @classmethod
     def from_config(
         cls,
-        config: Config,
+        config: MethodSettings,
         model: nn.Module,
         consistency: Schedule,
         ema_decay: Schedule,

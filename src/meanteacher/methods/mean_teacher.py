@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
@@ -12,10 +12,7 @@ from ..data.batch import NO_LABEL, Batch
 from ..losses import classification_cost, logit_distance
 from ..models import split_heads
 from ..teacher import EMATeacher
-from .base import Method, Schedule, _at, _ConsistencyMethod, pseudo_labels_for
-
-if TYPE_CHECKING:
-    from ..config import Config
+from .base import Method, MethodSettings, Schedule, _at, _ConsistencyMethod, pseudo_labels_for
 
 
 class MeanTeacher(_ConsistencyMethod):
@@ -34,7 +31,9 @@ class MeanTeacher(_ConsistencyMethod):
     """
 
     name = "mean-teacher"
+    display_name = "Mean Teacher"
     takes_pseudo_labels = True
+    ema_is_teacher = True
     view_count = 2
 
     def __init__(
@@ -66,7 +65,7 @@ class MeanTeacher(_ConsistencyMethod):
     @classmethod
     def from_config(
         cls,
-        config: Config,
+        config: MethodSettings,
         model: nn.Module,
         consistency: Schedule,
         ema_decay: Schedule,
@@ -88,7 +87,7 @@ class MeanTeacher(_ConsistencyMethod):
         )
 
     @staticmethod
-    def _extra_options(config: Config) -> dict[str, Any]:
+    def _extra_options(config: MethodSettings) -> dict[str, Any]:
         return {}
 
     def compile(self) -> None:

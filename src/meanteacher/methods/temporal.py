@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -12,10 +12,7 @@ from ..data.batch import Batch
 from ..losses import classification_cost
 from ..models import split_heads
 from ..teacher import unwrap
-from .base import Method, Schedule, _at, _ConsistencyMethod
-
-if TYPE_CHECKING:
-    from ..config import Config
+from .base import Method, MethodSettings, Schedule, _at, _ConsistencyMethod
 
 
 class TemporalEnsembling(_ConsistencyMethod):
@@ -27,6 +24,7 @@ class TemporalEnsembling(_ConsistencyMethod):
     """
 
     name = "temporal-ensembling"
+    display_name = "Temporal Ensembling"
 
     def __init__(
         self,
@@ -56,7 +54,7 @@ class TemporalEnsembling(_ConsistencyMethod):
     @classmethod
     def from_config(
         cls,
-        config: Config,
+        config: MethodSettings,
         model: nn.Module,
         consistency: Schedule,
         ema_decay: Schedule,

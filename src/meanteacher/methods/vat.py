@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
@@ -10,11 +10,8 @@ from torch import nn
 from ..data.batch import Batch
 from ..losses import classification_cost, entropy_cost, untouched, vat_cost, vat_perturbation
 from ..models import split_heads
-from .base import Method, Schedule, _at
+from .base import Method, MethodSettings, Schedule, _at
 from .mean_teacher import MeanTeacher
-
-if TYPE_CHECKING:
-    from ..config import Config
 
 
 class VAT(Method):
@@ -24,6 +21,10 @@ class VAT(Method):
     entropy minimisation (VAT+EntMin). Each power iteration costs one more forward and backward pass."""
 
     name = "vat"
+    display_name = "VAT"
+    capturable = False
+    """Its passes save and restore the random state."""
+    consistency_is_cross_entropy = True
 
     def __init__(
         self,
@@ -43,7 +44,7 @@ class VAT(Method):
     @classmethod
     def from_config(
         cls,
-        config: Config,
+        config: MethodSettings,
         model: nn.Module,
         consistency: Schedule,
         ema_decay: Schedule,
@@ -93,6 +94,9 @@ class MeanTeacherVAT(MeanTeacher):
     """
 
     name = "mean-teacher-vat"
+    display_name = "Mean Teacher + VAT"
+    capturable = False
+    takes_pseudo_labels = False
 
     def __init__(
         self,
@@ -107,7 +111,7 @@ class MeanTeacherVAT(MeanTeacher):
         self.eps, self.xi, self.power_iterations = eps, xi, power_iterations
 
     @staticmethod
-    def _extra_options(config: Config) -> dict[str, Any]:
+    def _extra_options(config: MethodSettings) -> dict[str, Any]:
         return {"eps": config.vat_eps, "xi": config.vat_xi, "power_iterations": config.vat_power_iterations}
 
     def loss(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..auto import CONSISTENCY_PAYS_FROM_PASSES, STRONG_VIEW_EVIDENCE
 from ..config import Config
+from ..methods import method_class
 
 
 def per_class_text(counts: list[int]) -> str:
@@ -33,8 +34,8 @@ def plan_line(
     unlabeled = f"{hidden + pile:,} unlabeled"
     if pile:
         unlabeled += f" ({pile:,} from the pile, {hidden:,} with labels hidden)"
-    if config.method == "supervised" and hidden + pile:
-        unlabeled += ", which supervised-only does not use"
+    if not method_class(config.method).uses_unlabeled and hidden + pile:
+        unlabeled += f", which {method_class(config.method).display_name} does not use"
     if labeled_per_batch is None:
         batch = f"{config.batch_size} images (labeled and unlabeled alike)"
     else:

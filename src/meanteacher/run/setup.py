@@ -22,7 +22,7 @@ from ..data.streaming import FolderIndex, index_image_folder
 from ..data.strong import StrongAugmenter
 from ..data.views import batches_for
 from ..errors import MeanTeacherError
-from ..methods import METHODS, Method
+from ..methods import Method, method_class
 from ..models import create_model
 from ..models.layers import convert_sync_batchnorm
 from ..optim import CapturableAdam
@@ -154,7 +154,7 @@ def build_feed(
     world: World,
 ) -> tuple[TrainingFeed, TwoStreamBatches]:
     """The run's training data (held on the device, or streamed with ``streaming``) and its batch sampler."""
-    labeled_only = not METHODS[config.method].uses_unlabeled
+    labeled_only = not method_class(config.method).uses_unlabeled
     sample = partial(
         batches_for,
         split,
@@ -248,7 +248,7 @@ def build_training_step(
         )
     if config.compile:
         trained = torch.compile(trained)
-    method = METHODS[config.method].from_config(
+    method = method_class(config.method).from_config(
         config,
         trained,
         hyperparameters.schedule("consistency_weight"),

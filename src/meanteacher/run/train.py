@@ -24,7 +24,7 @@ from ..data.splits import make_split, write_label_file
 from ..data.streaming import FolderIndex
 from ..data.views import to_device
 from ..errors import MeanTeacherError
-from ..methods import METHODS, MeanTeacher
+from ..methods import method_class
 from ..teacher import unwrap
 from .budget import evaluations_within, fit_to_time
 from .distributed import any_true, average_float_buffers_, barrier, init_world, leave_world, rank_spread
@@ -114,8 +114,8 @@ class Trainer:
             [dataset.train_labels, torch.full((self.feed.extra,), NO_LABEL, dtype=dataset.train_labels.dtype)]
         ).to(self.device)
         self.view_count, self.labeled_only = (
-            METHODS[config.method].view_count,
-            not METHODS[config.method].uses_unlabeled,
+            method_class(config.method).view_count,
+            not method_class(config.method).uses_unlabeled,
         )
         self.generator = torch.Generator(device=self.device)
         self.guard = DeadTeacherGuard(config)
@@ -296,7 +296,7 @@ class Trainer:
             record["step"],
             record,
             self.training_step.method.evaluation_models(),
-            isinstance(self.training_step.method, MeanTeacher),
+            self.training_step.method.ema_is_teacher,
         )
 
     def evaluate(self, confusion: bool = False) -> dict[str, Any]:

@@ -1,0 +1,46 @@
+"""A method that lives outside the package, in one file: entropy minimisation (Grandvalet & Bengio, 2005).
+
+Importing this module registers it as ``entropy-minimisation``; ``--method tests.plugin_method:EntropyMinimisation``
+finds it without that. ``tests/test_methods.py`` trains it through the command line.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from meanteacher.data.batch import Batch
+from meanteacher.losses import classification_cost
+from meanteacher.methods import Method, Schedule, register_method
+from meanteacher.models import split_heads
+
+
+@register_method
+class EntropyMinimisation(Method):
+    """The classification cost on the labeled images plus the mean entropy of the student's predictions on
+    every image of the batch, weighted by the run's consistency weight (automatic: 1)."""
+
+    name = "entropy-minimisation"
+    display_name = "entropy minimisation"
+    consistency_is_cross_entropy = True
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        weight: Schedule = 1.0,
+        class_normalize: str = "labeled",
+        ema_decay: Schedule = 0.999,
+    ) -> None:
+        super().__init__(model, class_normalize, ema_decay)
+        self.weight = weight
+
+    @classmethod
+    def from_config(cls, config, model, consistency, ema_decay, num_examples, num_classes):
+        return cls(model, consistency, config.class_normalize, ema_decay)
+
+    def loss(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        class_logits, _ = split_heads(self.model(batch.student_input))
+        class_cost = classification_cost(class_logits, batch.labels, self.class_normalize)
+        log_probabilities = class_logits.float().log_softmax(1)
+        entropy = -(log_probabilities.exp() * log_probabilities).sum(1).mean()
+        weight = self.weight(step) if callable(self.weight) else self.weight
+        return class_cost + weight * entropy, {"class_cost": class_cost.detach(), "entropy_cost": entropy.detach()}
