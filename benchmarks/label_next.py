@@ -4,13 +4,15 @@ JPEGs at CPU scale (the ``cifar10-cpu-1000`` preset's recipe, 100 images a class
 ``first``: Mean Teacher from 250 labels (``--seeds`` label sets), the rest of the training images as its
 unlabeled images. ``pick``: each strategy of ``suggest`` picks 250 more of them, labelled from the true
 labels (a label file of the 500), its scoring timed on one core. ``second``: Mean Teacher again with the
-500 labels, from scratch and with ``--init`` from the first run: both starts on the first label set,
-then only the start with the lower validation error there (``--starts chosen``) on the others. ``report``:
-test error per strategy and start, the paired gain over ``random``, and which start and strategy win on the
-validation split. Finished runs are skipped and killed ones resumed.
+500 labels, from scratch and with ``--init`` from the first run: by default (``--starts chosen``) both
+starts on ``random``'s picks of the first label set, then every strategy on every label set from the start
+with the lower validation error there. ``report``: test error per strategy and start, the paired gain over
+``random``, and which start and strategy win on the validation split. Finished runs are skipped and killed
+ones resumed.
 
     python -m benchmarks.label_next [--phase first|pick|second|all|report] [--seeds 0 1 2] [--workers 2]
-                                    [--starts both|chosen|scratch|init] [--json docs/bench/label_next.json]
+                                    [--starts both|chosen|scratch|init]
+                                    [--strategies ...] [--json docs/bench/label_next.json]
 """
 
 from __future__ import annotations
@@ -123,14 +125,12 @@ def pick_records(out: Path, seeds: list[int]) -> dict[str, Any]:
 
 
 def chosen_start(out: Path, tuning_seed: int) -> str | None:
-    """The start whose second runs on label set ``tuning_seed`` have the lower validation error, averaged
-    over the strategies; None until every one of those runs has finished."""
+    """The start whose second run on ``random``'s picks of label set ``tuning_seed`` has the lower validation
+    error; None until both have finished."""
     errors = _second_errors(out, [tuning_seed])
-    if any(len(errors.get(start, {})) < len(STRATEGIES) for start in STARTS):
+    if any("random" not in errors.get(start, {}) for start in STARTS):
         return None
-    validation = {
-        start: sum(r[tuning_seed]["validation"] for r in errors[start].values()) / len(STRATEGIES) for start in STARTS
-    }
+    validation = {start: errors[start]["random"][tuning_seed]["validation"] for start in STARTS}
     return min(validation, key=validation.get)
 
 
@@ -207,9 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--starts",
         choices=("both", "chosen", *STARTS),
-        default="both",
+        default="chosen",
         help="second runs from both starts, from the start chosen on the first label set's validation error, "
         "or from one start",
+    )
+    parser.add_argument(
+        "--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES), help="second runs of these, in order"
     )
     parser.add_argument("--json", help="write the table here")
     args = parser.parse_args(argv)
@@ -224,15 +227,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.phase in ("second", "all"):
         starts = (args.starts,) if args.starts in STARTS else STARTS
         if args.starts == "chosen":
+            run_jobs([second_job(out, args.seeds[0], "random", start) for start in STARTS], out, args.workers)
             chosen = chosen_start(out, args.seeds[0])
             if chosen is None:
-                raise SystemExit(f"label set {args.seeds[0]}'s second runs from both starts must finish first")
+                raise SystemExit(
+                    f"label set {args.seeds[0]}'s second runs on random's picks, from both starts, must finish first"
+                )
             starts = (chosen,)
         jobs = [
             second_job(out, seed, strategy, start)
             for seed in args.seeds
             for start in starts
-            for strategy in STRATEGIES
+            for strategy in args.strategies
             if label_file(out, seed, strategy).is_file()
         ]
         run_jobs(jobs, out, args.workers)
