@@ -12,9 +12,10 @@ TORCH_PIP_FLAGS ?=
 # automatic settings seeing a CPU with bf16 in hardware (the suite otherwise pins one without).
 SENSITIVE_TESTS = tests/test_processor.py tests/test_capture_safety.py tests/test_optim.py tests/test_regression.py tests/test_distributed.py tests/test_train.py
 KERNEL_SETS = ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MEANTEACHER_NATIVE_BF16=1
-# Test processes side by side (pytest-xdist), each test file in one of them so that a file's fixtures are built once.
+# Test processes side by side (pytest-xdist), one thread each (more would only contend for the cores), each test
+# file in one of them so that a file's fixtures are built once.
 TEST_WORKERS ?= 2
-PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
