@@ -29,7 +29,7 @@ from meanteacher.config import apply_settings, load_preset
 from meanteacher.report import mean_std, pyplot, save_figure
 from meanteacher.run.rundir import read_summary
 
-from .common import SHARED_CIFAR, machine, paired_gain, today, write_result
+from .common import SHARED_CIFAR, machine, markdown_table, paired_gain, today, write_result
 from .runner import Job, run_jobs
 
 OUT = "runs/label_next"
@@ -173,6 +173,31 @@ def report(out: Path, seeds: list[int]) -> dict[str, Any]:
     return result
 
 
+def markdown(result: dict[str, Any], picks: dict[str, Any]) -> str:
+    """The table for docs/benchmarks.md: per start and strategy, test and validation error, the paired test
+    gain over ``random``, and the scoring's CPU seconds (mean over the label sets)."""
+    rows = []
+    for start, by_strategy in result["starts"].items():
+        for strategy, row in by_strategy.items():
+            gain = row.get("gain_over_random")
+            seconds = [r["seconds"] for key, r in picks.items() if key.startswith(f"{strategy}-s")]
+            rows.append(
+                [
+                    start,
+                    strategy,
+                    f"{row['test'][0]:.2f} ± {row['test'][1]:.2f} ({len(row['label_sets'])})",
+                    f"{row['validation'][0]:.2f} ± {row['validation'][1]:.2f}",
+                    f"{gain['gain'][0]:+.2f} ± {gain['gain'][1]:.2f}, ahead on "
+                    f"{sum(value > 0 for value in gain['values'])} of {gain['label_sets']}"
+                    if gain
+                    else "–",
+                    f"{sum(seconds) / len(seconds):.0f}" if seconds else "–",
+                ]
+            )
+    header = ["start", "picked by", "test error %", "validation error %", "gain over random", "scoring CPU s"]
+    return markdown_table(header, rows)
+
+
 def plot(result: dict[str, Any], path: Path) -> None:
     """Test error per strategy after labeling its picks, one line per label set, from the chosen start;
     the first run's error (250 labels) dashed in the label set's colour."""
@@ -244,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         run_jobs(jobs, out, args.workers)
     result = report(out, args.seeds)
     print(json.dumps(result, indent=1))
+    print(markdown(result, pick_records(out, args.seeds)))
     if args.json:
         command = f"python -m benchmarks.label_next --seeds {' '.join(map(str, args.seeds))}"
         write_result(
