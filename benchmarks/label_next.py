@@ -163,6 +163,12 @@ def report(out: Path, seeds: list[int]) -> dict[str, Any]:
             )
             if strategy != "random" and gain:
                 row["gain_over_random"] = gain
+            validation_gain = paired_gain(
+                {seed: r["validation"] for seed, r in by_strategy.get("random", {}).items()},
+                {seed: r["validation"] for seed, r in runs.items()},
+            )
+            if strategy != "random" and validation_gain:
+                row["validation_gain_over_random"] = validation_gain
             rows[strategy] = row
         result["starts"][start] = rows
     chosen = chosen_start(out, seeds[0])
@@ -171,6 +177,13 @@ def report(out: Path, seeds: list[int]) -> dict[str, Any]:
         rows = result["starts"][chosen]
         result["strategy_best_on_validation"] = min(rows, key=lambda s: rows[s]["validation"][0])
     return result
+
+
+def _gain_cell(gain: dict[str, Any] | None) -> str:
+    if not gain:
+        return "–"
+    ahead = sum(value > 0 for value in gain["values"])
+    return f"{gain['gain'][0]:+.2f} ± {gain['gain'][1]:.2f}, ahead on {ahead} of {gain['label_sets']}"
 
 
 def markdown(result: dict[str, Any], picks: dict[str, Any]) -> str:
@@ -187,14 +200,20 @@ def markdown(result: dict[str, Any], picks: dict[str, Any]) -> str:
                     strategy,
                     f"{row['test'][0]:.2f} ± {row['test'][1]:.2f} ({len(row['label_sets'])})",
                     f"{row['validation'][0]:.2f} ± {row['validation'][1]:.2f}",
-                    f"{gain['gain'][0]:+.2f} ± {gain['gain'][1]:.2f}, ahead on "
-                    f"{sum(value > 0 for value in gain['values'])} of {gain['label_sets']}"
-                    if gain
-                    else "–",
+                    _gain_cell(gain),
+                    _gain_cell(row.get("validation_gain_over_random")),
                     f"{sum(seconds) / len(seconds):.0f}" if seconds else "–",
                 ]
             )
-    header = ["start", "picked by", "test error %", "validation error %", "gain over random", "scoring CPU s"]
+    header = [
+        "start",
+        "picked by",
+        "test error %",
+        "validation error %",
+        "test gain over random",
+        "validation gain over random",
+        "scoring CPU s",
+    ]
     return markdown_table(header, rows)
 
 
