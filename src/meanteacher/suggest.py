@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 STRATEGIES = ("disagreement", "entropy", "margin", "random")
 DEFAULT_STRATEGY = "random"
-"""No strategy has yet been shown to pick better than chance on a validation split: chance stays the default."""
+"""No strategy has picked better than chance on a validation split (``python -m benchmarks.label_next``,
+docs/benchmarks.md): chance stays the default."""
 
 
 @dataclass
