@@ -3,15 +3,16 @@ cost (``consistency_type=pseudo:...``) and FixMatch, against supervised-only and
 with the strong student view, on the recipe and label sets of the CPU Table 2 (``benchmarks.strong``:
 magnitude 0.5 and, for Mean Teacher's MSE, weight 10, both chosen there on validation).
 
-``tune`` (seed 0, choices on the validation split only): Mean Teacher's threshold, FixMatch's fixed 0.95
-or FreeMatch's self-adaptive one. ``table``: supervised-only, Mean Teacher with pseudo-labels and FixMatch
-(its paper's 0.95) on ``--seeds`` label sets, in that order (``--extra-rows``: more, see ``EXTRA_ROWS``), with
-the EMA network's test error at every evaluation, so that a reader sees when each method pulls ahead. ``report``: the table and the
-paired gains over supervised-only from the runs finished so far. Finished runs are skipped and killed
-ones resumed.
+``tune`` (seed 0, choices on the validation split only): Mean Teacher's threshold for each batch
+composition of ``--rows`` (``THRESHOLDS``); FixMatch keeps its paper's 0.95. ``table``: supervised-only,
+then the groups of rows of ``--rows`` (``ROW_GROUPS``) on ``--seeds`` label sets, every label set of a row
+before the next row, with the EMA network's test error at every evaluation, so that a reader sees when
+each method pulls ahead. ``report``: the table and the paired gains over supervised-only from the runs
+finished so far. Finished runs are skipped and killed ones resumed.
 
-    python -m benchmarks.pseudo [--phase tune|table|all|report] [--seeds 0 1 2] [--workers 2] [--labels 1000 --steps 1500]
-                                [--extra-rows mse full-labeled-batch] [--json docs/bench/pseudo.json]
+    python -m benchmarks.pseudo [--phase tune|table|all|report] [--seeds 0 1 2] [--workers 2] [--threads T]
+                                [--labels 1000 --steps 1500] [--rows shared-batch mse full-labeled-batch]
+                                [--json docs/bench/pseudo.json]
 """
 
 from __future__ import annotations
@@ -31,8 +32,15 @@ from .strong import job as strong_job
 
 MAGNITUDE = 0.5
 MSE_WEIGHT = 10.0
-THRESHOLDS = {0.95: "pseudo:0.95", 0.0: "pseudo:adaptive"}
-"""Mean Teacher's thresholds tried, by a sortable key (0: FreeMatch's self-adaptive one)."""
+SHARED = "mean-teacher"
+FULL = "mean-teacher, 100 + 100"
+THRESHOLDS = {
+    SHARED: {0.95: "pseudo:0.95", 0.0: "pseudo:adaptive"},
+    FULL: {0.95: "pseudo:0.95", 0.8: "pseudo:0.8"},
+}
+"""Mean Teacher's thresholds tried, by a sortable key (0: FreeMatch's self-adaptive one), with the batch
+shared half and half (``SHARED``) and with supervised-only's whole labeled batch plus as many unlabeled
+images (``FULL``), where a lower threshold lets more pseudo-labels through in a short run."""
 FIXMATCH_THRESHOLD = "pseudo:0.95"
 EVALUATIONS = 10
 FIGURE = Path(__file__).resolve().parents[1] / "docs" / "pseudo-{labels}-{steps}.png"
@@ -77,44 +85,50 @@ def job(
     )
 
 
-EXTRA_ROWS = ("mse", "full-labeled-batch")
-"""Rows beyond the three: ``mse``, Mean Teacher's MSE and Mean Teacher at a consistency weight of 0 (what
-sharing the batch with unlabeled images does, told from what the consistency cost does);
-``full-labeled-batch``, the pseudo-label methods with supervised-only's 100 labeled images a step plus
-100 unlabeled ones."""
+ROW_GROUPS = ("shared-batch", "mse", "full-labeled-batch")
+"""The rows beside supervised-only: ``shared-batch``, the pseudo-label methods sharing a batch of 100 half
+and half; ``mse``, Mean Teacher's MSE and Mean Teacher at a consistency weight of 0 (what sharing the
+batch with unlabeled images does, told from what the consistency cost does); ``full-labeled-batch``, the
+pseudo-label methods with supervised-only's 100 labeled images a step plus 100 unlabeled ones."""
 
 
-def rows(labels: int, steps: int, seed: int, choices: dict[str, float], extras: tuple[str, ...] = ()) -> dict[str, Job]:
-    """The table's rows for one label set, the pseudo-label methods at the thresholds chosen so far, and
-    the ``extras`` (``EXTRA_ROWS``)."""
+def rows(labels: int, steps: int, seed: int, choices: dict[str, float], groups: tuple[str, ...]) -> dict[str, Job]:
+    """The table's rows for one label set: supervised-only, then the ``groups`` (``ROW_GROUPS``), Mean
+    Teacher's pseudo-label rows at the thresholds chosen so far."""
     table = {"supervised": job(labels, steps, "supervised", seed)}
-    if "mse" in extras:
+    if "mse" in groups:
         table["mean-teacher (MSE)"] = job(labels, steps, "mean-teacher", seed)
         table["mean-teacher (weight 0)"] = job(labels, steps, "mean-teacher", seed, weight=0.0)
-    if "mean-teacher" in choices:
-        table["mean-teacher (pseudo-labels)"] = job(
-            labels, steps, "mean-teacher", seed, THRESHOLDS[choices["mean-teacher"]]
-        )
-    table["fixmatch"] = job(labels, steps, "fixmatch", seed, FIXMATCH_THRESHOLD)
-    if "full-labeled-batch" in extras:
-        if "mean-teacher" in choices:
+    if "shared-batch" in groups:
+        if SHARED in choices:
+            threshold = THRESHOLDS[SHARED][choices[SHARED]]
+            table["mean-teacher (pseudo-labels)"] = job(labels, steps, "mean-teacher", seed, threshold)
+        table["fixmatch"] = job(labels, steps, "fixmatch", seed, FIXMATCH_THRESHOLD)
+    if "full-labeled-batch" in groups:
+        if FULL in choices:
+            threshold = THRESHOLDS[FULL][choices[FULL]]
             table["mean-teacher (pseudo-labels), 100 + 100"] = job(
-                labels, steps, "mean-teacher", seed, THRESHOLDS[choices["mean-teacher"]], full_labeled_batch=True
+                labels, steps, "mean-teacher", seed, threshold, full_labeled_batch=True
             )
         table["fixmatch, 100 + 100"] = job(labels, steps, "fixmatch", seed, FIXMATCH_THRESHOLD, full_labeled_batch=True)
     return table
 
 
-def sweep(labels: int, steps: int, seeds: list[int], extras: tuple[str, ...] = ()) -> Sweep:
-    """Mean Teacher's threshold at seed 0, then the table row by row (every label set of a row before the next row)."""
+def sweep(labels: int, steps: int, seeds: list[int], groups: tuple[str, ...]) -> Sweep:
+    """Mean Teacher's threshold at seed 0 for each batch composition of ``groups``, then the table row by
+    row (every label set of a row before the next row)."""
+    tuned = {SHARED: "shared-batch", FULL: "full-labeled-batch"}
     grid = {
-        "mean-teacher": {
-            key: job(labels, steps, "mean-teacher", 0, kind, phase="tune") for key, kind in THRESHOLDS.items()
+        cell: {
+            key: job(labels, steps, "mean-teacher", 0, kind, phase="tune", full_labeled_batch=cell == FULL)
+            for key, kind in THRESHOLDS[cell].items()
         }
+        for cell, group in tuned.items()
+        if group in groups
     }
 
     def table(choices: dict[str, float]) -> list[Job]:
-        by_seed = [rows(labels, steps, seed, choices, extras) for seed in seeds]
+        by_seed = [rows(labels, steps, seed, choices, groups) for seed in seeds]
         return [table[row] for row in by_seed[0] for table in by_seed]
 
     return Sweep(grid, table)
@@ -125,13 +139,13 @@ def _curve(run: Path) -> list[tuple[int, float]]:
 
 
 def report(
-    labels: int, steps: int, seeds: list[int], choices: dict[str, float], out: Path, extras: tuple[str, ...] = ()
+    labels: int, steps: int, seeds: list[int], choices: dict[str, float], out: Path, groups: tuple[str, ...]
 ) -> dict[str, Any]:
     """Per row: EMA test error mean ± std over the finished label sets, its curve per label set, and the
     paired gain over supervised-only (supervised's error minus the row's: positive, the row is better)."""
     table: dict[str, dict[int, Path]] = {}
     for seed in seeds:
-        for row, row_job in rows(labels, steps, seed, choices, extras).items():
+        for row, row_job in rows(labels, steps, seed, choices, groups).items():
             if (out / row_job.name / "summary.json").is_file():
                 table.setdefault(row, {})[seed] = out / row_job.name
     result: dict[str, Any] = {}
@@ -161,30 +175,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument(
-        "--extra-rows", nargs="+", choices=EXTRA_ROWS, default=[], help="rows beyond the three (see EXTRA_ROWS)"
+        "--rows",
+        nargs="+",
+        choices=ROW_GROUPS,
+        default=["shared-batch"],
+        help="the groups of rows beside supervised-only (see ROW_GROUPS)",
     )
     args = parser.parse_args(argv)
-    out = Path(args.out)
-    tuning, choices, _ = sweep(args.labels, args.steps, args.seeds, tuple(args.extra_rows)).run(
-        args.phase, out, args.workers
+    out, groups = Path(args.out), tuple(args.rows)
+    tuning, choices, _ = sweep(args.labels, args.steps, args.seeds, groups).run(
+        args.phase, out, args.workers, args.threads
     )
     cell = {
         "machine": machine(),
         "date": today(),
         "command": f"python -m benchmarks.pseudo --labels {args.labels} --steps {args.steps} --seeds {' '.join(map(str, args.seeds))}"
-        + (f" --extra-rows {' '.join(args.extra_rows)}" if args.extra_rows else ""),
-        "choices": {method: THRESHOLDS[key] for method, key in choices.items()},
+        + f" --rows {' '.join(groups)}",
+        "choices": {cell: THRESHOLDS[cell][key] for cell, key in choices.items()},
         "tuning": {
             name: {"validation_ema_error": s["validation_ema_error"], "consistency_type": s.get("consistency_type")}
             for name, s in tuning.items()
         },
-        "table": report(args.labels, args.steps, args.seeds, choices, out, tuple(args.extra_rows)),
+        "table": report(args.labels, args.steps, args.seeds, choices, out, groups),
     }
     groups = {
         row: [
             out / j.name
             for seed in args.seeds
-            for r, j in rows(args.labels, args.steps, seed, choices, tuple(args.extra_rows)).items()
+            for r, j in rows(args.labels, args.steps, seed, choices, groups).items()
             if r == row and (out / j.name / "metrics.jsonl").is_file()
         ]
         for row in cell["table"]

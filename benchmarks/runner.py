@@ -24,7 +24,7 @@ from meanteacher.run.rundir import read_summary
 
 def tuned_runs_parser(description: str, json_help: str, out: str) -> argparse.ArgumentParser:
     """The command line of a benchmark that tunes at seed 0 and then trains a table over seeds:
-    ``--phase tune|table|all|report``, ``--seeds``, ``--workers``, ``--out`` and ``--json``."""
+    ``--phase tune|table|all|report``, ``--seeds``, ``--workers``, ``--threads``, ``--out`` and ``--json``."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=out)
     parser.add_argument(
@@ -35,6 +35,7 @@ def tuned_runs_parser(description: str, json_help: str, out: str) -> argparse.Ar
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, help="threads per run (default: the cores shared out among the workers)")
     parser.add_argument("--json", help=json_help)
     return parser
 
@@ -67,12 +68,14 @@ class Sweep:
     grid: dict[Any, dict[float, Job]]
     table: Callable[[dict[Any, float]], list[Job]]
 
-    def run(self, phase: str, out: Path, workers: int) -> tuple[dict[str, dict[str, Any]], dict[Any, float], list[Job]]:
-        """Train what ``phase`` (tune, table, all, report) asks; returns the finished grid runs, the
-        choices and the table's jobs."""
+    def run(
+        self, phase: str, out: Path, workers: int, threads: int | None = None
+    ) -> tuple[dict[str, dict[str, Any]], dict[Any, float], list[Job]]:
+        """Train what ``phase`` (tune, table, all, report) asks, ``workers`` runs side by side with
+        ``threads`` each; returns the finished grid runs, the choices and the table's jobs."""
         grid_jobs = [job for jobs in self.grid.values() for job in jobs.values()]
         if phase in ("tune", "all"):
-            run_jobs(grid_jobs, out, workers)
+            run_jobs(grid_jobs, out, workers, threads)
         tuning = finished(grid_jobs, out)
         choices = {
             cell: value
@@ -84,7 +87,7 @@ class Sweep:
             untuned = [str(cell) for cell in self.grid if cell not in choices]
             if untuned:
                 print(f"tuning not finished for {', '.join(untuned)}", flush=True)
-            run_jobs(table, out, workers)
+            run_jobs(table, out, workers, threads)
         return tuning, choices, table
 
 
