@@ -224,7 +224,7 @@ def test_augmenting_a_batch_is_fast():
 
 
 def test_make_split_from_a_label_file_with_or_without_a_validation_hold_out(tmp_path):
-    from meanteacher.data.sources import load_digits
+    from meanteacher.data.formats.digits import load_digits
     from meanteacher.data.splits import make_split
     from meanteacher.losses import NO_LABEL
 

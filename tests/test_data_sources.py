@@ -9,7 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from meanteacher.data.sources import load_dataset, load_image_folder
+from meanteacher.data.folders import load_image_folder
+from meanteacher.data.sources import load_dataset
 from meanteacher.errors import DataError
 
 

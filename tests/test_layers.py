@@ -13,6 +13,7 @@ LAYERS = {
     "schedules": 0,
     "optim": 0,
     "hardware": 0,
+    "plugins": 0,
     "data.batch": 0,  # what every layer stands on
     "data": 1,  # reading, splitting, batching and noising data: knows nothing of costs, methods or training
     "losses": 2,

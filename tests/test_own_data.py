@@ -16,7 +16,7 @@ from PIL import Image
 
 from meanteacher.auto import resolve_auto
 from meanteacher.config import Config, apply_settings, load_config_file, to_toml
-from meanteacher.data.sources import load_digits
+from meanteacher.data.formats.digits import load_digits
 from meanteacher.run.hyperparameters import hyperparameters_at
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,8 +13,9 @@ from PIL import Image
 
 from meanteacher.cli import main
 from meanteacher.config import load_config_file
+from meanteacher.data.formats.digits import load_digits
 from meanteacher.data.pile import ImageProgress, check_memory, decode_pile
-from meanteacher.data.sources import load_dataset, load_digits
+from meanteacher.data.sources import load_dataset
 from meanteacher.errors import DataError
 from meanteacher.run.train import Trainer
 

@@ -1,5 +1,8 @@
-"""A method goes in through one file: ``tests/plugin_method.py`` defines one outside the package, and the
-command line trains, resumes and reports it by its ``package.module:Class`` reference or its registered name."""
+"""A method and a data format each go in through one file: ``tests/plugin_method.py`` and
+``tests/plugin_format.py`` define them outside the package, and the command line trains, resumes and
+reports them by their ``package.module:Class`` reference or their registered names."""
+
+import json
 
 import pytest
 
@@ -56,6 +59,81 @@ def test_another_class_under_a_taken_name_is_refused():
 )
 def test_a_method_that_cannot_be_found_is_one_line(tmp_path, capsys, method, message):
     assert cli.main([*ARGS, "--steps", "2", "--method", method, "--out", str(tmp_path / "run"), "--quiet"]) != 0
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("meanteacher: error: ") and message in error and "\n" not in error
+    assert not (tmp_path / "run").exists()
+
+
+FORMAT_REFERENCE = "tests.plugin_format:NpzArrays"
+
+
+def _digits_as_npz(path):
+    """The built-in digits written as the test-only format's file."""
+    import numpy as np
+
+    from meanteacher.data.formats.digits import load_digits
+
+    digits = load_digits()
+    np.savez(
+        path,
+        x_train=digits.train_images.squeeze(1).numpy(),
+        y_train=digits.train_labels.numpy(),
+        x_test=digits.test_images.squeeze(1).numpy(),
+        y_test=digits.test_labels.numpy(),
+    )
+    return digits
+
+
+def test_a_data_format_of_ones_own_trains_resumes_and_evaluates_through_the_command_line(tmp_path, capsys):
+    _digits_as_npz(tmp_path / "digits.npz")
+    out = tmp_path / "run"
+    args = ["--data", str(tmp_path / "digits.npz"), "--data-format", FORMAT_REFERENCE, "--out", str(out), "--quiet"]
+    assert cli.main(["train", *args, "--steps", "20", *ARGS[3:]]) == 0
+    assert cli.main(["train", "--resume", str(out), "--steps", "40", "--quiet"]) == 0
+    config = load_config_file(out / "config.toml", run_record=True)
+    assert config.data_format == FORMAT_REFERENCE
+    assert [r["step"] for r in read_metrics(out / "metrics.jsonl")] == [20, 40]
+    assert read_summary(out)["ema_error"] < 0.9  # it learned: below chance on 10 classes
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(out), "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["ema_error"] == read_summary(out)["ema_error"]  # the run's own data, read by its format
+
+
+def test_importing_the_file_registers_the_format_and_detection_finds_it(tmp_path, capsys):
+    from meanteacher.data.formats import FORMATS, detect_format, format_class
+    from tests.plugin_format import NpzArrays
+
+    assert FORMATS["npz"] is NpzArrays is format_class(FORMAT_REFERENCE)
+    digits = _digits_as_npz(tmp_path / "digits.npz")
+    assert detect_format(tmp_path / "digits.npz") is NpzArrays  # before the image folder, which takes any file
+    assert cli.main(["data", str(tmp_path / "digits.npz"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["format"] == "npz" and summary["train"] == len(digits.train_labels) and summary["test"] == 450
+
+
+def test_another_format_under_a_taken_name_is_refused():
+    from meanteacher.data.formats import FORMATS, DataFormat, register_format
+
+    class Impostor(DataFormat):
+        name = "cifar"
+
+    with pytest.raises(ValueError, match="registered already"):
+        register_format(Impostor)
+    assert FORMATS["cifar"].__name__ == "CifarPickles"
+
+
+@pytest.mark.parametrize(
+    ("data_format", "message"),
+    [
+        ("nosuch", "unknown data format 'nosuch'"),
+        ("tests.plugin_format:Nowhere", "cannot import data format"),
+        ("meanteacher.losses:softmax_mse", "is not a subclass of meanteacher.data.formats.DataFormat"),
+    ],
+)
+def test_a_data_format_that_cannot_be_found_is_one_line(tmp_path, capsys, data_format, message):
+    args = ["train", "--data", "digits", "--data-format", data_format, "--steps", "2", "--out", str(tmp_path / "run")]
+    assert cli.main([*args, "--quiet"]) != 0
     error = capsys.readouterr().err.strip()
     assert error.startswith("meanteacher: error: ") and message in error and "\n" not in error
     assert not (tmp_path / "run").exists()

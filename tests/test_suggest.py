@@ -80,7 +80,7 @@ def test_balanced_picks_take_each_predicted_class_in_turn():
 
 
 def _folder_with_pile(root: Path) -> Path:
-    from meanteacher.data.sources import load_digits
+    from meanteacher.data.formats.digits import load_digits
 
     digits = load_digits()
     for index in range(120):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config, apply_settings, list_presets, load_preset, parse_set_options
+from .data.formats import BUILT_IN as BUILT_IN_FORMATS
 from .errors import MeanTeacherError
 from .methods import METHODS
 from .report import ema_name
@@ -40,6 +41,12 @@ def _train_parser(commands: argparse._SubParsersAction) -> None:
         "--data", dest="dataset", help="dataset: 'digits', a CIFAR/SVHN/idx folder, an image folder or archive"
     )
     parser.add_argument("--test-data", help="separate test folder (class sub-folders) for an image-folder dataset")
+    parser.add_argument(
+        "--data-format",
+        help="how --data is read: auto (default: the format that recognises it), "
+        + ", ".join(f.name for f in BUILT_IN_FORMATS)
+        + ", or package.module:Class (a DataFormat of your own)",
+    )
     parser.add_argument(
         "--labels", type=int, help="labeled examples, spread as evenly over the classes as they allow (0: all)"
     )
@@ -131,6 +138,7 @@ def _train_parser(commands: argparse._SubParsersAction) -> None:
 FLAG_KEYS = (
     "dataset",
     "test_data",
+    "data_format",
     "labels",
     "label_file",
     "unlabeled",
@@ -402,12 +410,14 @@ def per_class_section(runs: list[Path], summaries: list[dict[str, Any]]) -> str:
 def command_data(args: argparse.Namespace) -> int:
     from .data.sources import load_dataset
 
-    summary = load_dataset(args.path, args.test_data, extra=args.extra, unlabeled=args.unlabeled or ()).summary()
+    summary = load_dataset(
+        args.path, args.test_data, extra=args.extra, unlabeled=args.unlabeled or (), data_format=args.data_format
+    ).summary()
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
     print(
-        f"{summary['name']}: {summary['train']} train, {summary['test']} test"
+        f"{summary['name']} ({summary['format']}): {summary['train']} train, {summary['test']} test"
         + (f", {summary['extra']} extra" if summary["extra"] else "")
         + (f", {summary['unlabeled']} unlabeled (the pile)" if summary["unlabeled"] else "")
         + f" images of {'x'.join(map(str, summary['image_shape'][1:]))} pixels, {summary['channels']} channel(s), "
@@ -520,6 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="show what a dataset path holds")
     data.add_argument("path")
     data.add_argument("--test-data")
+    data.add_argument("--data-format", default="auto", help="as for train")
     data.add_argument("--extra", action="store_true", help="also load SVHN's extra set")
     data.add_argument("--unlabeled", action="append", metavar="PATH", help="also read this unlabeled pile (repeatable)")
     data.add_argument("--json", action="store_true")

@@ -67,6 +67,9 @@ class Config:
     # data
     dataset: str = ""
     test_data: str = ""
+    data_format: str = "auto"
+    """How ``dataset`` is read: "auto" (the format that recognises it), a format's name, or
+    ``package.module:Class`` (a format of one's own, see ``data.formats``)."""
     labels: int = 0
     """Labeled examples, balanced across classes; 0 keeps every training label."""
     label_file: str = ""
@@ -257,6 +260,13 @@ class Config:
             raise MeanTeacherError(
                 "streamed folders do not take an unlabeled pile (--unlabeled) yet: leave out streaming"
             )
+        if self.data_format != "auto":
+            from .data.formats import format_class
+
+            try:
+                format_class(self.data_format)
+            except ValueError as error:
+                raise MeanTeacherError(str(error)) from None
         if self.vat_eps < 0 or self.vat_xi <= 0 or self.vat_power_iterations < 1:
             raise MeanTeacherError("vat_eps must be >= 0, vat_xi > 0 and vat_power_iterations >= 1")
         if self.unlabeled_ratio < 0:

@@ -58,6 +58,7 @@ class LoadedRun:
             data or self.config.dataset,
             None if data else (self.config.test_data or None),
             image_size=self.config.image_size,
+            data_format="auto" if data else self.config.data_format,
         )
         if dataset.image_shape != self.image_shape or dataset.classes != self.classes:
             raise MeanTeacherError(

@@ -57,7 +57,11 @@ def run_candidates(run: LoadedRun) -> Candidates:
             "suggest reads runs on images held in memory; for a streamed run name the images with --from"
         )
     dataset = load_dataset(
-        config.dataset, config.test_data or None, image_size=config.image_size, unlabeled=config.unlabeled
+        config.dataset,
+        config.test_data or None,
+        image_size=config.image_size,
+        unlabeled=config.unlabeled,
+        data_format=config.data_format,
     )
     split, masked = make_split(dataset, config.labels, config.seed, config.label_file, config.validation_per_class)
     hidden = split.unlabeled[masked[split.unlabeled] == NO_LABEL]

@@ -26,6 +26,8 @@ class Dataset:
     extra_images: torch.Tensor | None = None
     unlabeled_images: torch.Tensor | None = None
     unlabeled_ids: list[str] = field(default_factory=list)
+    format: str = ""
+    """The name of the data format it was read by (``data.formats``)."""
 
     def __post_init__(self) -> None:
         if not self.train_ids:
@@ -56,6 +58,7 @@ class Dataset:
         test_counts = torch.bincount(self.test_labels, minlength=self.num_classes).tolist()
         return {
             "name": self.name,
+            "format": self.format,
             "train": len(self.train_labels),
             "test": len(self.test_labels),
             "extra": 0 if self.extra_images is None else len(self.extra_images),

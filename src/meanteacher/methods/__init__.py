@@ -9,8 +9,7 @@ calls ``method.after_step(step)``. ``end_epoch()`` marks the end of a pass over 
 ``package.module:Class``.
 """
 
-import importlib
-
+from ..plugins import import_reference
 from .base import Batch, Method, MethodSettings, PiModel, Schedule, Supervised
 from .fixmatch import FixMatch
 from .mean_teacher import MeanTeacher
@@ -31,11 +30,7 @@ def method_class(name: str) -> type[Method]:
         return METHODS[name]
     if ":" not in name:
         raise ValueError(f"unknown method {name!r}; expected one of: {', '.join(METHODS)}, or package.module:Class")
-    module_name, _, attribute = name.partition(":")
-    try:
-        cls = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as error:
-        raise ValueError(f"cannot import method {name!r}: {error}") from None
+    cls = import_reference(name, "method")
     if not (isinstance(cls, type) and issubclass(cls, Method)):
         raise ValueError(f"method {name!r} is not a subclass of meanteacher.methods.Method")
     return cls

@@ -6,12 +6,12 @@ two heads. ``create_model`` also accepts ``"package.module:factory"`` to build a
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from ..plugins import import_reference
 from .convnet import ConvNet13
 from .resnext import ResNeXt
 from .shakeshake import ShakeShake26
@@ -35,18 +35,10 @@ def list_models() -> dict[str, str]:
     return {name: description for name, (_, description) in sorted(_REGISTRY.items())}
 
 
-def _import_factory(reference: str) -> ModelFactory:
-    module_name, _, attribute = reference.partition(":")
-    try:
-        return getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as error:
-        raise ValueError(f"cannot import model factory {reference!r}: {error}") from None
-
-
 def create_model(name: str, num_classes: int, in_channels: int = 3, **options) -> nn.Module:
     """Build a registered model (or ``"package.module:factory"``) for ``num_classes`` classes."""
     if ":" in name:
-        factory = _import_factory(name)
+        factory = import_reference(name, "model factory")
     elif name in _REGISTRY:
         factory = _REGISTRY[name][0]
     else:

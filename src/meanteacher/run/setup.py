@@ -142,6 +142,7 @@ def load_data(config: Config) -> Dataset | FolderIndex:
         extra=config.extra_unlabeled != 0,
         image_size=config.image_size,
         unlabeled=config.unlabeled,
+        data_format=config.data_format,
     )
 
 
