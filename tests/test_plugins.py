@@ -49,21 +49,6 @@ def test_another_class_under_a_taken_name_is_refused():
     assert METHODS["mean-teacher"].__name__ == "MeanTeacher"
 
 
-@pytest.mark.parametrize(
-    ("method", "message"),
-    [
-        ("nosuch", "unknown method 'nosuch'"),
-        ("tests.plugin_method:Nowhere", "cannot import method"),
-        ("meanteacher.losses:softmax_mse", "is not a subclass of meanteacher.methods.Method"),
-    ],
-)
-def test_a_method_that_cannot_be_found_is_one_line(tmp_path, capsys, method, message):
-    assert cli.main([*ARGS, "--steps", "2", "--method", method, "--out", str(tmp_path / "run"), "--quiet"]) != 0
-    error = capsys.readouterr().err.strip()
-    assert error.startswith("meanteacher: error: ") and message in error and "\n" not in error
-    assert not (tmp_path / "run").exists()
-
-
 FORMAT_REFERENCE = "tests.plugin_format:NpzArrays"
 
 
@@ -124,16 +109,18 @@ def test_another_format_under_a_taken_name_is_refused():
 
 
 @pytest.mark.parametrize(
-    ("data_format", "message"),
+    ("flag", "value", "message"),
     [
-        ("nosuch", "unknown data format 'nosuch'"),
-        ("tests.plugin_format:Nowhere", "cannot import data format"),
-        ("meanteacher.losses:softmax_mse", "is not a subclass of meanteacher.data.formats.DataFormat"),
+        ("--method", "nosuch", "unknown method 'nosuch'"),
+        ("--method", "tests.plugin_method:Nowhere", "cannot import method"),
+        ("--method", "meanteacher.losses:softmax_mse", "is not a subclass of meanteacher.methods.Method"),
+        ("--data-format", "nosuch", "unknown data format 'nosuch'"),
+        ("--data-format", "tests.plugin_format:Nowhere", "cannot import data format"),
+        ("--data-format", "meanteacher.losses:softmax_mse", "is not a subclass of meanteacher.data.formats.DataFormat"),
     ],
 )
-def test_a_data_format_that_cannot_be_found_is_one_line(tmp_path, capsys, data_format, message):
-    args = ["train", "--data", "digits", "--data-format", data_format, "--steps", "2", "--out", str(tmp_path / "run")]
-    assert cli.main([*args, "--quiet"]) != 0
+def test_a_plug_in_that_cannot_be_found_is_one_line(tmp_path, capsys, flag, value, message):
+    assert cli.main([*ARGS, "--steps", "2", flag, value, "--out", str(tmp_path / "run"), "--quiet"]) != 0
     error = capsys.readouterr().err.strip()
     assert error.startswith("meanteacher: error: ") and message in error and "\n" not in error
     assert not (tmp_path / "run").exists()
