@@ -50,7 +50,10 @@ def vat_job(method: str, eps: float, seed: int, lr: float = DEFAULT_LR) -> Job:
     }
     return Job(
         f"vat-{LABELS}-{STEPS}-{method}-eps{eps:g}{lr_suffix(lr)}-s{seed}",
-        recipe_config(**{k: v for k, v in fields.items() if k != "phase"}),
+        recipe_config(
+            **{k: v for k, v in fields.items() if k not in ("phase", "vat_eps")},
+            **({} if method == "mean-teacher" else {f"{method}.eps": eps}),
+        ),
         fields,
     )
 
@@ -95,7 +98,7 @@ def rows(jobs: dict[str, list[Job]], summaries: dict[str, dict[str, Any]]) -> li
         out.append(
             {
                 "method": method,
-                "vat_eps": None if method == "mean-teacher" else method_jobs[0].config.vat_eps,
+                "vat_eps": None if method == "mean-teacher" else method_jobs[0].fields["vat_eps"],
                 "seeds": [r["seed"] for r in runs],
                 "ema_error": mean_std([100 * r["ema_error"] for r in runs]),
                 "student_error": mean_std([100 * r["student_error"] for r in runs]),

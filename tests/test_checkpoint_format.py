@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from meanteacher.config import apply_settings
+from meanteacher.config import apply_settings, to_toml
 from meanteacher.inference import export_model, load_model, load_run
 from meanteacher.run.rundir import CHECKPOINT_FORMAT, RunDirectory, load_checkpoint, read_metrics
 from meanteacher.run.train import train
@@ -34,6 +34,28 @@ def test_an_old_run_is_read_in_todays_setting_names(old_run):
     config_file.write_text(config_file.read_text().replace('bn_buffers = "own"', 'bn_buffers = "copy"'))
     config = RunDirectory(old_run).read_config()
     assert config.ema_buffers == "copy" and config.student_view == "weak"  # as written, and as it ran
+
+
+@pytest.mark.parametrize(
+    ("method", "options"),
+    [
+        ("temporal-ensembling", {"alpha": 0.5}),
+        ("vat", {"eps": 2.0, "xi": 1e-06, "power_iterations": 1, "entropy_weight": 0.25}),
+        ("mean-teacher-vat", {"eps": 2.0, "xi": 1e-06, "power_iterations": 1}),  # no entropy term of its own
+        ("mean-teacher", {}),
+    ],
+)
+def test_an_old_runs_method_settings_become_its_methods_options(old_run, method, options):
+    config_file = old_run / "config.toml"
+    text = config_file.read_text()
+    assert "te_alpha = 0.6" in text and "vat_eps = 8.0" in text  # the flat settings of the time
+    text = text.replace('method = "mean-teacher"', f'method = "{method}"').replace("te_alpha = 0.6", "te_alpha = 0.5")
+    config_file.write_text(
+        text.replace("vat_eps = 8.0", "vat_eps = 2.0").replace("entropy_weight = 0.0", "entropy_weight = 0.25")
+    )
+    config = RunDirectory(old_run).read_config()
+    assert config.method_options == ({method: options} if options else {})
+    assert (f'["{method}"]' in to_toml(config)) == bool(options)  # written back under the method's name
 
 
 def test_an_old_run_resumes_to_a_longer_end(old_run):

@@ -124,3 +124,36 @@ def test_a_plug_in_that_cannot_be_found_is_one_line(tmp_path, capsys, flag, valu
     error = capsys.readouterr().err.strip()
     assert error.startswith("meanteacher: error: ") and message in error and "\n" not in error
     assert not (tmp_path / "run").exists()
+
+
+def test_a_methods_own_option_is_set_under_its_name_and_recorded(tmp_path, capsys):
+    out = tmp_path / "run"
+    option = ["--set", "entropy-minimisation.on_labeled=false"]
+    assert cli.main([*ARGS, "--steps", "20", "--method", REFERENCE, *option, "--out", str(out), "--quiet"]) == 0
+    config = load_config_file(out / "config.toml", run_record=True)
+    assert config.method_options == {"entropy-minimisation": {"on_labeled": False}}
+    assert method_class(REFERENCE).options(config).on_labeled is False
+    assert '["entropy-minimisation"]\non_labeled = false' in (out / "config.toml").read_text()
+    assert cli.main(["train", "--resume", str(out), "--steps", "40", "--quiet"]) == 0
+    assert read_summary(out)["steps"] == 40
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            ["--set", "vat.eps=2"],
+            "options for 'vat' ([vat] or --set vat.*), but the run's method is entropy-minimisation",
+        ),
+        (["--set", "entropy-minimisation.nosuch=1"], "has no option 'nosuch' (its options: on_labeled)"),
+        (["--set", "entropy-minimisation.on_labeled=3"], "option entropy-minimisation.on_labeled must be a bool"),
+        (["--set", "vat_eps=2"], "'vat_eps' is now an option of its method: vat.eps"),
+    ],
+)
+def test_a_methods_options_that_cannot_work_are_one_line(tmp_path, capsys, settings, message):
+    args = [*ARGS, "--steps", "2", "--method", REFERENCE, *settings, "--out", str(tmp_path / "run"), "--quiet"]
+    assert cli.main(args) != 0
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("meanteacher: error: ") and message in error and "\n" not in error
+    assert not (tmp_path / "run").exists()

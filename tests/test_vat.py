@@ -96,8 +96,8 @@ def test_mean_teacher_vat_trains_like_mean_teacher_at_zero_eps_and_differently_a
     runs = {}
     for name, settings in (
         ("mt", {}),
-        ("mtvat0", {"method": "mean-teacher-vat", "vat_eps": 0.0}),
-        ("mtvat", {"method": "mean-teacher-vat", "vat_eps": 2.0}),
+        ("mtvat0", {"method": "mean-teacher-vat", "method_options": {"mean-teacher-vat": {"eps": 0.0}}}),
+        ("mtvat", {"method": "mean-teacher-vat", "method_options": {"mean-teacher-vat": {"eps": 2.0}}}),
     ):
         trainer = Trainer(
             tiny_config(steps=10, eval_every=10, checkpoint_every=10, **settings), tmp_path / name, progress=False
@@ -114,8 +114,7 @@ def test_vat_method_trains(tmp_path, entropy_weight):
         tiny_config(
             method="vat",
             consistency=1.0,
-            vat_eps=2.0,
-            entropy_weight=entropy_weight,
+            method_options={"vat": {"eps": 2.0, "entropy_weight": entropy_weight}},
             steps=40,
             eval_every=40,
             checkpoint_every=40,

@@ -121,14 +121,10 @@ class Config:
     logit_distance: float = 0.0
     logit_distance_classes: str = "mean"
     """"mean" averages the two-head distance over classes (PyTorch reference code); "sum" sums (TF code, Figure 4(e))."""
-    te_alpha: float = 0.6
-    vat_eps: float = 8.0
-    """Norm of the virtual adversarial perturbation per image (methods vat, mean-teacher-vat); the VAT
-    paper's 8.0 for CIFAR-10 with ZCA and augmentation. Depends on the input scale: tune it."""
-    vat_xi: float = 1e-6
-    vat_power_iterations: int = 1
-    entropy_weight: float = 0.0
-    """Entropy minimisation added to the vat method's cost (VAT+EntMin)."""
+    method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The method's own options, under its name: ``--set vat.eps=2`` or a TOML table ``[vat]`` (each
+    method's ``Options``, e.g. ``temporal-ensembling.alpha``; ``vat.eps``, the perturbation's norm, the VAT
+    paper's 8.0 for CIFAR-10 with ZCA, depends on the input scale: tune it)."""
     ema_buffers: str = "own"
     """What the teacher does with BatchNorm statistics: keeps its "own" (from its own forward passes), "copy"
     copies the student's, "average" averages them like weights (``EMATeacher``'s ``buffers``)."""
@@ -230,7 +226,7 @@ class Config:
             raise MeanTeacherError(f"image_size must be a positive number of pixels, got {self.image_size}")
         if self.checkpoint_seconds < 0:
             raise MeanTeacherError(f"checkpoint_seconds must be >= 0, got {self.checkpoint_seconds}")
-        for name in ("ema_decay", "ema_decay_rampup", "te_alpha"):
+        for name in ("ema_decay", "ema_decay_rampup"):
             if getattr(self, name) is not None and not 0.0 <= getattr(self, name) < 1.0:
                 raise MeanTeacherError(f"{name} must be in [0, 1) or auto, got {getattr(self, name)}")
         if self.labeled_per_batch is not None and not -1 <= self.labeled_per_batch <= self.batch_size:
@@ -267,8 +263,7 @@ class Config:
                 format_class(self.data_format)
             except ValueError as error:
                 raise MeanTeacherError(str(error)) from None
-        if self.vat_eps < 0 or self.vat_xi <= 0 or self.vat_power_iterations < 1:
-            raise MeanTeacherError("vat_eps must be >= 0, vat_xi > 0 and vat_power_iterations >= 1")
+        self._validate_method_options()
         if self.unlabeled_ratio < 0:
             raise MeanTeacherError(f"unlabeled_ratio must be >= 0, got {self.unlabeled_ratio}")
         if (
@@ -281,6 +276,18 @@ class Config:
             )
         if self.consistency_type is not None:
             self._validate_consistency_type()
+
+    def _validate_method_options(self) -> None:
+        method = method_class(self.method)
+        for name in self.method_options:
+            if name != method.name:
+                raise MeanTeacherError(
+                    f"options for {name!r} ([{name}] or --set {name}.*), but the run's method is {method.name}"
+                )
+        try:
+            method.options(self)
+        except ValueError as error:
+            raise MeanTeacherError(str(error)) from None
 
     def _validate_consistency_type(self) -> None:
         from .losses import consistency_cost
@@ -353,6 +360,17 @@ def apply_settings(config: Config, settings: dict[str, Any], source: str) -> Con
         if name.startswith("arch_options."):
             values["arch_options"] = {**values["arch_options"], name.split(".", 1)[1]: _parse_scalar(value)}
             continue
+        if name in SETTINGS_MOVED_TO_METHODS:
+            method, option = SETTINGS_MOVED_TO_METHODS[name]
+            raise MeanTeacherError(f"{source}: {name!r} is now an option of its method: {method}.{option}")
+        if name not in FIELDS and (isinstance(value, dict) or "." in name):  # a method's options
+            method, _, option = name.partition(".")
+            table = value if isinstance(value, dict) else {option: _parse_scalar(value)}
+            values["method_options"] = {
+                **values["method_options"],
+                method: {**values["method_options"].get(method, {}), **table},
+            }
+            continue
         if name not in FIELDS:
             raise MeanTeacherError(f"{source}: unknown setting {name!r}")
         values[name] = _coerce(name, value, values[name])
@@ -405,10 +423,30 @@ this value rather than today's automatic one, so that resuming it goes on as it 
 SETTINGS_RENAMED = {"bn_buffers": "ema_buffers"}
 """Settings a run's ``config.toml`` may hold under an earlier name, by today's name."""
 
+SETTINGS_MOVED_TO_METHODS = {
+    "te_alpha": ("temporal-ensembling", "alpha"),
+    "vat_eps": ("vat", "eps"),
+    "vat_xi": ("vat", "xi"),
+    "vat_power_iterations": ("vat", "power_iterations"),
+    "entropy_weight": ("vat", "entropy_weight"),
+}
+"""Settings that became a method's options (the method named is one that has it; Mean Teacher + VAT has
+the perturbation's too), by the name a run's ``config.toml`` may hold."""
+
 
 def _in_todays_terms(settings: dict[str, Any]) -> dict[str, Any]:
     """A ``config.toml`` a run wrote, in today's setting names, with the values of settings it predates."""
     renamed = {SETTINGS_RENAMED.get(name, name): value for name, value in settings.items()}
+    moved = {name: renamed.pop(name) for name in SETTINGS_MOVED_TO_METHODS if name in renamed}
+    try:
+        method = method_class(renamed.get("method", Config.method))
+    except ValueError:
+        return {**SETTINGS_BEFORE_THEY_EXISTED, **renamed}  # apply_settings names the unknown method
+    fields = {f.name for f in dataclasses.fields(method.Options)}
+    options = {SETTINGS_MOVED_TO_METHODS[name][1]: value for name, value in moved.items()}
+    options = {option: value for option, value in options.items() if option in fields}  # the method's own only
+    if options:
+        renamed[method.name] = {**options, **renamed.get(method.name, {})}
     return {**SETTINGS_BEFORE_THEY_EXISTED, **renamed}
 
 
@@ -440,11 +478,18 @@ def _toml_value(value: Any) -> str:
 
 
 def to_toml(config: Config) -> str:
-    """The fully resolved configuration as TOML text (scalars first, then ``[arch_options]``)."""
+    """The fully resolved configuration as TOML text: scalars first, then ``[arch_options]``, then the
+    method's options under its name (every one, set or not), where it has any."""
     values = config.to_dict()
     options = values.pop("arch_options")
+    values.pop("method_options")
     lines = [f"{name} = {_toml_value(value)}" for name, value in values.items()]
     lines.append("")
     lines.append("[arch_options]")
     lines += [f"{name} = {_toml_value(value)}" for name, value in options.items()]
+    method = method_class(config.method)
+    method_options = dataclasses.asdict(method.options(config))
+    if method_options:
+        lines += ["", f"[{json.dumps(method.name)}]"]
+        lines += [f"{name} = {_toml_value(value)}" for name, value in method_options.items()]
     return "\n".join(lines) + "\n"

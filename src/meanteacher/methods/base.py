@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import nn
@@ -21,11 +22,18 @@ class MethodSettings(Protocol):
     method: str
     class_normalize: str
     consistency_type: str
+    method_options: dict[str, dict[str, Any]]
+    """Each method's own options by its name, as set (``--set vat.eps=2``, a TOML table ``[vat]``)."""
 
 
 Schedule = float | Callable[[int], "float | torch.Tensor"]
 """A constant, or a function of the step. A function may return a 0-dim device tensor (updated in
 place each step): the loss then involves no host synchronisation and can be captured in a CUDA graph."""
+
+
+@dataclasses.dataclass(frozen=True)
+class NoOptions:
+    """The options of a method that has none of its own."""
 
 
 def _at(value: Schedule, step: int | torch.Tensor) -> float | torch.Tensor:
@@ -79,6 +87,29 @@ class Method:
     """The consistency cost of a run that leaves it automatic, where the method has its own (else the package's)."""
     consistency_is_cross_entropy = False
     """Whether the consistency cost is a cross-entropy or a KL divergence (automatic weight 1, not per class)."""
+    Options: ClassVar[type] = NoOptions
+    """The method's own settings: a frozen dataclass with a default for each field, set with
+    ``--set <name>.<field>=...`` or a TOML table ``[<name>]``; a field may check its value in
+    ``__post_init__`` (a ``ValueError``)."""
+
+    @classmethod
+    def options(cls, settings: MethodSettings) -> Any:
+        """This method's ``Options`` as ``settings`` set them, each value of its field's type (a
+        ``ValueError`` naming an option that is not one)."""
+        given = dict(settings.method_options.get(cls.name, {}))
+        fields = {f.name: f for f in dataclasses.fields(cls.Options)}
+        unknown = sorted(set(given) - set(fields))
+        if unknown:
+            known = ", ".join(fields) or "none"
+            raise ValueError(f"{cls.name} has no option {unknown[0]!r} (its options: {known})")
+        for name, value in given.items():
+            kind = type(fields[name].default)
+            exact = isinstance(value, kind) and isinstance(value, bool) == (kind is bool)
+            number = kind is float and type(value) is int or kind is int and type(value) is float and value.is_integer()
+            if not (exact or number):
+                raise ValueError(f"option {cls.name}.{name} must be a {kind.__name__}, got {value!r}")
+            given[name] = kind(value)
+        return cls.Options(**given)
 
     def __init__(
         self,

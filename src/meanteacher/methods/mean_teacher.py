@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -83,12 +84,8 @@ class MeanTeacher(_ConsistencyMethod):
             config.class_normalize,
             config.logit_distance_classes,
             num_classes,
-            **cls._extra_options(config),
+            **dataclasses.asdict(cls.options(config)),
         )
-
-    @staticmethod
-    def _extra_options(config: MethodSettings) -> dict[str, Any]:
-        return {}
 
     def compile(self) -> None:
         self.teacher_forward = torch.compile(self.ema.module)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -15,6 +16,18 @@ from ..teacher import unwrap
 from .base import Method, MethodSettings, Schedule, _at, _ConsistencyMethod
 
 
+@dataclasses.dataclass(frozen=True)
+class TemporalEnsemblingOptions:
+    """Temporal Ensembling's own setting (``--set temporal-ensembling.alpha=...``)."""
+
+    alpha: float = 0.6
+    """The ensemble's momentum (Laine & Aila's 0.6)."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.alpha < 1.0:
+            raise ValueError(f"temporal-ensembling.alpha must be in [0, 1), got {self.alpha}")
+
+
 class TemporalEnsembling(_ConsistencyMethod):
     """Temporal Ensembling (Laine & Aila): consistency with a per-example EMA of past predictions.
 
@@ -25,6 +38,7 @@ class TemporalEnsembling(_ConsistencyMethod):
 
     name = "temporal-ensembling"
     display_name = "Temporal Ensembling"
+    Options = TemporalEnsemblingOptions
 
     def __init__(
         self,
@@ -65,7 +79,7 @@ class TemporalEnsembling(_ConsistencyMethod):
             model,
             num_examples,
             num_classes,
-            config.te_alpha,
+            cls.options(config).alpha,
             consistency,
             config.consistency_type,
             config.class_normalize,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -12,6 +13,29 @@ from ..losses import classification_cost, entropy_cost, untouched, vat_cost, vat
 from ..models import split_heads
 from .base import Method, MethodSettings, Schedule, _at
 from .mean_teacher import MeanTeacher
+
+
+@dataclasses.dataclass(frozen=True)
+class PerturbationOptions:
+    """The virtual adversarial perturbation's settings (``--set mean-teacher-vat.eps=...``)."""
+
+    eps: float = 8.0
+    """The perturbation's L2 norm."""
+    xi: float = 1e-6
+    """The finite-difference step of the power iteration."""
+    power_iterations: int = 1
+
+    def __post_init__(self) -> None:
+        if self.eps < 0 or self.xi <= 0 or self.power_iterations < 1:
+            raise ValueError("eps must be >= 0, xi > 0 and power_iterations >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class VATOptions(PerturbationOptions):
+    """VAT's own settings (``--set vat.eps=...``)."""
+
+    entropy_weight: float = 0.0
+    """Weight of entropy minimisation on top (VAT+EntMin); 0: none."""
 
 
 class VAT(Method):
@@ -25,6 +49,7 @@ class VAT(Method):
     capturable = False
     """Its passes save and restore the random state."""
     consistency_is_cross_entropy = True
+    Options = VATOptions
 
     def __init__(
         self,
@@ -51,13 +76,14 @@ class VAT(Method):
         num_examples: int,
         num_classes: int,
     ) -> Method:
+        options = cls.options(config)
         return cls(
             model,
             consistency,
-            config.vat_eps,
-            config.vat_xi,
-            config.vat_power_iterations,
-            config.entropy_weight,
+            options.eps,
+            options.xi,
+            options.power_iterations,
+            options.entropy_weight,
             config.class_normalize,
             ema_decay,
         )
@@ -97,6 +123,7 @@ class MeanTeacherVAT(MeanTeacher):
     display_name = "Mean Teacher + VAT"
     capturable = False
     takes_pseudo_labels = False
+    Options = PerturbationOptions
 
     def __init__(
         self,
@@ -109,10 +136,6 @@ class MeanTeacherVAT(MeanTeacher):
     ) -> None:
         super().__init__(model, *args, **options)
         self.eps, self.xi, self.power_iterations = eps, xi, power_iterations
-
-    @staticmethod
-    def _extra_options(config: MethodSettings) -> dict[str, Any]:
-        return {"eps": config.vat_eps, "xi": config.vat_xi, "power_iterations": config.vat_power_iterations}
 
     def loss(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         teacher_input, student_input = self._second_view(batch), batch.student_input
