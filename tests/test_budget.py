@@ -69,12 +69,12 @@ def test_a_run_with_a_deadline_refits_its_steps_to_the_speed_it_measures(tmp_pat
     trainer = Trainer(tiny_config(steps=100, eval_every=10), tmp_path, progress=False)
     trainer.run_dir.write_config(trainer.config)
     rampup = trainer.config.rampup_steps
-    trainer.deadline = time.perf_counter() + 6.0
+    trainer.pacing.deadline = time.perf_counter() + 6.0
     config = trainer._refit(step=10, step_seconds=0.1, evaluation_seconds=0.5)  # ~5.5 s left at 0.1 + 0.5 / 10 s a step
     assert 40 <= config.steps <= 46 and trainer.config is config
     assert trainer.training_step.hyperparameters.config.steps == config.steps and config.rampup_steps == rampup
     assert load_config_file(tmp_path / "config.toml").steps == config.steps  # a resumed run ends there too
-    trainer.deadline = time.perf_counter() + (config.steps - 10 + 0.5) * 0.15 + 0.5
+    trainer.pacing.deadline = time.perf_counter() + (config.steps - 10 + 0.5) * 0.15 + 0.5
     assert trainer._refit(step=10, step_seconds=0.1, evaluation_seconds=0.5).steps == config.steps  # within 2 %: kept
 
 
@@ -120,7 +120,7 @@ def test_a_refit_derives_the_ramps_the_ema_and_the_evaluations_again_for_its_ste
     trainer.run_dir.write_config(trainer.config)
     before = trainer.config
     assert before.rampup_steps == round(100 * RAMPUP_SHARE)
-    trainer.deadline = time.perf_counter() + 6.0
+    trainer.pacing.deadline = time.perf_counter() + 6.0
     config = trainer._refit(step=10, step_seconds=0.001, evaluation_seconds=0.01)
     assert config.steps > 1000
     assert (config.rampup_steps, config.rampdown_steps) == (
@@ -130,10 +130,10 @@ def test_a_refit_derives_the_ramps_the_ema_and_the_evaluations_again_for_its_ste
     assert (
         config.ema_decay == round(1 - 1 / (config.steps * EMA_WINDOW_SHARE), 6) > before.ema_decay
     )  # a 50th of the run
-    assert config.eval_every == max(1, config.steps // evaluations_within(6.0, 0.01)) == trainer.eval_every
+    assert config.eval_every == max(1, config.steps // evaluations_within(6.0, 0.01)) == trainer.pacing.eval_every
     assert trainer.guard.config is config and trainer.guard.start == config.rampup_steps
     kept = Trainer(tiny_config(steps=100, time_budget=6.0), tmp_path / "set", progress=False)  # ramps set: kept
-    kept.deadline = time.perf_counter() + 6.0
+    kept.pacing.deadline = time.perf_counter() + 6.0
     assert kept._refit(step=10, step_seconds=0.001, evaluation_seconds=0.01).rampup_steps == 10
 
 
@@ -158,7 +158,7 @@ def test_after_a_refit_the_run_measures_again_half_way_through_its_new_steps(tmp
 
     trainer._refit = recorded
     monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
-    trainer.deadline = clock[0] + 5.0  # time for about 100 steps of 50 ms, 10 planned
+    trainer.pacing.deadline = clock[0] + 5.0  # time for about 100 steps of 50 ms, 10 planned
     trainer.run()
     assert refits[0] == 1 and steps_after[0] > 20  # the probe's 10 steps were far too few
     assert refits == [1, steps_after[0] // 2]  # half-way through the refitted run, not the planned one; then no more

@@ -30,12 +30,10 @@ from .budget import evaluations_within, fit_to_time
 from .distributed import any_true, average_float_buffers_, barrier, init_world, leave_world, rank_spread
 from .evaluation import evaluate_batches
 from .guard import DeadTeacherGuard
+from .pacing import Pacing
 from .progress import Progress, duration, plan_line
 from .rundir import RunDirectory, check_architecture
 from .setup import build_feed, build_training_step, load_data, resolve_device, use_device
-
-REFIT_TOLERANCE = 0.02
-"""A run with a deadline changes its steps when the speed measured in it moves its end by more than this share."""
 
 
 class TrainingError(MeanTeacherError):
@@ -82,9 +80,7 @@ class Trainer:
         if resume:
             check_architecture(self.run_dir.load_checkpoint(), config.arch, self.run_dir.checkpoint)
         config = resolve_image_size(config)
-        self.eval_every_bounded = (
-            config.eval_every is None
-        )  # automatic: spaced out as measured (budget.evaluations_within)
+        cadence_is_automatic = config.eval_every is None
         self.dataset = dataset = load_data(config) if dataset is None else dataset
         self.split, self.masked_labels = make_split(
             dataset, config.labels, config.seed, config.label_file, config.validation_per_class
@@ -120,13 +116,10 @@ class Trainer:
         self.generator = torch.Generator(device=self.device)
         self.guard = DeadTeacherGuard(config)
         self.tensorboard: Any = None  # a TensorBoardLog while a run with tensorboard=true trains
-        self.eval_every = config.eval_every
-        self.deadline: float | None = None
-        """With ``--time``: the ``time.perf_counter()`` by which the run should end (see ``_refit``)."""
+        self.pacing = Pacing(config.eval_every, cadence_is_automatic, self.world.distributed)
         self.global_step = 0
         self.log_sums: dict[str, float | torch.Tensor] = {}  # summed on the device: no sync per step
         self.log_count = 0
-        self.elapsed = self.eval_seconds = self.checkpoint_seconds = 0.0
         if resume:
             self._load_checkpoint()
 
@@ -192,13 +185,8 @@ class Trainer:
         barrier(self.world)
         self.training_step.method.model.train()
         progress = Progress(cfg.steps, self.global_step, self.show_progress, self._plan(), cfg.batch_size)
-        self.last_checkpoint = time.perf_counter()
-        started = time.perf_counter() - self.elapsed
-        self._since, self._steps_started = time.perf_counter(), self.global_step
-        self._side_seconds = self.eval_seconds + self.checkpoint_seconds
-        steps_planned = cfg.steps
-        refit_at = {max(1, cfg.steps // 10), cfg.steps // 2} if self.deadline is not None else set()
-        evaluations = 0
+        pacing = self.pacing
+        pacing.start(self.global_step, cfg.steps)
         try:
             while self.global_step < cfg.steps:
                 logs = self.step()
@@ -207,31 +195,30 @@ class Trainer:
                 self.log_count += 1
                 progress.step()
                 step = self.global_step
-                at_eval = step % self.eval_every == 0 or step == cfg.steps
+                at_eval = step % pacing.eval_every == 0 or step == cfg.steps
                 at_checkpoint = step == cfg.steps or (step % cfg.checkpoint_every == 0 and self._checkpoint_due())
                 if at_eval or at_checkpoint or step % 20 == 0:
                     self._check_finite()
                 if at_eval:
-                    self._evaluate_and_log(step, progress)
-                    evaluations += 1
+                    with pacing.evaluating(step, cfg.steps):
+                        self._evaluate_and_log(step, progress)
                 if at_checkpoint:
-                    self._timed_checkpoint(started)
-                self.elapsed = time.perf_counter() - started
-                if step in refit_at and step < cfg.steps:
+                    with pacing.checkpointing():
+                        self.save_checkpoint()
+                pacing.tick()
+                if pacing.refit_due(step, cfg.steps):
                     cfg = self._refit(
                         step,
-                        self._trained_seconds() / (step - self._steps_started),
-                        self.eval_seconds / max(evaluations, 1),
+                        pacing.trained_seconds() / (step - pacing.steps_started),
+                        pacing.eval_seconds / max(pacing.evaluations, 1),
                     )
-                    half_way = cfg.steps // 2  # once more, half-way through the new run, after the first refit only
-                    refit_at = {half_way} if step < half_way and step == max(1, steps_planned // 10) else set()
+                    pacing.after_refit(step, cfg.steps)
                     progress.set_total(cfg.steps)
         finally:
             progress.close()
             if self.tensorboard is not None:
                 self.tensorboard.close()
-        train_seconds = self._trained_seconds()
-        summary = self._summary(train_seconds, self.global_step - self._steps_started)
+        summary = self._summary(pacing.trained_seconds(), self.global_step - pacing.steps_started)
         if self.world.is_main:
             from ..report import plot_curves
 
@@ -240,14 +227,8 @@ class Trainer:
         barrier(self.world)
         return summary
 
-    def _trained_seconds(self) -> float:
-        """Seconds spent on training steps since ``run`` started (evaluations and checkpoints left out)."""
-        return time.perf_counter() - self._since - (self.eval_seconds + self.checkpoint_seconds - self._side_seconds)
-
     def _evaluate_and_log(self, step: int, progress: Progress) -> None:
-        """Evaluate, log the record with the mean training logs since the last one, and keep evaluations
-        within their share of the time (``_bound_evaluations``)."""
-        start = time.perf_counter()
+        """Evaluate, and log the record with the mean training logs since the last one."""
         record = {
             "step": step,
             **{k: float(v) / self.log_count for k, v in self.log_sums.items()},
@@ -261,18 +242,6 @@ class Trainer:
         if self.world.is_main:
             self._log(record)
         progress.report(step, record)
-        self.eval_seconds += time.perf_counter() - start
-        self._bound_evaluations(
-            time.perf_counter() - start, self._trained_seconds(), self.global_step - self._steps_started
-        )
-
-    def _timed_checkpoint(self, started: float) -> None:
-        """Save a checkpoint recording the time since ``started``; its own time goes to ``checkpoint_seconds``."""
-        start = time.perf_counter()
-        self.elapsed = start - started
-        self.save_checkpoint()
-        self.checkpoint_seconds += time.perf_counter() - start
-        self.last_checkpoint = time.perf_counter()
 
     def _log(self, record: dict[str, Any]) -> None:
         """Write an evaluation's record (metrics.jsonl, TensorBoard; the confusion matrices of the last to
@@ -330,9 +299,7 @@ class Trainer:
     def _checkpoint_due(self) -> bool:
         """Whether ``checkpoint_seconds`` have passed since the last checkpoint (or the start), as the
         main process's clock says: every process must take the same decision."""
-        due = torch.tensor(
-            time.perf_counter() - self.last_checkpoint >= self.config.checkpoint_seconds, device=self.device
-        )
+        due = torch.tensor(self.pacing.since_checkpoint() >= self.config.checkpoint_seconds, device=self.device)
         if self.world.distributed:
             torch.distributed.broadcast(due, src=0)
         return bool(due)
@@ -361,9 +328,9 @@ class Trainer:
                     "seed": self.config.seed,
                     "log_sums": {key: float(value) for key, value in self.log_sums.items()},
                     "log_count": self.log_count,
-                    "elapsed": self.elapsed,
-                    "eval_seconds": self.eval_seconds,
-                    "checkpoint_seconds": self.checkpoint_seconds,
+                    "elapsed": self.pacing.elapsed,
+                    "eval_seconds": self.pacing.eval_seconds,
+                    "checkpoint_seconds": self.pacing.checkpoint_seconds,
                 }
             )
 
@@ -383,8 +350,9 @@ class Trainer:
             ) from None
         self.global_step = int(state["step"])
         self.log_sums, self.log_count = dict(state["log_sums"]), int(state["log_count"])
-        self.elapsed, self.eval_seconds = float(state["elapsed"]), float(state["eval_seconds"])
-        self.checkpoint_seconds = float(state["checkpoint_seconds"])
+        pacing = self.pacing
+        pacing.elapsed, pacing.eval_seconds = float(state["elapsed"]), float(state["eval_seconds"])
+        pacing.checkpoint_seconds = float(state["checkpoint_seconds"])
         if self.world.is_main:
             self.run_dir.truncate_metrics(self.global_step)
 
@@ -395,9 +363,8 @@ class Trainer:
         (``auto.FOLLOW_THE_STEPS``, and an automatic evaluation cadence) are derived again for them, so the
         ramps keep their shares of the run; the ramp-down stays anchored at the end."""
         cfg = self.config
-        left = self.deadline - time.perf_counter() - evaluation_seconds  # the final evaluation
-        steps = step + max(1, int(left / (step_seconds + evaluation_seconds / cfg.eval_every)))
-        if abs(steps - cfg.steps) <= REFIT_TOLERANCE * cfg.steps:
+        steps = self.pacing.steps_to_deadline(step, cfg.steps, cfg.eval_every, step_seconds, evaluation_seconds)
+        if steps == cfg.steps:
             return cfg
         if self.show_progress:
             print(
@@ -407,7 +374,7 @@ class Trainer:
                 flush=True,
             )
         self.config = self.training_step.hyperparameters.config = self._refitted(steps, evaluation_seconds)
-        self.eval_every = self.config.eval_every
+        self.pacing.eval_every = self.config.eval_every
         self.guard.follow(self.config)
         if self.world.is_main:
             self.run_dir.write_config(self.config)  # a resumed run goes on to the new end
@@ -423,16 +390,6 @@ class Trainer:
         if requested.eval_every is None:
             settings["eval_every"] = max(1, steps // evaluations_within(cfg.time_budget, evaluation_seconds))
         return apply_settings(cfg, settings, "time budget")
-
-    def _bound_evaluations(self, evaluation: float, seconds: float, steps: int) -> None:
-        """Space automatic evaluations out as ``budget.evaluations_within`` says for this run's measured
-        step and evaluation: a test set that is large next to the step (10,000 CIFAR-10 images against a
-        step of 100 on a CPU) would otherwise take most of the run. ``seconds`` and ``steps``: this process's training
-        so far. One process only: the ranks of a distributed run must agree on the cadence without talking."""
-        if not self.eval_every_bounded or steps <= 0 or self.world.distributed:
-            return
-        run_seconds = max(seconds, 1e-9) / steps * self.config.steps
-        self.eval_every = max(self.eval_every, self.config.steps // evaluations_within(run_seconds, evaluation))
 
     # ------------------------------------------------------------------ what the run says
 
@@ -452,7 +409,7 @@ class Trainer:
 
     def _summary(self, train_seconds: float, steps: int) -> dict[str, Any]:
         """The run's summary; its speed is that of the ``steps`` trained since this process started (``train_seconds``)."""
-        last, cfg = self.run_dir.last_metrics(), self.config
+        last, cfg, pacing = self.run_dir.last_metrics(), self.config, self.pacing
         return {
             "method": cfg.method,
             "dataset": self.dataset.name,
@@ -464,10 +421,10 @@ class Trainer:
             "ema_error": last.get("ema_error"),
             **{key: last[key] for key in ("validation_ema_error", "validation_student_error") if key in last},
             "precision": cfg.precision,
-            "seconds": round(self.elapsed, 2),
-            "train_seconds": round(self.elapsed - self.eval_seconds - self.checkpoint_seconds, 2),
-            "eval_seconds": round(self.eval_seconds, 2),
-            "checkpoint_seconds": round(self.checkpoint_seconds, 2),
+            "seconds": round(pacing.elapsed, 2),
+            "train_seconds": round(pacing.elapsed - pacing.eval_seconds - pacing.checkpoint_seconds, 2),
+            "eval_seconds": round(pacing.eval_seconds, 2),
+            "checkpoint_seconds": round(pacing.checkpoint_seconds, 2),
             "images_per_second": round(steps * cfg.batch_size / train_seconds, 1) if train_seconds > 0 else None,
         }
 
@@ -496,7 +453,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
             )
     trainer = Trainer(config, run_dir, resume=resume, progress=progress, dataset=dataset)
     if config.time_budget is not None and not resume:
-        trainer.deadline, trainer.requested = deadline, requested
+        trainer.pacing.deadline, trainer.requested = deadline, requested
     world = trainer.world
     try:
         return trainer.run()
