@@ -25,11 +25,13 @@ from ..data.streaming import FolderIndex
 from ..data.views import to_device
 from ..errors import MeanTeacherError
 from ..methods import method_class
+from ..report import ema_name
 from ..teacher import unwrap
 from .budget import evaluations_within, fit_to_time
 from .distributed import any_true, average_float_buffers_, barrier, init_world, leave_world, rank_spread
 from .evaluation import evaluate_batches
 from .guard import DeadTeacherGuard
+from .logbook import Logbook
 from .pacing import Pacing
 from .progress import Progress, duration, plan_line
 from .rundir import RunDirectory, check_architecture
@@ -115,11 +117,9 @@ class Trainer:
         )
         self.generator = torch.Generator(device=self.device)
         self.guard = DeadTeacherGuard(config)
-        self.tensorboard: Any = None  # a TensorBoardLog while a run with tensorboard=true trains
+        self.logbook = Logbook(self.run_dir, dataset.classes, ema_name(config.method), self.guard)
         self.pacing = Pacing(config.eval_every, cadence_is_automatic, self.world.distributed)
         self.global_step = 0
-        self.log_sums: dict[str, float | torch.Tensor] = {}  # summed on the device: no sync per step
-        self.log_count = 0
         if resume:
             self._load_checkpoint()
 
@@ -179,9 +179,7 @@ class Trainer:
                 self.masked_labels[self.split.labeled],
             )
             if cfg.tensorboard:
-                from .tensorboard import TensorBoardLog
-
-                self.tensorboard = TensorBoardLog(run_dir.tensorboard, self.global_step or None)
+                self.logbook.open_tensorboard(self.global_step)
         barrier(self.world)
         self.training_step.method.model.train()
         progress = Progress(cfg.steps, self.global_step, self.show_progress, self._plan(), cfg.batch_size)
@@ -190,9 +188,7 @@ class Trainer:
         try:
             while self.global_step < cfg.steps:
                 logs = self.step()
-                for key, value in logs.items():
-                    self.log_sums[key] = self.log_sums.get(key, 0.0) + value.detach().float()
-                self.log_count += 1
+                self.logbook.add(logs)
                 progress.step()
                 step = self.global_step
                 at_eval = step % pacing.eval_every == 0 or step == cfg.steps
@@ -216,8 +212,7 @@ class Trainer:
                     progress.set_total(cfg.steps)
         finally:
             progress.close()
-            if self.tensorboard is not None:
-                self.tensorboard.close()
+            self.logbook.close()
         summary = self._summary(pacing.trained_seconds(), self.global_step - pacing.steps_started)
         if self.world.is_main:
             from ..report import plot_curves
@@ -228,45 +223,12 @@ class Trainer:
         return summary
 
     def _evaluate_and_log(self, step: int, progress: Progress) -> None:
-        """Evaluate, and log the record with the mean training logs since the last one."""
-        record = {
-            "step": step,
-            **{k: float(v) / self.log_count for k, v in self.log_sums.items()},
-            **self.evaluate(confusion=step == self.config.steps),
-        }
-        self.log_sums, self.log_count = {}, 0
-        if record.get(
-            "pseudo_checked_rate"
-        ):  # of the confident pseudo-labels whose hidden label is known, the share right
-            record["pseudo_accuracy"] = record["pseudo_correct_rate"] / record["pseudo_checked_rate"]
+        """Evaluate, and record the results with the mean training logs since the last evaluation."""
+        record = self.logbook.record(step, self.evaluate(confusion=step == self.config.steps))
         if self.world.is_main:
-            self._log(record)
+            method = self.training_step.method
+            self.logbook.write(record, method.evaluation_models(), method.ema_is_teacher)
         progress.report(step, record)
-
-    def _log(self, record: dict[str, Any]) -> None:
-        """Write an evaluation's record (metrics.jsonl, TensorBoard; the confusion matrices of the last to
-        confusion.json) and let the guard look at it."""
-        matrices = {k.removesuffix("_confusion"): record.pop(k) for k in list(record) if k.endswith("_confusion")}
-        self.run_dir.append_metrics(record)
-        if self.tensorboard is not None:
-            self.tensorboard.scalars(record)
-        if matrices:
-            self.run_dir.write_confusion(self.dataset.classes, matrices)
-            if self.tensorboard is not None:
-                from ..report import ema_name
-
-                self.tensorboard.confusion(
-                    matrices,
-                    self.dataset.classes,
-                    {"ema": ema_name(self.config.method), "student": "student"},
-                    record["step"],
-                )
-        self.guard.check(
-            record["step"],
-            record,
-            self.training_step.method.evaluation_models(),
-            self.training_step.method.ema_is_teacher,
-        )
 
     def evaluate(self, confusion: bool = False) -> dict[str, Any]:
         """Test (and validation) error and classification cost of the student and the EMA network (and,
@@ -326,8 +288,7 @@ class Trainer:
                     "optimizer": self.training_step.optimizer.state_dict(),
                     "normalizer": self.feed.normalizer.state_dict(),
                     "seed": self.config.seed,
-                    "log_sums": {key: float(value) for key, value in self.log_sums.items()},
-                    "log_count": self.log_count,
+                    **self.logbook.state_dict(),
                     "elapsed": self.pacing.elapsed,
                     "eval_seconds": self.pacing.eval_seconds,
                     "checkpoint_seconds": self.pacing.checkpoint_seconds,
@@ -349,7 +310,7 @@ class Trainer:
                 f"{self.run_dir.checkpoint}: does not fit this run's model ({str(error).splitlines()[0]})"
             ) from None
         self.global_step = int(state["step"])
-        self.log_sums, self.log_count = dict(state["log_sums"]), int(state["log_count"])
+        self.logbook.load_state_dict(state)
         pacing = self.pacing
         pacing.elapsed, pacing.eval_seconds = float(state["elapsed"]), float(state["eval_seconds"])
         pacing.checkpoint_seconds = float(state["checkpoint_seconds"])
