@@ -14,7 +14,9 @@ python -m benchmarks.photo_recipe --json docs/bench/photo_recipe.json
 python -m benchmarks.photos --json docs/bench/photos.json
 python -m benchmarks.speed --part views --width 0.25 --json docs/bench/views.json
 python -m benchmarks.strong --json docs/bench/strong.json
-python -m benchmarks.pseudo --labels L --steps S [--extra-rows ...] --json docs/bench/pseudo.json   (one cell each)
+python -m benchmarks.pseudo --labels L --steps S [--rows ...] --json docs/bench/pseudo.json   (one cell each)
+python -m benchmarks.pile --seeds 0 1 2 --json docs/bench/pile.json
+python -m benchmarks.label_next --seeds 0 1 2 --json docs/bench/label_next.json
 python -m benchmarks.document
 """
 
@@ -181,7 +183,8 @@ def vat_section(result: dict) -> str:
         f"\nMean Teacher, VAT and Mean Teacher + VAT at {result['labels']} labels and {result['steps']} steps: the recipe "
         "of the CPU Table 2 runs (presets `cifar10-cpu-1000`, `cifar10-cpu-1000-vat`, `cifar10-cpu-1000-mean-teacher-vat`), "
         f"the same label sets (seeds), and like the Π model and Temporal Ensembling there the learning rate chosen for Mean "
-        f"Teacher on the validation split ({result['lr']:g}). The perturbation norm `vat_eps` of each VAT method is chosen at seed 0 from "
+        f"Teacher on the validation split ({result['lr']:g}). The perturbation norm `vat_eps` (the option `eps` of each method: "
+        "`--set vat.eps=...`, `--set mean-teacher-vat.eps=...`) of each VAT method is chosen at seed 0 from "
         f"{', '.join(f'{e:g}' for e in result['eps_grid'])} on the validation split.\n\n"
     )
     if result["tuning"]:
@@ -676,6 +679,29 @@ def pseudo_section(result: dict) -> str:
     return text + result.get("notes", "") + "\n"
 
 
+def label_next_section(result: dict) -> str:
+    from .label_next import markdown
+
+    first = result["first"]
+    per_label_set = " / ".join(f"{error:.2f}" for error in first["per_label_set"].values())
+    label_sets = " / ".join(first["per_label_set"])
+    return (
+        _stamp(result, result["command"])
+        + "\nThe shared CIFAR-10 JPEGs with the `cifar10-cpu-1000` preset's recipe (ConvNet-13 at width 0.25, bf16, "
+        "1500 steps, the paper's weak noise, 100 images a class held out for validation). Mean Teacher first trains on "
+        "250 labels, with the other 48,750 training images unlabeled. Each strategy of `meanteacher suggest` then picks "
+        "250 of those 48,750, which are labelled from their true labels, and Mean Teacher trains again on the 500, "
+        "from scratch or from the first run (`--init`), whichever did better on validation. The table gives the EMA "
+        "network's error, mean ± std (label sets in brackets). Gains are random's error minus the strategy's, paired "
+        "on the label set (positive: the strategy picked better).\n\n"
+        f"First run, 250 labels: test error {first['test'][0]:.2f} ± {first['test'][1]:.2f} % ({per_label_set} on "
+        f"label sets {label_sets}).\n\n"
+        + markdown(result, result["picks"])
+        + "\n![test error after labeling 250 picks, per strategy and label set](label-next.png)\n\n"
+        + result.get("notes", "")
+    )
+
+
 def pile_section(result: dict) -> str:
     from .common import markdown_table
 
@@ -737,6 +763,7 @@ SECTIONS = [
     ("## A weak teacher and a strong student at CPU scale (trained on a GPU)", "strong", strong_section),
     ("## Confident pseudo-labels at CPU scale", "pseudo", pseudo_section),
     ("## What a larger unlabeled pile buys", "pile", pile_section),
+    ("## Which images to label next", "label_next", label_next_section),
     ("## 3. GPU: achieved TFLOP/s of the paper-scale step", "throughput", throughput_section),
 ]
 """Each section: its heading, the JSON file in docs/bench/ it is written from, and the function writing its body."""

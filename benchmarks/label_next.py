@@ -194,12 +194,15 @@ def markdown(result: dict[str, Any], picks: dict[str, Any]) -> str:
         for strategy, row in by_strategy.items():
             gain = row.get("gain_over_random")
             seconds = [r["seconds"] for key, r in picks.items() if key.startswith(f"{strategy}-s")]
+            spread = len(row["label_sets"]) > 1  # a standard deviation only over several label sets
             rows.append(
                 [
                     start,
                     strategy,
-                    f"{row['test'][0]:.2f} ± {row['test'][1]:.2f} ({len(row['label_sets'])})",
-                    f"{row['validation'][0]:.2f} ± {row['validation'][1]:.2f}",
+                    f"{row['test'][0]:.2f}"
+                    + (f" ± {row['test'][1]:.2f}" if spread else "")
+                    + f" ({len(row['label_sets'])})",
+                    f"{row['validation'][0]:.2f}" + (f" ± {row['validation'][1]:.2f}" if spread else ""),
                     _gain_cell(gain),
                     _gain_cell(row.get("validation_gain_over_random")),
                     f"{sum(seconds) / len(seconds):.0f}" if seconds else "–",
