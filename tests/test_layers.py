@@ -17,6 +17,7 @@ LAYERS = {
     "data.batch": 0,  # what every layer stands on
     "data": 1,  # reading, splitting, batching and noising data: knows nothing of costs, methods or training
     "losses": 2,
+    "adversarial": 2,
     "masks": 2,
     "pseudo_labels": 2,
     "models": 2,

@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from meanteacher.losses import softmax_kl, vat_cost, vat_perturbation
+from meanteacher.adversarial import vat_cost, vat_perturbation
+from meanteacher.losses import softmax_kl
 from meanteacher.methods import Batch, MeanTeacher, MeanTeacherVAT
 from meanteacher.models import ConvNet13
 from meanteacher.run.train import Trainer

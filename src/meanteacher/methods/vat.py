@@ -8,8 +8,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..adversarial import untouched, vat_cost, vat_perturbation
 from ..data.batch import Batch
-from ..losses import classification_cost, entropy_cost, untouched, vat_cost, vat_perturbation
+from ..losses import classification_cost, entropy_cost
 from ..models import split_heads
 from .base import Method, MethodSettings, Schedule, _at
 from .mean_teacher import MeanTeacher
