@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 
-from meanteacher.config import load_config_file
+from meanteacher.config_files import load_config_file
 from meanteacher.errors import MeanTeacherError
 from meanteacher.run.budget import Timing, evaluations_within, parse_duration, time_run
 from meanteacher.run.train import Trainer, train

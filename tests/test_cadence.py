@@ -2,7 +2,7 @@
 evaluation is expensive next to a step; presets keep the paper's 500."""
 
 from meanteacher.auto import EVALUATIONS_PER_RUN
-from meanteacher.config import load_preset
+from meanteacher.config_files import load_preset
 from meanteacher.run.budget import evaluations_within
 from meanteacher.run.rundir import read_metrics
 from meanteacher.run.train import Trainer

@@ -127,7 +127,7 @@ def test_train_help_states_the_ramp_shares_as_percentages(capsys):
 
 
 def test_every_preset_is_valid():
-    from meanteacher.config import list_presets, load_preset
+    from meanteacher.config_files import list_presets, load_preset
 
     for name in list_presets():
         config = load_preset(name)
