@@ -13,7 +13,15 @@ from typing import Any
 
 import torch
 
-from ..auto import EVALUATION_SHARE, EVALUATIONS_PER_RUN, MAX_EVALUATION_SHARE, MIN_EVALUATIONS, ScheduleWarning
+from ..auto import (
+    EVALUATION_SHARE,
+    EVALUATIONS_PER_RUN,
+    FOLLOW_THE_STEPS,
+    MAX_EVALUATION_SHARE,
+    MIN_EVALUATIONS,
+    ScheduleWarning,
+    auto_values,
+)
 from ..config import Config, apply_settings
 from ..data.dataset import Dataset
 from ..data.streaming import FolderIndex
@@ -143,3 +151,18 @@ def fit_to_time(
     if config.eval_every is None:
         settings["eval_every"] = max(1, steps // timing.evaluations(seconds))
     return apply_settings(config, settings, "time budget"), timing
+
+
+def refitted_config(
+    requested: Config, config: Config, steps: int, evaluation_seconds: float, auto_inputs: tuple[Any, ...]
+) -> Config:
+    """``config`` at ``steps`` steps, with what follows the steps (``auto.FOLLOW_THE_STEPS``, and an
+    automatic evaluation cadence) derived again where the run left it automatic (``requested``: the config
+    before its automatic settings were resolved; ``auto_inputs``: the rest of what ``auto.auto_values``
+    takes)."""
+    derived = auto_values(apply_settings(requested, {"steps": steps}, "time budget"), *auto_inputs)
+    settings: dict[str, Any] = {"steps": steps}
+    settings |= {name: derived[name] for name in FOLLOW_THE_STEPS if getattr(requested, name) is None}
+    if requested.eval_every is None:
+        settings["eval_every"] = max(1, steps // evaluations_within(config.time_budget, evaluation_seconds))
+    return apply_settings(config, settings, "time budget")

@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from ..auto import FOLLOW_THE_STEPS, auto_values, resolve_auto, resolve_image_size
-from ..config import Config, apply_settings
+from ..auto import resolve_auto, resolve_image_size
+from ..config import Config
 from ..data.batch import NO_LABEL, Batch
 from ..data.dataset import Dataset
 from ..data.sampler import IndexBatch, mixed_seed
@@ -26,8 +26,8 @@ from ..data.views import to_device
 from ..errors import MeanTeacherError
 from ..methods import method_class
 from ..report import ema_name
-from ..teacher import unwrap
-from .budget import evaluations_within, fit_to_time
+from .budget import fit_to_time, refitted_config
+from .checkpointing import Checkpoints
 from .distributed import any_true, average_float_buffers_, barrier, init_world, leave_world, rank_spread
 from .evaluation import evaluate_batches
 from .guard import DeadTeacherGuard
@@ -119,9 +119,25 @@ class Trainer:
         self.guard = DeadTeacherGuard(config)
         self.logbook = Logbook(self.run_dir, dataset.classes, ema_name(config.method), self.guard)
         self.pacing = Pacing(config.eval_every, cadence_is_automatic, self.world.distributed)
-        self.global_step = 0
-        if resume:
-            self._load_checkpoint()
+        identity = {
+            "arch": config.arch,
+            "classes": dataset.classes,
+            "image_shape": list(dataset.image_shape),
+            "seed": config.seed,
+        }
+        self.checkpoints = Checkpoints(
+            self.run_dir,
+            self.world,
+            self.device,
+            config.checkpoint_every,
+            config.checkpoint_seconds,
+            identity,
+            self.training_step,
+            self.feed.normalizer,
+            self.logbook,
+            self.pacing,
+        )
+        self.global_step = self.checkpoints.load() if resume else 0
 
     # ------------------------------------------------------------------ one step
 
@@ -192,7 +208,7 @@ class Trainer:
                 progress.step()
                 step = self.global_step
                 at_eval = step % pacing.eval_every == 0 or step == cfg.steps
-                at_checkpoint = step == cfg.steps or (step % cfg.checkpoint_every == 0 and self._checkpoint_due())
+                at_checkpoint = self.checkpoints.due(step, cfg.steps)
                 if at_eval or at_checkpoint or step % 20 == 0:
                     self._check_finite()
                 if at_eval:
@@ -258,14 +274,6 @@ class Trainer:
                 f"loss became non-finite before step {self.global_step}; stopped, {last} in {self.run_dir.path}"
             )
 
-    def _checkpoint_due(self) -> bool:
-        """Whether ``checkpoint_seconds`` have passed since the last checkpoint (or the start), as the
-        main process's clock says: every process must take the same decision."""
-        due = torch.tensor(self.pacing.since_checkpoint() >= self.config.checkpoint_seconds, device=self.device)
-        if self.world.distributed:
-            torch.distributed.broadcast(due, src=0)
-        return bool(due)
-
     def _sync_ema_buffers(self) -> None:
         """Every process holds one EMA network (teacher): average its BatchNorm statistics."""
         if self.world.distributed:
@@ -276,46 +284,7 @@ class Trainer:
     def save_checkpoint(self) -> None:
         """Write ``checkpoint.pt`` atomically (main process only)."""
         self._sync_ema_buffers()
-        if self.world.is_main:
-            self.run_dir.save_checkpoint(
-                {
-                    "arch": self.config.arch,
-                    "classes": self.dataset.classes,
-                    "image_shape": list(self.dataset.image_shape),
-                    "step": self.global_step,
-                    "model": unwrap(self.training_step.model).state_dict(),
-                    "method": self.training_step.method.state_dict(),
-                    "optimizer": self.training_step.optimizer.state_dict(),
-                    "normalizer": self.feed.normalizer.state_dict(),
-                    "seed": self.config.seed,
-                    **self.logbook.state_dict(),
-                    "elapsed": self.pacing.elapsed,
-                    "eval_seconds": self.pacing.eval_seconds,
-                    "checkpoint_seconds": self.pacing.checkpoint_seconds,
-                }
-            )
-
-    def _load_checkpoint(self) -> None:
-        state = self.run_dir.load_checkpoint()
-        optimizer = self.training_step.optimizer
-        try:
-            unwrap(self.training_step.model).load_state_dict(state["model"])
-            self.training_step.method.load_state_dict(state["method"])
-            own = [{key: value for key, value in group.items() if key != "params"} for group in optimizer.param_groups]
-            optimizer.load_state_dict(state["optimizer"])
-            for group, settings in zip(optimizer.param_groups, own):  # this run's own lr and betas (tensors or floats)
-                group.update(settings)
-        except (RuntimeError, KeyError, ValueError) as error:
-            raise MeanTeacherError(
-                f"{self.run_dir.checkpoint}: does not fit this run's model ({str(error).splitlines()[0]})"
-            ) from None
-        self.global_step = int(state["step"])
-        self.logbook.load_state_dict(state)
-        pacing = self.pacing
-        pacing.elapsed, pacing.eval_seconds = float(state["elapsed"]), float(state["eval_seconds"])
-        pacing.checkpoint_seconds = float(state["checkpoint_seconds"])
-        if self.world.is_main:
-            self.run_dir.truncate_metrics(self.global_step)
+        self.checkpoints.save(self.global_step)
 
     def _refit(self, step: int, step_seconds: float, evaluation_seconds: float) -> Config:
         """A run with a deadline (``--time``), at 10 % and 50 % of its steps: the steps that end it on time
@@ -334,23 +303,13 @@ class Trainer:
                 file=sys.stderr,
                 flush=True,
             )
-        self.config = self.training_step.hyperparameters.config = self._refitted(steps, evaluation_seconds)
+        self.config = refitted_config(self.requested, cfg, steps, evaluation_seconds, self._auto_inputs)
+        self.training_step.hyperparameters.config = self.config
         self.pacing.eval_every = self.config.eval_every
         self.guard.follow(self.config)
         if self.world.is_main:
             self.run_dir.write_config(self.config)  # a resumed run goes on to the new end
         return self.config
-
-    def _refitted(self, steps: int, evaluation_seconds: float) -> Config:
-        """The run's config at ``steps`` steps, with what follows the steps derived again where the run
-        left it automatic (``requested``: the config before the time fit)."""
-        requested, cfg = self.requested, self.config
-        derived = auto_values(apply_settings(requested, {"steps": steps}, "time budget"), *self._auto_inputs)
-        settings: dict[str, Any] = {"steps": steps}
-        settings |= {name: derived[name] for name in FOLLOW_THE_STEPS if getattr(requested, name) is None}
-        if requested.eval_every is None:
-            settings["eval_every"] = max(1, steps // evaluations_within(cfg.time_budget, evaluation_seconds))
-        return apply_settings(cfg, settings, "time budget")
 
     # ------------------------------------------------------------------ what the run says
 
