@@ -638,7 +638,8 @@ def pseudo_section(result: dict) -> str:
     for cell, entry in result["cells"].items():
         text += f"**{cell.replace('/', ' labels, ')} steps.** " + _stamp(entry, entry["command"])
         tuning = ", ".join(
-            f"{t['consistency_type']} {100 * t['validation_ema_error']:.1f} %" for t in entry["tuning"].values()
+            f"{t['consistency_type']}{' (100 + 100)' if '-b200-' in name else ''} {100 * t['validation_ema_error']:.1f} %"
+            for name, t in entry["tuning"].items()
         )
         text += (
             f"Mean Teacher's threshold on validation: {tuning or 'not tuned'}; chosen: {entry['choices'] or '–'}.\n\n"
