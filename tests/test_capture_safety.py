@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from meanteacher.config import Config
+from meanteacher.config_checks import validate
 from meanteacher.errors import MeanTeacherError
 from meanteacher.methods import Batch
 from meanteacher.run.graphs import GraphedStep
@@ -168,14 +169,14 @@ def test_device_hyperparameters_follow_the_step():
         assert values.tensors["lr"] is lr  # updated in place: a captured graph keeps reading it
         for name, value in expected.items():
             assert float(values[name]) == pytest.approx(value, rel=1e-6, abs=1e-9), name
-        assert float(values["steps_taken"]) == step + 1
+        assert float(values["step"]) == step
 
 
 def test_cuda_graph_settings_that_cannot_work_are_refused(tmp_path):
     with pytest.raises(MeanTeacherError, match="cuda_graphs"):
-        Config(dataset="digits", cuda_graphs=True, optimizer="sgd").validate()
+        validate(Config(dataset="digits", cuda_graphs=True, optimizer="sgd"))
     with pytest.raises(MeanTeacherError, match="device_schedules"):
-        Config(dataset="digits", device_schedules=True, optimizer="sgd").validate()
+        validate(Config(dataset="digits", device_schedules=True, optimizer="sgd"))
     with pytest.raises(MeanTeacherError, match="cuda_graphs needs one process on a CUDA device"):
         Trainer(tiny_config(cuda_graphs=True, device="cpu"), tmp_path, progress=False)
 

@@ -24,6 +24,7 @@ LAYERS = {
     "teacher": 2,  # the parts a user takes into their own loop
     "methods": 3,
     "config": 3,
+    "config_checks": 3,
     "config_files": 3,
     "auto": 3,
     "run": 4,

@@ -103,7 +103,7 @@ def test_mean_teacher_after_step_updates_teacher_with_schedule():
     with torch.no_grad():
         for p in model.parameters():
             p.add_(1.0)
-    method.after_step(1)
+    method.after_step(0)
     for s, t in zip(model.parameters(), method.teacher.module.parameters()):
         assert torch.equal(s, t)
     assert set(method.evaluation_models()) == {"student", "ema"}
@@ -119,7 +119,7 @@ def test_every_method_keeps_an_evaluation_ema(cls):
     with torch.no_grad():
         for p in model.parameters():
             p.add_(1.0)
-    method.after_step(10)  # alpha = min(1 - 1/11, 0.5) = 0.5: half way to the student
+    method.after_step(9)  # 10 steps taken: alpha = min(1 - 1/11, 0.5) = 0.5: half way to the student
     for old, new, student in zip(before, method.ema.module.parameters(), model.parameters()):
         torch.testing.assert_close(new, 0.5 * old + 0.5 * student)
     assert method.evaluation_models()["ema"] is method.ema.module

@@ -108,6 +108,7 @@ def test_the_defaults_of_a_run_without_a_preset_follow_the_machine():
 def test_the_student_view_without_a_preset_is_strong_where_it_can_be():
     from meanteacher.auto import STUDENT_VIEW, resolve_auto
     from meanteacher.config import Config
+    from meanteacher.config_checks import validate
 
     assert resolve_auto(Config(dataset="photos", steps=1000), 10, False, 100).student_view == STUDENT_VIEW == "strong"
     assert resolve_auto(Config(dataset="photos", normalize="zca"), 10, False, 100).student_view == "weak"
@@ -115,7 +116,7 @@ def test_the_student_view_without_a_preset_is_strong_where_it_can_be():
     assert (
         resolve_auto(Config(dataset="photos", student_view="photometric"), 10, False, 100).student_view == "photometric"
     )
-    Config(dataset="photos", streaming=True).validate()  # auto is no conflict with streaming
+    validate(Config(dataset="photos", streaming=True))  # auto is no conflict with streaming
 
 
 def test_a_run_recorded_before_the_student_view_existed_resumes_with_the_papers_noise(tmp_path):

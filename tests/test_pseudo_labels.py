@@ -12,6 +12,7 @@ from torch import nn
 
 from meanteacher.auto import resolve_auto
 from meanteacher.config import Config
+from meanteacher.config_checks import validate
 from meanteacher.errors import MeanTeacherError
 from meanteacher.losses import NO_LABEL, pseudo_label_cost
 from meanteacher.methods import Batch, FixMatch, MeanTeacher
@@ -96,11 +97,11 @@ def test_consistency_types_are_checked():
         with pytest.raises(ValueError, match="pseudo"):
             parse_threshold(bad)
     with pytest.raises(MeanTeacherError, match="works with mean-teacher and fixmatch"):
-        Config(dataset="digits", method="pi", consistency_type="pseudo:0.95").validate()
+        validate(Config(dataset="digits", method="pi", consistency_type="pseudo:0.95"))
     with pytest.raises(MeanTeacherError, match="fixmatch trains on pseudo-labels"):
-        Config(dataset="digits", method="fixmatch", consistency_type="mse").validate()
+        validate(Config(dataset="digits", method="fixmatch", consistency_type="mse"))
     with pytest.raises(MeanTeacherError, match="not both"):
-        Config(dataset="digits", unlabeled_ratio=7, labeled_per_batch=50).validate()
+        validate(Config(dataset="digits", unlabeled_ratio=7, labeled_per_batch=50))
 
 
 def test_automatic_settings_for_pseudo_labels():

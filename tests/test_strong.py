@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from meanteacher.config import Config
+from meanteacher.config_checks import validate
 from meanteacher.data.strong import (
     OPERATIONS,
     PHOTOMETRIC,
@@ -194,11 +195,11 @@ def test_the_student_gets_the_strong_view_and_the_teacher_the_weak_one(tmp_path)
 
 def test_a_strong_view_needs_pixels_in_memory():
     with pytest.raises(MeanTeacherError, match="normalize zca"):
-        Config(dataset="digits", student_view="strong", normalize="zca").validate()
+        validate(Config(dataset="digits", student_view="strong", normalize="zca"))
     with pytest.raises(MeanTeacherError, match="streaming"):
-        Config(dataset="digits", student_view="strong", streaming=True).validate()
+        validate(Config(dataset="digits", student_view="strong", streaming=True))
     with pytest.raises(MeanTeacherError, match="student_view"):
-        Config(dataset="digits", student_view="heavy").validate()
+        validate(Config(dataset="digits", student_view="heavy"))
 
 
 @pytest.mark.parametrize("view", ["weak", "strong", "photometric"])

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import MeanTeacherError
-from .methods import METHODS, method_class
 
 AUTO_FIELDS = {
     "rampup_steps": int,
@@ -185,124 +184,6 @@ class Config:
     """Side of the square images an image folder is brought down to: in memory, at decode (shorter side to
     this, then a centre crop; smaller images are kept as they are); streamed, the crops' size. Auto:
     ``auto.FOLDER_IMAGE_SIZE`` in memory, ``auto.STREAMED_IMAGE_SIZE`` streamed (see ``auto.resolve_image_size``)."""
-
-    def validate(self) -> None:
-        """Raise ``MeanTeacherError`` naming the first setting that cannot work."""
-        choices = {
-            "optimizer": ("adam", "sgd"),
-            "lr_schedule": ("sigmoid", "cosine", "constant"),
-            "precision": ("fp32", "bf16"),
-            "normalize": ("standardize", "per_image", "zca", "none"),
-            "fill": ("reflect", "zero"),
-            "student_view": ("weak", "strong", "photometric"),
-            "ema_buffers": ("own", "copy", "average"),
-            "class_normalize": ("batch", "labeled"),
-            "logit_distance_classes": ("mean", "sum"),
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed and not (name in AUTO_FIELDS and getattr(self, name) is None):
-                raise MeanTeacherError(f"unknown {name} {getattr(self, name)!r}; expected one of: {', '.join(allowed)}")
-        try:
-            method_class(self.method)
-        except ValueError as error:
-            raise MeanTeacherError(str(error)) from None
-        if not self.dataset:
-            raise MeanTeacherError("no dataset: pass --data PATH (or 'digits' for the built-in one)")
-        positive = ("steps", "batch_size", "eval_every", "checkpoint_every", "eval_batch_size")
-        for name in positive:
-            if getattr(self, name) is not None and getattr(self, name) <= 0:
-                raise MeanTeacherError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.time_budget is not None and self.time_budget <= 0:
-            raise MeanTeacherError(f"time_budget must be positive seconds, got {self.time_budget}")
-        if self.image_size is not None and self.image_size < 1:
-            raise MeanTeacherError(f"image_size must be a positive number of pixels, got {self.image_size}")
-        if self.checkpoint_seconds < 0:
-            raise MeanTeacherError(f"checkpoint_seconds must be >= 0, got {self.checkpoint_seconds}")
-        for name in ("ema_decay", "ema_decay_rampup"):
-            if getattr(self, name) is not None and not 0.0 <= getattr(self, name) < 1.0:
-                raise MeanTeacherError(f"{name} must be in [0, 1) or auto, got {getattr(self, name)}")
-        if self.labeled_per_batch is not None and not -1 <= self.labeled_per_batch <= self.batch_size:
-            raise MeanTeacherError(f"labeled_per_batch must be auto, -1 or in [0, batch_size={self.batch_size}]")
-        for name in ("rampup_steps", "rampdown_steps", "consistency"):
-            if getattr(self, name) is not None and getattr(self, name) < 0:
-                raise MeanTeacherError(f"{name} must be >= 0 or auto, got {getattr(self, name)}")
-        if self.labels < 0:
-            raise MeanTeacherError(f"labels must be >= 0 (0 keeps every label), got {self.labels}")
-        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise MeanTeacherError(f"unknown device {self.device!r}; expected auto, cpu or cuda[:N]")
-        if (self.cuda_graphs or self.device_schedules) and self.optimizer != "adam":
-            raise MeanTeacherError("cuda_graphs and device_schedules work with optimizer 'adam' (CapturableAdam)")
-        if self.cuda_graphs and not method_class(self.method).capturable:
-            raise MeanTeacherError(
-                f"cuda_graphs does not capture {self.method}: its passes save and restore the random state"
-            )
-        if self.student_view not in (None, "weak"):
-            if self.streaming or self.normalize == "zca":
-                raise MeanTeacherError(
-                    f"student_view={self.student_view!r} works on images held in memory as pixels "
-                    f"(not with {'streaming' if self.streaming else 'normalize zca'})"
-                )
-            if self.strong_ops < 0 or not 0 <= self.strong_magnitude <= 1 or not 0 <= self.cutout <= 1:
-                raise MeanTeacherError("strong_ops must be >= 0, strong_magnitude and cutout in [0, 1]")
-        if self.unlabeled and self.streaming:
-            raise MeanTeacherError(
-                "streamed folders do not take an unlabeled pile (--unlabeled) yet: leave out streaming"
-            )
-        if self.data_format != "auto":
-            from .data.formats import format_class
-
-            try:
-                format_class(self.data_format)
-            except ValueError as error:
-                raise MeanTeacherError(str(error)) from None
-        self._validate_method_options()
-        if self.unlabeled_ratio < 0:
-            raise MeanTeacherError(f"unlabeled_ratio must be >= 0, got {self.unlabeled_ratio}")
-        if (
-            self.unlabeled_ratio > 0
-            and self.labeled_per_batch is not None
-            and self.labeled_per_batch != round(self.batch_size / (1 + self.unlabeled_ratio))
-        ):
-            raise MeanTeacherError(
-                "set unlabeled_ratio or labeled_per_batch, not both: the ratio decides the labeled share of a batch"
-            )
-        if self.consistency_type is not None:
-            self._validate_consistency_type()
-
-    def _validate_method_options(self) -> None:
-        method = method_class(self.method)
-        for name in self.method_options:
-            if name != method.name:
-                raise MeanTeacherError(
-                    f"options for {name!r} ([{name}] or --set {name}.*), but the run's method is {method.name}"
-                )
-        try:
-            method.options(self)
-        except ValueError as error:
-            raise MeanTeacherError(str(error)) from None
-
-    def _validate_consistency_type(self) -> None:
-        from .losses import consistency_cost
-        from .pseudo_labels import is_pseudo_label_type, parse_threshold
-
-        try:
-            if is_pseudo_label_type(self.consistency_type):
-                parse_threshold(self.consistency_type)
-            else:
-                consistency_cost(self.consistency_type)
-        except ValueError as error:
-            raise MeanTeacherError(str(error)) from None
-        method = method_class(self.method)
-        if is_pseudo_label_type(self.consistency_type) and not method.takes_pseudo_labels:
-            takers = [name for name, cls in METHODS.items() if cls.takes_pseudo_labels]
-            raise MeanTeacherError(
-                f"consistency_type {self.consistency_type!r} works with {' and '.join(takers)}, not {self.method}"
-            )
-        if method.needs_pseudo_labels and not is_pseudo_label_type(self.consistency_type):
-            raise MeanTeacherError(
-                f"{self.method} trains on pseudo-labels: consistency_type must be 'pseudo:<threshold>' or "
-                f"'pseudo:adaptive', not {self.consistency_type!r}"
-            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

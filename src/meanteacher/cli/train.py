@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config, apply_settings
+from ..config_checks import validate
 from ..config_files import load_preset, parse_set_options
 from ..data.formats import BUILT_IN as BUILT_IN_FORMATS
 from ..errors import MeanTeacherError
@@ -172,7 +173,7 @@ def resolve_config(args: argparse.Namespace) -> Config:
         raise MeanTeacherError(
             f"no dataset: preset {args.preset} expects {expected if expected.startswith('--data') else '--data PATH'}"
         )
-    config.validate()
+    validate(config)
     return config
 
 

@@ -3,7 +3,7 @@
 A method wraps a student model. Each training step the caller builds a :class:`Batch` (``view_count``
 independently noised copies of the inputs, labels with ``NO_LABEL`` for unlabeled examples), calls
 ``total, logs = method.loss(batch, step)``, back-propagates ``total``, steps the optimizer and then
-calls ``method.after_step(step)``. ``end_epoch()`` marks the end of a pass over the unlabeled data.
+calls ``method.after_step(step)`` with the same 0-based step. ``end_epoch()`` marks the end of a pass over the unlabeled data.
 ``Method.from_config`` builds each method from a run's configuration (``METHODS[name].from_config``);
 ``register_method`` adds one defined elsewhere, and ``method_class`` finds a method by name or as
 ``package.module:Class``.

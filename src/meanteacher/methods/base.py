@@ -146,9 +146,9 @@ class Method:
         owner compiles): Mean Teacher's teacher."""
 
     def after_step(self, step: int | torch.Tensor) -> None:
-        """Called after each optimizer step (``step`` counts steps taken, from 1; may be a 0-dim device
-        tensor): moves the EMA towards the student."""
-        self.ema.update(self.model, step, _at(self.ema_decay, step))
+        """Called after the optimizer step of 0-based ``step`` (the one ``loss`` was given; may be a 0-dim
+        device tensor): moves the EMA towards the student, counting ``step + 1`` steps taken."""
+        self.ema.update(self.model, step + 1, _at(self.ema_decay, step))
 
     def end_epoch(self) -> None:
         """Called after each complete pass over the unlabeled stream."""

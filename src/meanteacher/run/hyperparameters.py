@@ -10,7 +10,7 @@ from .. import schedules
 from ..auto import has_auto
 from ..config import Config
 
-NAMES = ("lr", "adam_beta1", "adam_beta2", "ema_decay", "consistency_weight", "steps_taken")
+NAMES = ("lr", "adam_beta1", "adam_beta2", "ema_decay", "consistency_weight", "step")
 
 
 def hyperparameters_at(config: Config, step: int) -> dict[str, float]:
@@ -41,8 +41,8 @@ class StepHyperparameters:
     ``values[name]`` are Python floats. With ``on_device=True`` the same values also live in 0-dim
     tensors on ``device`` (``tensors[name]``) that ``set_step`` overwrites in place with one
     host-to-device copy: a captured CUDA graph or a compiled function that reads them sees each step's
-    value without being captured or compiled again, and nothing waits on the host. ``steps_taken`` is
-    ``step + 1``, the count the EMA teacher's warm-up uses after the optimizer step.
+    value without being captured or compiled again, and nothing waits on the host. ``step`` is the 0-based
+    step itself, which the method's ``after_step`` is given.
     """
 
     def __init__(self, config: Config, device: torch.device, on_device: bool = False) -> None:
@@ -68,7 +68,7 @@ class StepHyperparameters:
     def set_step(self, step: int) -> None:
         """Compute the values of 0-based ``step`` (and refresh the device copies)."""
         self.step = step
-        self.values = {**hyperparameters_at(self.config, step), "steps_taken": float(step + 1)}
+        self.values = {**hyperparameters_at(self.config, step), "step": float(step)}
         if self._packed is not None:
             host = torch.tensor([self.values[name] for name in NAMES], dtype=self._packed.dtype)
             if self._packed.is_cuda:

@@ -267,7 +267,7 @@ def build_training_step(
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         optimizer.step()
-        method.after_step(hyperparameters["steps_taken"])
+        method.after_step(hyperparameters["step"])
         nonfinite.logical_or_(~torch.isfinite(total.detach()))
         logs["lr"] = torch.as_tensor(hyperparameters["lr"])
         logs["ema_decay"] = torch.as_tensor(hyperparameters["ema_decay"])

@@ -17,6 +17,7 @@ import torch
 
 from ..auto import resolve_auto, resolve_image_size
 from ..config import Config
+from ..config_checks import validate
 from ..data.batch import NO_LABEL, Batch
 from ..data.dataset import Dataset
 from ..data.sampler import IndexBatch, mixed_seed
@@ -62,7 +63,7 @@ class Trainer:
         progress: bool = True,
         dataset: Dataset | FolderIndex | None = None,
     ) -> None:
-        config.validate()
+        validate(config)
         self.run_dir = RunDirectory(run_dir)
         self.world = init_world(
             "cuda"
