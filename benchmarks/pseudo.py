@@ -5,13 +5,14 @@ magnitude 0.5 and, for Mean Teacher's MSE, weight 10, both chosen there on valid
 
 ``tune`` (seed 0, choices on the validation split only): Mean Teacher's threshold for each batch
 composition of ``--rows`` (``THRESHOLDS``); FixMatch keeps its paper's 0.95. ``table``: supervised-only,
-then the groups of rows of ``--rows`` (``ROW_GROUPS``) on ``--seeds`` label sets, every label set of a row
-before the next row, with the EMA network's test error at every evaluation, so that a reader sees when
+then the groups of rows of ``--rows`` (``ROW_GROUPS``) on ``--seeds`` label sets, label set by label set
+with FixMatch's rows last, with the EMA network's test error at every evaluation, so that a reader sees when
 each method pulls ahead. ``report``: the table and the paired gains over supervised-only from the runs
 finished so far. Finished runs are skipped and killed ones resumed.
 
     python -m benchmarks.pseudo [--phase tune|table|all|report] [--seeds 0 1 2] [--workers 2] [--threads T]
                                 [--labels 1000 --steps 1500] [--rows shared-batch mse full-labeled-batch]
+                                [--full-batch-threshold 0.8]
                                 [--json docs/bench/pseudo.json]
 """
 
@@ -114,9 +115,10 @@ def rows(labels: int, steps: int, seed: int, choices: dict[str, float], groups: 
     return table
 
 
-def sweep(labels: int, steps: int, seeds: list[int], groups: tuple[str, ...]) -> Sweep:
-    """Mean Teacher's threshold at seed 0 for each batch composition of ``groups``, then the table row by
-    row (every label set of a row before the next row)."""
+def sweep(labels: int, steps: int, seeds: list[int], groups: tuple[str, ...], chosen: dict[str, float]) -> Sweep:
+    """Mean Teacher's threshold at seed 0 for each batch composition of ``groups`` not ``chosen`` already,
+    then the table label set by label set, supervised-only and Mean Teacher's rows first, so that an
+    unfinished table still holds pairs; FixMatch's rows last."""
     tuned = {SHARED: "shared-batch", FULL: "full-labeled-batch"}
     grid = {
         cell: {
@@ -124,12 +126,18 @@ def sweep(labels: int, steps: int, seeds: list[int], groups: tuple[str, ...]) ->
             for key, kind in THRESHOLDS[cell].items()
         }
         for cell, group in tuned.items()
-        if group in groups
+        if group in groups and cell not in chosen
     }
 
     def table(choices: dict[str, float]) -> list[Job]:
-        by_seed = [rows(labels, steps, seed, choices, groups) for seed in seeds]
-        return [table[row] for row in by_seed[0] for table in by_seed]
+        by_seed = [rows(labels, steps, seed, {**chosen, **choices}, groups) for seed in seeds]
+        return [
+            table[row]
+            for fixmatch in (False, True)
+            for table in by_seed
+            for row in table
+            if row.startswith("fixmatch") == fixmatch
+        ]
 
     return Sweep(grid, table)
 
@@ -181,17 +189,28 @@ def main(argv: list[str] | None = None) -> int:
         default=["shared-batch"],
         help="the groups of rows beside supervised-only (see ROW_GROUPS)",
     )
+    parser.add_argument(
+        "--full-batch-threshold",
+        type=float,
+        choices=sorted(THRESHOLDS[FULL]),
+        help="Mean Teacher's threshold for the full-labeled-batch rows as chosen on validation at another"
+        " budget of the same labels: no tuning at this one",
+    )
     args = parser.parse_args(argv)
     out, groups = Path(args.out), tuple(args.rows)
-    tuning, choices, _ = sweep(args.labels, args.steps, args.seeds, groups).run(
+    chosen = {} if args.full_batch_threshold is None else {FULL: args.full_batch_threshold}
+    tuning, choices, _ = sweep(args.labels, args.steps, args.seeds, groups, chosen).run(
         args.phase, out, args.workers, args.threads
     )
+    choices = {**chosen, **choices}
     cell = {
         "machine": machine(),
         "date": today(),
         "command": f"python -m benchmarks.pseudo --labels {args.labels} --steps {args.steps} --seeds {' '.join(map(str, args.seeds))}"
-        + f" --rows {' '.join(groups)}",
+        + f" --rows {' '.join(groups)}"
+        + ("" if args.full_batch_threshold is None else f" --full-batch-threshold {args.full_batch_threshold:g}"),
         "choices": {cell: THRESHOLDS[cell][key] for cell, key in choices.items()},
+        "chosen_elsewhere": {cell: THRESHOLDS[cell][key] for cell, key in chosen.items()},
         "tuning": {
             name: {"validation_ema_error": s["validation_ema_error"], "consistency_type": s.get("consistency_type")}
             for name, s in tuning.items()
