@@ -641,8 +641,12 @@ def pseudo_section(result: dict) -> str:
             f"{t['consistency_type']}{' (100 + 100)' if '-b200-' in name else ''} {100 * t['validation_ema_error']:.1f} %"
             for name, t in entry["tuning"].items()
         )
+        elsewhere = entry.get("chosen_elsewhere")
         text += (
-            f"Mean Teacher's threshold on validation: {tuning or 'not tuned'}; chosen: {entry['choices'] or '–'}.\n\n"
+            f"Mean Teacher's threshold: {', '.join(elsewhere.values())}, as chosen on validation at another budget of"
+            " the same labels (not tuned at this one).\n\n"
+            if elsewhere
+            else f"Mean Teacher's threshold on validation: {tuning or 'not tuned'}; chosen: {entry['choices'] or '–'}.\n\n"
         )
         rows = []
         for row, value in entry["table"].items():

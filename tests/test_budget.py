@@ -9,7 +9,7 @@ import torch
 
 from meanteacher.config_files import load_config_file
 from meanteacher.errors import MeanTeacherError
-from meanteacher.run.budget import Timing, evaluations_within, parse_duration, time_run
+from meanteacher.run.budget import Timing, evaluations_within, parse_duration, refit, time_run
 from meanteacher.run.train import Trainer, train
 from tests.helpers import tiny_config
 
@@ -70,12 +70,12 @@ def test_a_run_with_a_deadline_refits_its_steps_to_the_speed_it_measures(tmp_pat
     trainer.run_dir.write_config(trainer.config)
     rampup = trainer.config.rampup_steps
     trainer.pacing.deadline = time.perf_counter() + 6.0
-    config = trainer._refit(step=10, step_seconds=0.1, evaluation_seconds=0.5)  # ~5.5 s left at 0.1 + 0.5 / 10 s a step
+    config = refit(trainer, step=10, step_seconds=0.1, evaluation_seconds=0.5)  # ~5.5 s left at 0.1 + 0.5 / 10 s a step
     assert 40 <= config.steps <= 46 and trainer.config is config
     assert trainer.training_step.hyperparameters.config.steps == config.steps and config.rampup_steps == rampup
     assert load_config_file(tmp_path / "config.toml").steps == config.steps  # a resumed run ends there too
     trainer.pacing.deadline = time.perf_counter() + (config.steps - 10 + 0.5) * 0.15 + 0.5
-    assert trainer._refit(step=10, step_seconds=0.1, evaluation_seconds=0.5).steps == config.steps  # within 2 %: kept
+    assert refit(trainer, step=10, step_seconds=0.1, evaluation_seconds=0.5).steps == config.steps  # within 2 %: kept
 
 
 class SlowUntilReplayed:
@@ -121,7 +121,7 @@ def test_a_refit_derives_the_ramps_the_ema_and_the_evaluations_again_for_its_ste
     before = trainer.config
     assert before.rampup_steps == round(100 * RAMPUP_SHARE)
     trainer.pacing.deadline = time.perf_counter() + 6.0
-    config = trainer._refit(step=10, step_seconds=0.001, evaluation_seconds=0.01)
+    config = refit(trainer, step=10, step_seconds=0.001, evaluation_seconds=0.01)
     assert config.steps > 1000
     assert (config.rampup_steps, config.rampdown_steps) == (
         round(config.steps * RAMPUP_SHARE),
@@ -134,7 +134,7 @@ def test_a_refit_derives_the_ramps_the_ema_and_the_evaluations_again_for_its_ste
     assert trainer.guard.config is config and trainer.guard.start == config.rampup_steps
     kept = Trainer(tiny_config(steps=100, time_budget=6.0), tmp_path / "set", progress=False)  # ramps set: kept
     kept.pacing.deadline = time.perf_counter() + 6.0
-    assert kept._refit(step=10, step_seconds=0.001, evaluation_seconds=0.01).rampup_steps == 10
+    assert refit(kept, step=10, step_seconds=0.001, evaluation_seconds=0.01).rampup_steps == 10
 
 
 def test_after_a_refit_the_run_measures_again_half_way_through_its_new_steps(tmp_path, monkeypatch):
@@ -149,14 +149,14 @@ def test_after_a_refit_the_run_measures_again_half_way_through_its_new_steps(tmp
         return optimize(batch)
 
     trainer.training_step.optimize = slow
-    refits, steps_after, refit = [], [], trainer._refit
+    refits, steps_after = [], []
 
-    def recorded(step, step_seconds, evaluation_seconds):
+    def recorded(trainer, step, step_seconds, evaluation_seconds):
         refits.append(step)
-        steps_after.append(refit(step, step_seconds, evaluation_seconds).steps)
+        steps_after.append(refit(trainer, step, step_seconds, evaluation_seconds).steps)
         return trainer.config
 
-    trainer._refit = recorded
+    monkeypatch.setattr("meanteacher.run.train.refit", recorded)
     monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
     trainer.pacing.deadline = clock[0] + 5.0  # time for about 100 steps of 50 ms, 10 planned
     trainer.run()

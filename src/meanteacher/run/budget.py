@@ -3,7 +3,9 @@ own data and network, and the number of steps that fits the time left."""
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 import tempfile
 import time
 import warnings
@@ -21,12 +23,15 @@ from ..auto import (
     MIN_EVALUATIONS,
     ScheduleWarning,
     auto_values,
+    resolve_image_size,
 )
 from ..config import Config, apply_settings
 from ..data.dataset import Dataset
 from ..data.streaming import FolderIndex
 from ..errors import MeanTeacherError
 from .graphs import GraphedStep
+from .progress import duration
+from .setup import load_data
 
 PROBE_STEPS = 4
 """Steps timed after the untimed ones (``untimed_steps``) and the timed evaluation."""
@@ -166,3 +171,61 @@ def refitted_config(
     if requested.eval_every is None:
         settings["eval_every"] = max(1, steps // evaluations_within(config.time_budget, evaluation_seconds))
     return apply_settings(config, settings, "time budget")
+
+
+@dataclass
+class TimedRun:
+    """A run fitted to its time before it starts: its config with the steps that fit, the config before
+    automatic settings were resolved (``requested``), the data the probe loaded, and the deadline."""
+
+    config: Config
+    requested: Config
+    dataset: Dataset | FolderIndex
+    deadline: float
+
+
+def fit_run_to_time(config: Config, make_trainer: TrainerFactory, progress: bool) -> TimedRun:
+    """Time ``config``'s step on its own data and network and fit its steps to ``config.time_budget``,
+    counted from now; with ``progress``, say what was measured and the steps chosen."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise MeanTeacherError("--time works in one process (not torchrun): set --steps for a distributed run")
+    deadline = time.perf_counter() + config.time_budget
+    requested = resolve_image_size(config)
+    dataset = load_data(requested)
+    config, timing = fit_to_time(requested, dataset, deadline, make_trainer)
+    if progress:
+        print(
+            f"time budget {duration(config.time_budget)}: a step takes {timing.step:.3f} s, an evaluation "
+            f"{timing.evaluation:.1f} s and a checkpoint {timing.checkpoint:.1f} s here, so the run takes "
+            f"{config.steps:,} steps"
+            + (f", evaluating every {config.eval_every:,}" if config.eval_every is not None else ""),
+            file=sys.stderr,
+            flush=True,
+        )
+    return TimedRun(config, requested, dataset, deadline)
+
+
+def refit(trainer: Any, step: int, step_seconds: float, evaluation_seconds: float) -> Config:
+    """A run with a deadline (``--time``), at 10 % and 50 % of its steps: ``trainer``'s config with the steps
+    that end it on time at the speed measured so far (a probe's few steps can run faster than a long run,
+    e.g. on a CPU whose clock drops under sustained load), set on the trainer and written to the run
+    directory. The automatic settings that follow the steps are derived again (``refitted_config``), so
+    the ramps keep their shares of the run; the ramp-down stays anchored at the end."""
+    config = trainer.config
+    steps = trainer.pacing.steps_to_deadline(step, config.steps, config.eval_every, step_seconds, evaluation_seconds)
+    if steps == config.steps:
+        return config
+    if trainer.show_progress:
+        print(
+            f"at step {step:,}: a step takes {step_seconds:.3f} s in this run, so it now takes {steps:,} steps "
+            f"(not {config.steps:,}) to end on time",
+            file=sys.stderr,
+            flush=True,
+        )
+    trainer.config = config = refitted_config(trainer.requested, config, steps, evaluation_seconds, trainer.auto_inputs)
+    trainer.training_step.hyperparameters.config = config
+    trainer.pacing.eval_every = config.eval_every
+    trainer.guard.follow(config)
+    if trainer.world.is_main:
+        trainer.run_dir.write_config(config)  # a resumed run goes on to the new end
+    return config

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -12,6 +12,9 @@ from torch import nn
 from ..data.augment import Normalizer
 from ..losses import classification_cost
 from ..models import split_heads
+
+if TYPE_CHECKING:
+    from ..data.feed import TrainingFeed
 
 
 def autocast(device: torch.device, precision: str, cache: bool = True) -> contextlib.AbstractContextManager:
@@ -58,6 +61,23 @@ def evaluate_batches(
         results[f"{name}_class_cost"] = float(cost) / max(count, 1)
         if num_classes:
             results[f"{name}_confusion"] = confusion.view(num_classes, num_classes).tolist()
+    return results
+
+
+def evaluate_feed(
+    models: dict[str, nn.Module],
+    feed: TrainingFeed,
+    precision: str = "fp32",
+    channels_last: bool = False,
+    num_classes: int = 0,
+) -> dict[str, Any]:
+    """``evaluate_batches`` on a run's test set and, where it holds one, its validation split (its results
+    named ``validation_...``, without confusion matrices)."""
+    results = evaluate_batches(models, feed.test_batches(), precision, channels_last, num_classes)
+    validation = feed.validation_batches()
+    if validation is not None:
+        on_validation = evaluate_batches(models, validation, precision, channels_last)
+        results.update({f"validation_{name}": value for name, value in on_validation.items()})
     return results
 
 

@@ -65,8 +65,9 @@ class StepHyperparameters:
     def on_device(self) -> bool:
         return self._packed is not None
 
-    def set_step(self, step: int) -> None:
-        """Compute the values of 0-based ``step`` (and refresh the device copies)."""
+    def set_step(self, step: int, optimizer: torch.optim.Optimizer | None = None) -> None:
+        """Compute the values of 0-based ``step`` and refresh the device copies; or, kept as floats, give
+        ``optimizer`` this step's learning rate and Adam betas."""
         self.step = step
         self.values = {**hyperparameters_at(self.config, step), "step": float(step)}
         if self._packed is not None:
@@ -74,6 +75,11 @@ class StepHyperparameters:
             if self._packed.is_cuda:
                 host = host.pin_memory()  # an asynchronous copy: the host does not wait for the GPU
             self._packed.copy_(host, non_blocking=True)
+        elif optimizer is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = self.values["lr"]
+                if "betas" in group:
+                    group["betas"] = (self.values["adam_beta1"], self.values["adam_beta2"])
 
     def __getitem__(self, name: str) -> float | torch.Tensor:
         """The device tensor of ``name`` when kept on the device, else its float."""

@@ -26,7 +26,7 @@ from ..methods import Method, method_class
 from ..models import create_model
 from ..models.layers import convert_sync_batchnorm
 from ..optim import CapturableAdam
-from .distributed import World
+from .distributed import World, init_world
 from .evaluation import autocast
 from .graphs import GraphedStep
 from .hyperparameters import StepHyperparameters
@@ -71,6 +71,18 @@ def use_device(device: torch.device, deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = not deterministic
         torch.backends.cudnn.deterministic = deterministic
         torch.cuda.set_device(device)
+
+
+def open_world(config: Config) -> tuple[World, torch.device]:
+    """This process's place in the run (joining torchrun's process group, if any) and its device, made
+    ready (``use_device``)."""
+    cuda = config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
+    world = init_world("cuda" if cuda else "cpu")
+    device = resolve_device(config.device, world)
+    use_device(device, config.deterministic)
+    if config.cuda_graphs and (device.type != "cuda" or world.distributed):
+        raise MeanTeacherError("cuda_graphs needs one process on a CUDA device (not CPU, not torchrun)")
+    return world, device
 
 
 def build_model(config: Config, num_classes: int, in_channels: int) -> nn.Module:

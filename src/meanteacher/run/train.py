@@ -7,9 +7,6 @@ directory (see ``run.rundir``).
 from __future__ import annotations
 
 import gc
-import os
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +24,17 @@ from ..data.views import to_device
 from ..errors import MeanTeacherError
 from ..methods import method_class
 from ..report import ema_name
-from .budget import fit_to_time, refitted_config
+from .budget import fit_run_to_time, refit
 from .checkpointing import Checkpoints
-from .distributed import any_true, average_float_buffers_, barrier, init_world, leave_world, rank_spread
-from .evaluation import evaluate_batches
+from .distributed import any_true, average_float_buffers_, barrier, leave_world, rank_spread
+from .evaluation import evaluate_feed
 from .guard import DeadTeacherGuard
 from .logbook import Logbook
 from .pacing import Pacing
-from .progress import Progress, duration, plan_line
+from .progress import Progress, plan_line
 from .rundir import RunDirectory, check_architecture
-from .setup import build_feed, build_training_step, load_data, resolve_device, use_device
+from .setup import build_feed, build_training_step, load_data, open_world
+from .summary import run_summary
 
 
 class TrainingError(MeanTeacherError):
@@ -65,16 +63,8 @@ class Trainer:
     ) -> None:
         validate(config)
         self.run_dir = RunDirectory(run_dir)
-        self.world = init_world(
-            "cuda"
-            if config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
-            else "cpu"
-        )
-        self.device = resolve_device(config.device, self.world)
-        use_device(self.device, config.deterministic)
+        self.world, self.device = open_world(config)
         self.show_progress = progress and self.world.is_main
-        if config.cuda_graphs and (self.device.type != "cuda" or self.world.distributed):
-            raise MeanTeacherError("cuda_graphs needs one process on a CUDA device (not CPU, not torchrun)")
         torch.manual_seed(config.seed)
         if config.tensorboard:
             from .tensorboard import summary_writer
@@ -95,10 +85,9 @@ class Trainer:
         )
         self.requested = config
         """The run's config before automatic settings were resolved (``train`` gives it before the time fit)."""
-        self._auto_inputs = (dataset.num_classes, all_labeled, len(self.split.labeled), self.device.type)
-        self.config = config = resolve_auto(
-            config, dataset.num_classes, all_labeled, len(self.split.labeled), self.device.type
-        )
+        self.auto_inputs = (dataset.num_classes, all_labeled, len(self.split.labeled), self.device.type)
+        """What ``auto.resolve_auto`` takes besides the config (a refit derives the automatic values again)."""
+        self.config = config = resolve_auto(config, *self.auto_inputs)
         self.feed, self.sampler = build_feed(config, dataset, self.split, self.masked_labels, self.device, self.world)
         self.training_step = build_training_step(
             config,
@@ -112,20 +101,14 @@ class Trainer:
         self.training_step.method.hidden_labels = torch.cat(
             [dataset.train_labels, torch.full((self.feed.extra,), NO_LABEL, dtype=dataset.train_labels.dtype)]
         ).to(self.device)
-        self.view_count, self.labeled_only = (
-            method_class(config.method).view_count,
-            not method_class(config.method).uses_unlabeled,
-        )
+        method = method_class(config.method)
+        self.view_count, self.labeled_only = method.view_count, not method.uses_unlabeled
         self.generator = torch.Generator(device=self.device)
         self.guard = DeadTeacherGuard(config)
         self.logbook = Logbook(self.run_dir, dataset.classes, ema_name(config.method), self.guard)
         self.pacing = Pacing(config.eval_every, cadence_is_automatic, self.world.distributed)
-        identity = {
-            "arch": config.arch,
-            "classes": dataset.classes,
-            "image_shape": list(dataset.image_shape),
-            "seed": config.seed,
-        }
+        shape = list(dataset.image_shape)
+        identity = {"arch": config.arch, "classes": dataset.classes, "image_shape": shape, "seed": config.seed}
         self.checkpoints = Checkpoints(
             self.run_dir,
             self.world,
@@ -168,13 +151,7 @@ class Trainer:
         self.generator.manual_seed(seed + 1)
         index_batch = self.sampler.batch(step)  # cheap: permutations are cached per pass
         batch = self.batch(step, index_batch)
-        training.hyperparameters.set_step(step)
-        if not training.hyperparameters.on_device:  # floats: the optimizer takes this step's values
-            values = training.hyperparameters.values
-            for group in training.optimizer.param_groups:
-                group["lr"] = values["lr"]
-                if "betas" in group:
-                    group["betas"] = (values["adam_beta1"], values["adam_beta2"])
+        training.hyperparameters.set_step(step, training.optimizer)
         logs = training.optimize(batch)
         if index_batch.epoch_end:
             training.method.end_epoch()
@@ -220,7 +197,8 @@ class Trainer:
                         self.save_checkpoint()
                 pacing.tick()
                 if pacing.refit_due(step, cfg.steps):
-                    cfg = self._refit(
+                    cfg = refit(
+                        self,
                         step,
                         pacing.trained_seconds() / (step - pacing.steps_started),
                         pacing.eval_seconds / max(pacing.evaluations, 1),
@@ -230,7 +208,9 @@ class Trainer:
         finally:
             progress.close()
             self.logbook.close()
-        summary = self._summary(pacing.trained_seconds(), self.global_step - pacing.steps_started)
+        last = run_dir.last_metrics()
+        labels, steps_timed = len(self.split.labeled), self.global_step - pacing.steps_started
+        summary = run_summary(cfg, self.dataset.name, labels, self.global_step, last, pacing, steps_timed)
         if self.world.is_main:
             from ..report import plot_curves
 
@@ -253,17 +233,9 @@ class Trainer:
         self._sync_ema_buffers()
         models, cfg = self.training_step.method.evaluation_models(), self.config
         num_classes = self.dataset.num_classes if confusion else 0
-        results = evaluate_batches(models, self.feed.test_batches(), cfg.precision, cfg.channels_last, num_classes)
+        results = evaluate_feed(models, self.feed, cfg.precision, cfg.channels_last, num_classes)
         if self.world.distributed:
             results["ema_rank_spread"] = rank_spread(self.training_step.method.ema.module, self.world)
-        validation = self.feed.validation_batches()
-        if validation is not None:
-            results.update(
-                {
-                    f"validation_{k}": v
-                    for k, v in evaluate_batches(models, validation, cfg.precision, cfg.channels_last).items()
-                }
-            )
         return results
 
     def _check_finite(self) -> None:
@@ -287,31 +259,6 @@ class Trainer:
         self._sync_ema_buffers()
         self.checkpoints.save(self.global_step)
 
-    def _refit(self, step: int, step_seconds: float, evaluation_seconds: float) -> Config:
-        """A run with a deadline (``--time``), at 10 % and 50 % of its steps: the steps that end it on time
-        at the speed measured so far (a probe's few steps can run faster than a long run, e.g. on a
-        CPU whose clock drops under sustained load). The automatic settings that follow the steps
-        (``auto.FOLLOW_THE_STEPS``, and an automatic evaluation cadence) are derived again for them, so the
-        ramps keep their shares of the run; the ramp-down stays anchored at the end."""
-        cfg = self.config
-        steps = self.pacing.steps_to_deadline(step, cfg.steps, cfg.eval_every, step_seconds, evaluation_seconds)
-        if steps == cfg.steps:
-            return cfg
-        if self.show_progress:
-            print(
-                f"at step {step:,}: a step takes {step_seconds:.3f} s in this run, so it now takes {steps:,} steps "
-                f"(not {cfg.steps:,}) to end on time",
-                file=sys.stderr,
-                flush=True,
-            )
-        self.config = refitted_config(self.requested, cfg, steps, evaluation_seconds, self._auto_inputs)
-        self.training_step.hyperparameters.config = self.config
-        self.pacing.eval_every = self.config.eval_every
-        self.guard.follow(self.config)
-        if self.world.is_main:
-            self.run_dir.write_config(self.config)  # a resumed run goes on to the new end
-        return self.config
-
     # ------------------------------------------------------------------ what the run says
 
     def _plan(self) -> str:
@@ -328,27 +275,6 @@ class Trainer:
             self.run_dir.path,
         )
 
-    def _summary(self, train_seconds: float, steps: int) -> dict[str, Any]:
-        """The run's summary; its speed is that of the ``steps`` trained since this process started (``train_seconds``)."""
-        last, cfg, pacing = self.run_dir.last_metrics(), self.config, self.pacing
-        return {
-            "method": cfg.method,
-            "dataset": self.dataset.name,
-            "labels": len(self.split.labeled),
-            "seed": cfg.seed,
-            "steps": self.global_step,
-            "arch": cfg.arch,
-            "student_error": last.get("student_error"),
-            "ema_error": last.get("ema_error"),
-            **{key: last[key] for key in ("validation_ema_error", "validation_student_error") if key in last},
-            "precision": cfg.precision,
-            "seconds": round(pacing.elapsed, 2),
-            "train_seconds": round(pacing.elapsed - pacing.eval_seconds - pacing.checkpoint_seconds, 2),
-            "eval_seconds": round(pacing.eval_seconds, 2),
-            "checkpoint_seconds": round(pacing.checkpoint_seconds, 2),
-            "images_per_second": round(steps * cfg.batch_size / train_seconds, 1) if train_seconds > 0 else None,
-        }
-
 
 def train(config: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Run (or resume) training as configured and write the run directory; returns the summary.
@@ -356,25 +282,12 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
     With ``time_budget`` (and not resuming) the steps are first fitted to the time, counted from here.
     """
     RunDirectory(run_dir).prepare(resume)
-    dataset = None
-    if config.time_budget is not None and not resume:
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            raise MeanTeacherError("--time works in one process (not torchrun): set --steps for a distributed run")
-        deadline = time.perf_counter() + config.time_budget
-        config = requested = resolve_image_size(config)
-        dataset = load_data(config)
-        config, timing = fit_to_time(config, dataset, deadline, Trainer)
-        if progress:
-            print(
-                f"time budget {duration(config.time_budget)}: a step takes {timing.step:.3f} s, an evaluation {timing.evaluation:.1f} s "
-                f"and a checkpoint {timing.checkpoint:.1f} s here, so the run takes {config.steps:,} steps"
-                + (f", evaluating every {config.eval_every:,}" if config.eval_every is not None else ""),
-                file=sys.stderr,
-                flush=True,
-            )
-    trainer = Trainer(config, run_dir, resume=resume, progress=progress, dataset=dataset)
-    if config.time_budget is not None and not resume:
-        trainer.pacing.deadline, trainer.requested = deadline, requested
+    timed = fit_run_to_time(config, Trainer, progress) if config.time_budget is not None and not resume else None
+    trainer = Trainer(
+        timed.config if timed else config, run_dir, resume=resume, progress=progress, dataset=timed and timed.dataset
+    )
+    if timed:
+        trainer.pacing.deadline, trainer.requested = timed.deadline, timed.requested
     world = trainer.world
     try:
         return trainer.run()
