@@ -187,21 +187,26 @@ def finished(jobs: list[Job], out: Path) -> dict[str, dict[str, Any]]:
 
 RECORD = ("summary.json", "metrics.jsonl", "config.toml")
 """What an archive keeps of a finished run: enough to skip it, tabulate it and plot its curves."""
+RESUMABLE = ("checkpoint.pt", "metrics.jsonl", "config.toml", "labels.txt")
+"""What an archive keeps of an unfinished run, with ``unfinished=True``: enough to resume it bit for bit."""
 
 
-def archive(out: Path, destination: Path) -> int:
+def archive(out: Path, destination: Path, unfinished: bool = False) -> int:
     """Write the record of every finished run under ``out`` to a ``.tar.gz`` (atomically), so that the
-    runs outlive a machine; returns how many runs it holds."""
+    runs outlive a machine, and with ``unfinished`` what every checkpointed unfinished run needs to
+    resume on another; returns how many runs it holds."""
     import tarfile
 
     from meanteacher.files import atomic_write
 
-    runs = sorted(p.parent for p in out.glob("*/summary.json"))
+    runs = {p.parent: RECORD for p in out.glob("*/summary.json")}
+    if unfinished:
+        runs |= {p.parent: RESUMABLE for p in out.glob("*/checkpoint.pt") if p.parent not in runs}
 
     def write(handle) -> None:
         with tarfile.open(fileobj=handle, mode="w:gz") as tar:
-            for run in runs:
-                for name in RECORD:
+            for run in sorted(runs):
+                for name in runs[run]:
                     if (run / name).is_file():
                         tar.add(run / name, arcname=f"{run.name}/{name}")
 
@@ -210,18 +215,19 @@ def archive(out: Path, destination: Path) -> int:
 
 
 def restore(source: Path, out: Path) -> int:
-    """Unpack an archive made by ``archive`` under ``out``; runs already there are left as they are.
-    Returns how many runs were added."""
+    """Unpack an archive made by ``archive`` under ``out``; runs already there (finished, or with a
+    checkpoint of their own) are left as they are. Returns how many runs were added."""
     import tarfile
 
     added = set()
     with tarfile.open(source) as tar:
         for member in tar.getmembers():
             run, _, name = member.name.partition("/")
-            if not member.isfile() or name not in RECORD or "/" in name or run in ("", ".", ".."):
+            if not member.isfile() or name not in RECORD + RESUMABLE or "/" in name or run in ("", ".", ".."):
                 continue
             target = out / run / name
-            if (out / run / "summary.json").is_file() and run not in added:
+            there = (out / run / "summary.json").is_file() or (out / run / "checkpoint.pt").is_file()
+            if there and run not in added:
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(tar.extractfile(member).read())
@@ -236,8 +242,9 @@ if __name__ == "__main__":
     parser.add_argument("action", choices=("archive", "restore"))
     parser.add_argument("first", type=Path)
     parser.add_argument("second", type=Path)
+    parser.add_argument("--unfinished", action="store_true", help="archive: also what unfinished runs resume from")
     args = parser.parse_args()
     if args.action == "archive":
-        print(f"{archive(args.first, args.second)} finished runs written to {args.second}")
+        print(f"{archive(args.first, args.second, args.unfinished)} runs written to {args.second}")
     else:
         print(f"{restore(args.first, args.second)} runs restored under {args.second}")

@@ -76,6 +76,37 @@ def test_finished_runs_survive_the_machine_through_an_archive(tmp_path):
     assert not (elsewhere / "c").exists()  # unfinished runs are not archived
 
 
+def test_an_unfinished_run_goes_on_elsewhere_from_an_archive_as_if_never_stopped(tmp_path, monkeypatch):
+    import pytest
+
+    from benchmarks.runner import _train_one, archive, restore
+    from meanteacher.run.train import Trainer
+    from tests.helpers import tiny_config
+
+    config = tiny_config(steps=12, eval_every=4, checkpoint_every=4).to_dict()
+    assert _train_one(config, str(tmp_path / "whole" / "run"), 1) is not None
+    step = Trainer.step
+
+    def killed_after_step_six(trainer):
+        if trainer.global_step == 6:
+            raise KeyboardInterrupt
+        return step(trainer)
+
+    monkeypatch.setattr(Trainer, "step", killed_after_step_six)
+    with pytest.raises(KeyboardInterrupt):
+        _train_one(config, str(tmp_path / "here" / "run"), 1)
+    monkeypatch.undo()
+    assert archive(tmp_path / "here", tmp_path / "record.tar.gz") == 0  # unfinished: only with unfinished=True
+    assert archive(tmp_path / "here", tmp_path / "record.tar.gz", unfinished=True) == 1
+    assert restore(tmp_path / "record.tar.gz", tmp_path / "elsewhere") == 1
+    steps_trained = []
+    monkeypatch.setattr(Trainer, "step", lambda trainer: steps_trained.append(trainer.global_step) or step(trainer))
+    assert _train_one(config, str(tmp_path / "elsewhere" / "run"), 1)["steps"] == 12
+    assert steps_trained == list(range(4, 12))  # from the checkpoint at step 4, not from the start
+    whole, resumed = (tmp_path / place / "run" / "metrics.jsonl" for place in ("whole", "elsewhere"))
+    assert resumed.read_text() == whole.read_text()  # bit for bit, the evaluation at step 4 included
+
+
 def test_the_cpu_vat_presets_are_the_runs_the_vat_benchmark_trains_and_eps_is_chosen_on_validation():
     import json
     from pathlib import Path
