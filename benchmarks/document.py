@@ -12,6 +12,7 @@ python -m benchmarks.image_size --json docs/bench/image_size.json
 python -m benchmarks.flip --json docs/bench/flip.json
 python -m benchmarks.photo_recipe --json docs/bench/photo_recipe.json
 python -m benchmarks.photos --json docs/bench/photos.json
+python -m benchmarks.photos --json docs/bench/photos_pseudo.json --only supervised-10m-seed0 pseudo-labels-10m-seed0 ...
 python -m benchmarks.speed --part views --width 0.25 --json docs/bench/views.json
 python -m benchmarks.strong --json docs/bench/strong.json
 python -m benchmarks.pseudo --labels L --steps S [--rows ...] --json docs/bench/pseudo.json   (one cell each)
@@ -513,7 +514,7 @@ def flip_section(result: dict) -> str:
 
 
 def photos_section(result: dict) -> str:
-    from .photos import PER_CLASS, PHOTO_SIZE, paired
+    from .photos import PER_CLASS, PHOTO_SIZE, RECIPES, paired
     from .photos import table as photos_table
 
     runs = list(result["runs"].values())
@@ -535,14 +536,19 @@ def photos_section(result: dict) -> str:
             f"{max(plans):.1f} s after the command started; evaluation took {min(shares):.1f} to {max(shares):.1f} % of "
             "the training time.\n"
         )
-    verdict = paired(result)
-    if verdict:
-        text += (
-            f"\nAt 10 minutes, over {verdict['label_sets']} label sets (paired: same labels, same test images): Mean Teacher's "
-            f"teacher {_mean_std([100 * v for v in verdict['mean_teacher']])} % against supervised-only's EMA "
-            f"{_mean_std([100 * v for v in verdict['supervised']])} %; gain {_mean_std([100 * v for v in verdict['gain']])} "
-            f"points, Mean Teacher ahead on {verdict['wins']} of {verdict['label_sets']}.\n"
-        )
+    names = {
+        "mean-teacher": "Mean Teacher's teacher",
+        "pseudo-labels": "Mean Teacher with confident pseudo-labels (its teacher)",
+    }
+    for row in ("mean-teacher", *RECIPES):
+        verdict = paired(result, row)
+        if verdict:
+            text += (
+                f"\nAt 10 minutes, over {verdict['label_sets']} label sets (paired: same labels, same test images): "
+                f"{names.get(row, row)} {_mean_std([100 * v for v in verdict['row']])} % against supervised-only's EMA "
+                f"{_mean_std([100 * v for v in verdict['supervised']])} %; gain {_mean_std([100 * v for v in verdict['gain']])} "
+                f"points, ahead on {verdict['wins']} of {verdict['label_sets']}.\n"
+            )
     return text + result.get("notes", "") + "\n"
 
 
@@ -764,6 +770,7 @@ SECTIONS = [
     ("## Flips for colour photos", "flip", flip_section),
     ("## The photo folder's recipe, chosen on validation", "photo_recipe", photo_recipe_section),
     ("## A folder of photos trained for a time", "photos", photos_section),
+    ("## Confident pseudo-labels on the photo folder at 10 minutes", "photos_pseudo", photos_section),
     ("## The strong view's and TensorBoard's cost", "views", views_section),
     ("## A weak teacher and a strong student at CPU scale (trained on a GPU)", "strong", strong_section),
     ("## Confident pseudo-labels at CPU scale", "pseudo", pseudo_section),

@@ -6,7 +6,8 @@ The folder is made from the shared CIFAR-10 JPEGs: the first ``PER_CLASS`` train
 upscaled to 160 x 120 and saved as JPEGs in ``photos/<class>/``, with no test folder (the run holds out
 every 5th image, ``data.folders.HELD_OUT_EVERY``, as its test set, as it does for any folder without one). Each run is a fresh
 ``python -m meanteacher`` process; the times are from its start: to the plan line, to the first line with
-an estimate, and to its exit. Runs already recorded in the JSON are skipped, so the benchmark resumes.
+an estimate, and to its exit. Runs already recorded in the JSON are skipped, so the benchmark resumes; each
+records its machine, and only runs of one machine are paired. ``RECIPES`` adds confident pseudo-labels.
 
     python -m benchmarks.photos [--work /tmp/photos-bench] [--json docs/bench/photos.json] [--only NAME ...]
 """
@@ -69,14 +70,29 @@ def make_photos(archive: Path, out: Path, per_class: int = PER_CLASS, skip: int 
     return len(wanted)
 
 
+FULL_BATCH = ["--batch-size", "200", "--labeled-per-batch", "100"]
+RECIPES = {
+    "pseudo-labels": ["--method", "mean-teacher", "--consistency-type", "pseudo:0.8", *FULL_BATCH],
+    "fixmatch": ["--method", "fixmatch", "--consistency-type", "pseudo:0.95", *FULL_BATCH],
+}
+"""Rows beside the two methods' defaults, by name: Mean Teacher with confident pseudo-labels and FixMatch,
+each with supervised-only's whole batch of labeled images and as many unlabeled ones, at the thresholds
+the CIFAR-10 validation split chose (``benchmarks.pseudo``)."""
+
+
 def jobs() -> dict[str, tuple[list[str], dict]]:
-    """Name -> (arguments after ``meanteacher train``, fields), in the order they run."""
+    """Name -> (arguments after ``meanteacher train``, fields), in the order they run: label set by label set."""
     out: dict[str, tuple[list[str], dict]] = {"no-flags": ([], {"method": "mean-teacher", "minutes": None, "seed": 0})}
     for seed in SEEDS:
         for method in ("mean-teacher", "supervised"):
             out[f"{method}-10m-seed{seed}"] = (
                 ["--time", "10m", "--seed", str(seed), "--method", method],
                 {"method": method, "minutes": 10, "seed": seed},
+            )
+        for recipe, arguments in RECIPES.items():
+            out[f"{recipe}-10m-seed{seed}"] = (
+                ["--time", "10m", "--seed", str(seed), *arguments],
+                {"method": recipe, "minutes": 10, "seed": seed},
             )
     for minutes in (2, 5):
         out[f"mean-teacher-{minutes}m-seed0"] = (
@@ -165,26 +181,29 @@ def main(argv: list[str] | None = None) -> int:
         if name in runs or (args.only and name not in args.only):
             continue
         print(f"{name} ...", flush=True)
-        runs[name] = {**fields, **run_one(args.work, name, arguments), "date": today()}
+        runs[name] = {**fields, **run_one(args.work, name, arguments), "date": today(), "machine": machine()}
         print(f"{name}: {json.dumps(runs[name])}", flush=True)
         atomic_write_text(args.json, json.dumps(results, indent=2) + "\n")
     print(table(results))
     return 0
 
 
-def paired(results: dict) -> dict | None:
-    """Mean Teacher against supervised-only at 10 minutes over the label sets where both finished."""
+def paired(results: dict, row: str = "mean-teacher") -> dict | None:
+    """``row`` (a method or a recipe) against supervised-only at 10 minutes, over the label sets where both
+    finished on the same machine: EMA errors and supervised-only's minus the row's (positive: the row is better)."""
     runs = results["runs"]
     pairs = [
-        (runs[f"mean-teacher-10m-seed{s}"]["ema_error"], runs[f"supervised-10m-seed{s}"]["ema_error"])
+        (runs[f"{row}-10m-seed{s}"]["ema_error"], runs[f"supervised-10m-seed{s}"]["ema_error"])
         for s in SEEDS
-        if f"mean-teacher-10m-seed{s}" in runs and f"supervised-10m-seed{s}" in runs
+        if f"{row}-10m-seed{s}" in runs
+        and f"supervised-10m-seed{s}" in runs
+        and runs[f"{row}-10m-seed{s}"].get("machine") == runs[f"supervised-10m-seed{s}"].get("machine")
     ]
     if not pairs:
         return None
     return {
         "label_sets": len(pairs),
-        "mean_teacher": mean_std([m for m, _ in pairs]),
+        "row": mean_std([m for m, _ in pairs]),
         "supervised": mean_std([s for _, s in pairs]),
         "gain": mean_std([s - m for m, s in pairs]),
         "wins": sum(m < s for m, s in pairs),
