@@ -539,6 +539,7 @@ def photos_section(result: dict) -> str:
     names = {
         "mean-teacher": "Mean Teacher's teacher",
         "pseudo-labels": "Mean Teacher with confident pseudo-labels (its teacher)",
+        "fixmatch": "FixMatch",
     }
     for row in ("mean-teacher", *RECIPES):
         verdict = paired(result, row)
@@ -549,7 +550,7 @@ def photos_section(result: dict) -> str:
                 f"{_mean_std([100 * v for v in verdict['supervised']])} %; gain {_mean_std([100 * v for v in verdict['gain']])} "
                 f"points, ahead on {verdict['wins']} of {verdict['label_sets']}.\n"
             )
-    return text + result.get("notes", "") + "\n"
+    return text + "\n" + result.get("notes", "") + "\n"
 
 
 def photo_recipe_section(result: dict) -> str:

@@ -18,20 +18,17 @@ import torch
 from ..auto import (
     EVALUATION_SHARE,
     EVALUATIONS_PER_RUN,
-    FOLLOW_THE_STEPS,
     MAX_EVALUATION_SHARE,
     MIN_EVALUATIONS,
     ScheduleWarning,
-    auto_values,
-    resolve_image_size,
 )
 from ..config import Config, apply_settings
 from ..data.dataset import Dataset
 from ..data.streaming import FolderIndex
 from ..errors import MeanTeacherError
 from .graphs import GraphedStep
+from .plan import read_data, replan
 from .progress import duration
-from .setup import load_data
 
 PROBE_STEPS = 4
 """Steps timed after the untimed ones (``untimed_steps``) and the timed evaluation."""
@@ -158,21 +155,6 @@ def fit_to_time(
     return apply_settings(config, settings, "time budget"), timing
 
 
-def refitted_config(
-    requested: Config, config: Config, steps: int, evaluation_seconds: float, auto_inputs: tuple[Any, ...]
-) -> Config:
-    """``config`` at ``steps`` steps, with what follows the steps (``auto.FOLLOW_THE_STEPS``, and an
-    automatic evaluation cadence) derived again where the run left it automatic (``requested``: the config
-    before its automatic settings were resolved; ``auto_inputs``: the rest of what ``auto.auto_values``
-    takes)."""
-    derived = auto_values(apply_settings(requested, {"steps": steps}, "time budget"), *auto_inputs)
-    settings: dict[str, Any] = {"steps": steps}
-    settings |= {name: derived[name] for name in FOLLOW_THE_STEPS if getattr(requested, name) is None}
-    if requested.eval_every is None:
-        settings["eval_every"] = max(1, steps // evaluations_within(config.time_budget, evaluation_seconds))
-    return apply_settings(config, settings, "time budget")
-
-
 @dataclass
 class TimedRun:
     """A run fitted to its time before it starts: its config with the steps that fit, the config before
@@ -190,8 +172,7 @@ def fit_run_to_time(config: Config, make_trainer: TrainerFactory, progress: bool
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise MeanTeacherError("--time works in one process (not torchrun): set --steps for a distributed run")
     deadline = time.perf_counter() + config.time_budget
-    requested = resolve_image_size(config)
-    dataset = load_data(requested)
+    requested, dataset = config, read_data(config)
     config, timing = fit_to_time(requested, dataset, deadline, make_trainer)
     if progress:
         print(
@@ -209,7 +190,7 @@ def refit(trainer: Any, step: int, step_seconds: float, evaluation_seconds: floa
     """A run with a deadline (``--time``), at 10 % and 50 % of its steps: ``trainer``'s config with the steps
     that end it on time at the speed measured so far (a probe's few steps can run faster than a long run,
     e.g. on a CPU whose clock drops under sustained load), set on the trainer and written to the run
-    directory. The automatic settings that follow the steps are derived again (``refitted_config``), so
+    directory. The automatic settings that follow the steps are derived again (``plan.replan``), so
     the ramps keep their shares of the run; the ramp-down stays anchored at the end."""
     config = trainer.config
     steps = trainer.pacing.steps_to_deadline(step, config.steps, config.eval_every, step_seconds, evaluation_seconds)
@@ -222,7 +203,9 @@ def refit(trainer: Any, step: int, step_seconds: float, evaluation_seconds: floa
             file=sys.stderr,
             flush=True,
         )
-    trainer.config = config = refitted_config(trainer.requested, config, steps, evaluation_seconds, trainer.auto_inputs)
+    evaluations = None if config.time_budget is None else evaluations_within(config.time_budget, evaluation_seconds)
+    trainer.plan = replan(trainer.plan, steps, evaluations)
+    config = trainer.config
     trainer.training_step.hyperparameters.config = config
     trainer.pacing.eval_every = config.eval_every
     trainer.guard.follow(config)

@@ -12,13 +12,12 @@ from typing import Any
 
 import torch
 
-from ..auto import resolve_auto, resolve_image_size
 from ..config import Config
 from ..config_checks import validate
 from ..data.batch import NO_LABEL, Batch
 from ..data.dataset import Dataset
 from ..data.sampler import IndexBatch, mixed_seed
-from ..data.splits import make_split, write_label_file
+from ..data.splits import write_label_file
 from ..data.streaming import FolderIndex
 from ..data.views import to_device
 from ..errors import MeanTeacherError
@@ -31,9 +30,10 @@ from .evaluation import evaluate_feed
 from .guard import DeadTeacherGuard
 from .logbook import Logbook
 from .pacing import Pacing
+from .plan import plan_run
 from .progress import Progress, plan_line
 from .rundir import RunDirectory, check_architecture
-from .setup import build_feed, build_training_step, load_data, open_world
+from .setup import build_feed, build_training_step, open_world
 from .summary import run_summary
 
 
@@ -60,6 +60,7 @@ class Trainer:
         resume: bool = False,
         progress: bool = True,
         dataset: Dataset | FolderIndex | None = None,
+        requested: Config | None = None,
     ) -> None:
         validate(config)
         self.run_dir = RunDirectory(run_dir)
@@ -72,23 +73,10 @@ class Trainer:
             summary_writer()  # before anything is written: without the package, one line and no run directory
         if resume:
             check_architecture(self.run_dir.load_checkpoint(), config.arch, self.run_dir.checkpoint)
-        config = resolve_image_size(config)
         cadence_is_automatic = config.eval_every is None
-        self.dataset = dataset = load_data(config) if dataset is None else dataset
-        self.split, self.masked_labels = make_split(
-            dataset, config.labels, config.seed, config.label_file, config.validation_per_class
-        )
-        all_labeled = (
-            len(self.split.labeled) == len(self.split.unlabeled)
-            and config.extra_unlabeled == 0
-            and not dataset.pile_size
-        )
-        self.requested = config
-        """The run's config before automatic settings were resolved (``train`` gives it before the time fit)."""
-        self.auto_inputs = (dataset.num_classes, all_labeled, len(self.split.labeled), self.device.type)
-        """What ``auto.resolve_auto`` takes besides the config (a refit derives the automatic values again)."""
-        self.config = config = resolve_auto(config, *self.auto_inputs)
-        self.feed, self.sampler = build_feed(config, dataset, self.split, self.masked_labels, self.device, self.world)
+        self.plan = plan_run(config, self.device.type, dataset, requested)
+        config, dataset, split = self.plan.config, self.plan.dataset, self.plan.split
+        self.feed, self.sampler = build_feed(config, dataset, split, self.plan.masked_labels, self.device, self.world)
         self.training_step = build_training_step(
             config,
             dataset.num_classes,
@@ -122,6 +110,15 @@ class Trainer:
             self.pacing,
         )
         self.global_step = self.checkpoints.load() if resume else 0
+
+    @property
+    def config(self) -> Config:
+        """The run's configuration, every setting with its value (the plan's: a refit changes it)."""
+        return self.plan.config
+
+    @property
+    def dataset(self) -> Dataset | FolderIndex:
+        return self.plan.dataset
 
     # ------------------------------------------------------------------ one step
 
@@ -165,12 +162,10 @@ class Trainer:
         cfg, run_dir = self.config, self.run_dir
         if self.world.is_main:
             run_dir.write_config(cfg)
+            labeled = self.plan.split.labeled
+            data = self.dataset
             write_label_file(
-                run_dir.labels_file,
-                self.dataset.train_ids,
-                self.dataset.classes,
-                self.split.labeled,
-                self.masked_labels[self.split.labeled],
+                run_dir.labels_file, data.train_ids, data.classes, labeled, self.plan.masked_labels[labeled]
             )
             if cfg.tensorboard:
                 self.logbook.open_tensorboard(self.global_step)
@@ -209,7 +204,7 @@ class Trainer:
             progress.close()
             self.logbook.close()
         last = run_dir.last_metrics()
-        labels, steps_timed = len(self.split.labeled), self.global_step - pacing.steps_started
+        labels, steps_timed = len(self.plan.split.labeled), self.global_step - pacing.steps_started
         summary = run_summary(cfg, self.dataset.name, labels, self.global_step, last, pacing, steps_timed)
         if self.world.is_main:
             from ..report import plot_curves
@@ -262,13 +257,13 @@ class Trainer:
     # ------------------------------------------------------------------ what the run says
 
     def _plan(self) -> str:
-        data, labeled = self.dataset, self.split.labeled
-        per_class = torch.bincount(self.masked_labels[labeled], minlength=data.num_classes).tolist()
+        data, split = self.dataset, self.plan.split
+        per_class = torch.bincount(self.plan.masked_labels[split.labeled], minlength=data.num_classes).tolist()
         return plan_line(
             self.config,
             data.name,
             per_class,
-            len(self.split.unlabeled) - len(labeled),
+            len(split.unlabeled) - len(split.labeled),
             data.pile_size,
             self.sampler.labeled_per_batch,
             self.config.steps - self.global_step,
@@ -283,11 +278,11 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
     """
     RunDirectory(run_dir).prepare(resume)
     timed = fit_run_to_time(config, Trainer, progress) if config.time_budget is not None and not resume else None
-    trainer = Trainer(
-        timed.config if timed else config, run_dir, resume=resume, progress=progress, dataset=timed and timed.dataset
-    )
     if timed:
-        trainer.pacing.deadline, trainer.requested = timed.deadline, timed.requested
+        trainer = Trainer(timed.config, run_dir, resume, progress, timed.dataset, timed.requested)
+        trainer.pacing.deadline = timed.deadline
+    else:
+        trainer = Trainer(config, run_dir, resume=resume, progress=progress)
     world = trainer.world
     try:
         return trainer.run()
