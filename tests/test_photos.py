@@ -112,11 +112,12 @@ def test_the_student_view_without_a_preset_is_strong_where_it_can_be():
 
     assert resolve_auto(Config(dataset="photos", steps=1000), 10, False, 100).student_view == STUDENT_VIEW == "strong"
     assert resolve_auto(Config(dataset="photos", normalize="zca"), 10, False, 100).student_view == "weak"
-    assert resolve_auto(Config(dataset="photos", streaming=True), 10, False, 100).student_view == "weak"
+    streamed = Config(dataset="photos", data_format="streamed-folder")
+    assert resolve_auto(streamed, 10, False, 100).student_view == "weak"
     assert (
         resolve_auto(Config(dataset="photos", student_view="photometric"), 10, False, 100).student_view == "photometric"
     )
-    validate(Config(dataset="photos", streaming=True))  # auto is no conflict with streaming
+    validate(streamed)  # auto is no conflict with a streamed folder
 
 
 def test_a_run_recorded_before_the_student_view_existed_resumes_with_the_papers_noise(tmp_path):

@@ -1,5 +1,6 @@
 import random
 
+import pytest
 import torch
 from PIL import Image
 
@@ -43,7 +44,7 @@ def test_streaming_training_run(tmp_path):
     config = tiny_config(
         dataset=str(data),
         labels=4,
-        streaming=True,
+        data_format="streamed-folder",
         image_size=32,
         workers=0,
         steps=4,
@@ -62,3 +63,34 @@ def test_streaming_training_run(tmp_path):
     assert run.evaluate()["ema_error"] == summary["ema_error"]
     rows = run.predict_paths([str(data / "test" / "dog")])
     assert len(rows) == 6 and all(label in ("cat", "dog") for _, label, _ in rows)
+
+
+def test_a_streamed_folder_is_a_data_format_asked_for_by_name(tmp_path):
+    from meanteacher.data.formats import detect_format, is_streamed
+    from meanteacher.data.sources import load_dataset
+    from meanteacher.errors import DataError
+
+    data = _folder(tmp_path / "pets")
+    assert detect_format(data).name == "image-folder" and not is_streamed("auto") and is_streamed("streamed-folder")
+    index = load_dataset(data, data_format="streamed-folder", image_size=48)
+    assert index.streamed and not load_dataset(data, image_size=64).streamed
+    assert index.image_shape == (3, 48, 48) and index.format == "streamed-folder"
+    summary = index.summary()
+    assert summary["train"] == summary["test"] == 12 and summary["train_per_class"] == {"cat": 6, "dog": 6}
+    assert summary["format"] == "streamed-folder" and summary["unlabeled"] == 0
+    with pytest.raises(DataError, match="unlabeled pile"):
+        load_dataset(data, unlabeled=[str(data / "train" / "cat")], data_format="streamed-folder")
+
+
+def test_the_streaming_flag_of_an_older_run_reads_as_the_streamed_format(tmp_path):
+    from meanteacher.config import Config, apply_settings
+    from meanteacher.config_files import load_config_file, to_toml
+    from meanteacher.errors import MeanTeacherError
+
+    text = to_toml(Config(dataset="pets"))
+    (tmp_path / "streamed.toml").write_text("streaming = true\n" + text)
+    (tmp_path / "in-memory.toml").write_text("streaming = false\n" + text)
+    assert load_config_file(tmp_path / "streamed.toml", run_record=True).data_format == "streamed-folder"
+    assert load_config_file(tmp_path / "in-memory.toml", run_record=True).data_format == "auto"
+    with pytest.raises(MeanTeacherError, match="streamed-folder"):
+        apply_settings(Config(), {"streaming": "true"}, "--set")

@@ -196,8 +196,8 @@ def test_the_student_gets_the_strong_view_and_the_teacher_the_weak_one(tmp_path)
 def test_a_strong_view_needs_pixels_in_memory():
     with pytest.raises(MeanTeacherError, match="normalize zca"):
         validate(Config(dataset="digits", student_view="strong", normalize="zca"))
-    with pytest.raises(MeanTeacherError, match="streaming"):
-        validate(Config(dataset="digits", student_view="strong", streaming=True))
+    with pytest.raises(MeanTeacherError, match="a streamed folder"):
+        validate(Config(dataset="digits", student_view="strong", data_format="streamed-folder"))
     with pytest.raises(MeanTeacherError, match="student_view"):
         validate(Config(dataset="digits", student_view="heavy"))
 

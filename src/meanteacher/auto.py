@@ -105,8 +105,14 @@ def auto_values(
         "labeled_per_batch": -1 if all_labeled else max(1, labeled_per_batch),
         "precision": "bf16" if device_type == "cpu" and cpu_has_native_bf16() else "fp32",
         "eval_every": max(1, steps // EVALUATIONS_PER_RUN),
-        "student_view": "weak" if config.streaming or config.normalize == "zca" else STUDENT_VIEW,
+        "student_view": "weak" if _streamed(config) or config.normalize == "zca" else STUDENT_VIEW,
     }
+
+
+def _streamed(config: Config) -> bool:
+    from .data.formats import is_streamed
+
+    return is_streamed(config.data_format)
 
 
 def _width_is_auto(config: Config) -> bool:
@@ -153,7 +159,7 @@ def resolve_image_size(config: Config) -> Config:
     if config.image_size is not None:
         return config
     return apply_settings(
-        config, {"image_size": STREAMED_IMAGE_SIZE if config.streaming else FOLDER_IMAGE_SIZE}, "auto"
+        config, {"image_size": STREAMED_IMAGE_SIZE if _streamed(config) else FOLDER_IMAGE_SIZE}, "auto"
     )
 
 

@@ -60,7 +60,8 @@ class Config:
     test_data: str = ""
     data_format: str = "auto"
     """How ``dataset`` is read: "auto" (the format that recognises it), a format's name, or
-    ``package.module:Class`` (a format of one's own, see ``data.formats``)."""
+    ``package.module:Class`` (a format of one's own, see ``data.formats``). "streamed-folder": a folder too
+    large for memory, each batch decoded from its files in DataLoader workers (Appendix B.2.2 views)."""
     labels: int = 0
     """Labeled examples, balanced across classes; 0 keeps every training label."""
     label_file: str = ""
@@ -178,8 +179,6 @@ class Config:
     shapes and keeps the fastest (``cudnn.benchmark``), which may differ between runs in the last bits."""
     sync_batchnorm: bool = False
     workers: int = 4
-    streaming: bool = False
-    """Decode and augment each image in DataLoader workers (Appendix B.2.2) instead of holding the set in memory."""
     image_size: int | None = None
     """Side of the square images an image folder is brought down to: in memory, at decode (shorter side to
     this, then a centre crop; smaller images are kept as they are); streamed, the crops' size. Auto:
@@ -236,6 +235,8 @@ def apply_settings(config: Config, settings: dict[str, Any], source: str) -> Con
         if name in SETTINGS_MOVED_TO_METHODS:
             method, option = SETTINGS_MOVED_TO_METHODS[name]
             raise MeanTeacherError(f"{source}: {name!r} is now an option of its method: {method}.{option}")
+        if name == "streaming":
+            raise MeanTeacherError(f"{source}: 'streaming' is now a data format: data_format = {STREAMED_FORMAT!r}")
         if name not in FIELDS and (isinstance(value, dict) or "." in name):  # a method's options
             method, _, option = name.partition(".")
             table = value if isinstance(value, dict) else {option: _parse_scalar(value)}
@@ -258,6 +259,9 @@ def _parse_scalar(text: Any) -> Any:
     except json.JSONDecodeError:
         return text
 
+
+STREAMED_FORMAT = "streamed-folder"
+"""The data format that replaced the ``streaming`` flag (a run's ``config.toml`` may still hold the flag)."""
 
 SETTINGS_MOVED_TO_METHODS = {
     "te_alpha": ("temporal-ensembling", "alpha"),

@@ -57,23 +57,17 @@ def validate(config: Config) -> None:
         raise MeanTeacherError(
             f"cuda_graphs does not capture {config.method}: its passes save and restore the random state"
         )
+    streamed = _check_data_format(config)
     if config.student_view not in (None, "weak"):
-        if config.streaming or config.normalize == "zca":
+        if streamed or config.normalize == "zca":
             raise MeanTeacherError(
                 f"student_view={config.student_view!r} works on images held in memory as pixels "
-                f"(not with {'streaming' if config.streaming else 'normalize zca'})"
+                f"(not with {'a streamed folder' if streamed else 'normalize zca'})"
             )
         if config.strong_ops < 0 or not 0 <= config.strong_magnitude <= 1 or not 0 <= config.cutout <= 1:
             raise MeanTeacherError("strong_ops must be >= 0, strong_magnitude and cutout in [0, 1]")
-    if config.unlabeled and config.streaming:
-        raise MeanTeacherError("streamed folders do not take an unlabeled pile (--unlabeled) yet: leave out streaming")
-    if config.data_format != "auto":
-        from .data.formats import format_class
-
-        try:
-            format_class(config.data_format)
-        except ValueError as error:
-            raise MeanTeacherError(str(error)) from None
+    if config.unlabeled and streamed:
+        raise MeanTeacherError(f"a streamed folder takes no unlabeled pile (--unlabeled) yet: {config.dataset}")
     _check_method_options(config)
     if config.unlabeled_ratio < 0:
         raise MeanTeacherError(f"unlabeled_ratio must be >= 0, got {config.unlabeled_ratio}")
@@ -124,3 +118,13 @@ def _check_consistency_type(config: Config) -> None:
             f"{config.method} trains on pseudo-labels: consistency_type must be 'pseudo:<threshold>' or "
             f"'pseudo:adaptive', not {config.consistency_type!r}"
         )
+
+
+def _check_data_format(config: Config) -> bool:
+    """That the run's data format is one that exists; whether it streams its images."""
+    from .data.formats import is_streamed
+
+    try:
+        return is_streamed(config.data_format)
+    except ValueError as error:
+        raise MeanTeacherError(str(error)) from None

@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .config import PAPER_SCHEDULE, SETTINGS_MOVED_TO_METHODS, Config, apply_settings
+from .config import PAPER_SCHEDULE, SETTINGS_MOVED_TO_METHODS, STREAMED_FORMAT, Config, apply_settings
 from .errors import MeanTeacherError
 from .methods import method_class
 
@@ -61,6 +61,8 @@ SETTINGS_RENAMED = {"bn_buffers": "ema_buffers"}
 def _in_todays_terms(settings: dict[str, Any]) -> dict[str, Any]:
     """A ``config.toml`` a run wrote, in today's setting names, with the values of settings it predates."""
     renamed = {SETTINGS_RENAMED.get(name, name): value for name, value in settings.items()}
+    if renamed.pop("streaming", False):
+        renamed["data_format"] = STREAMED_FORMAT
     moved = {name: renamed.pop(name) for name in SETTINGS_MOVED_TO_METHODS if name in renamed}
     try:
         method = method_class(renamed.get("method", Config.method))

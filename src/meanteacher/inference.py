@@ -35,6 +35,13 @@ class LoadedRun:
     models: dict[str, nn.Module]
 
     @property
+    def streamed(self) -> bool:
+        """Whether the run streamed its images from their files (a streamed data format)."""
+        from .data.formats import is_streamed
+
+        return is_streamed(self.config.data_format)
+
+    @property
     def predictor(self) -> nn.Module:
         """The network used for predictions: the EMA (Mean Teacher's teacher), usually the better one."""
         return self.models["ema"]
@@ -47,19 +54,18 @@ class LoadedRun:
         ``confusion``, each network's confusion matrix too (``ema_confusion``, ``student_confusion``)."""
         num_classes = len(self.classes) if confusion else 0
         from .data.sources import load_dataset
-        from .data.streaming import evaluation_loader, index_image_folder
+        from .data.streaming import evaluation_loader
 
         precision = precision or self.config.precision
-        if self.config.streaming:
-            index = index_image_folder(data or self.config.dataset, self.config.image_size)
-            loader = evaluation_loader(index, self.config.eval_batch_size, self.config.workers)
-            return evaluate_batches(self.models, lambda: loader, precision, num_classes=num_classes)
         dataset = load_dataset(
             data or self.config.dataset,
             None if data else (self.config.test_data or None),
             image_size=self.config.image_size,
-            data_format="auto" if data else self.config.data_format,
+            data_format=self.config.data_format if self.streamed or not data else "auto",
         )
+        if dataset.streamed:
+            loader = evaluation_loader(dataset, self.config.eval_batch_size, self.config.workers)
+            return evaluate_batches(self.models, lambda: loader, precision, num_classes=num_classes)
         if dataset.image_shape != self.image_shape or dataset.classes != self.classes:
             raise MeanTeacherError(
                 f"{data or self.config.dataset}: images {dataset.image_shape} / {len(dataset.classes)} classes do not "
@@ -101,7 +107,7 @@ class LoadedRun:
         from .data.streaming import eval_view, open_rgb
 
         files = image_files(paths)
-        if self.config.streaming:
+        if self.streamed:
             labels, confidences = self._classify(
                 torch.stack([eval_view(open_rgb(f), self.image_shape[1]) for f in files])
             )
@@ -188,7 +194,7 @@ def export_model(run_dir: str | Path, out: str | Path, which: str = "teacher") -
         "arch_options": run.config.arch_options,
         "classes": run.classes,
         "image_shape": list(run.image_shape),
-        "streaming": run.config.streaming,
+        "streaming": run.streamed,
         "precision": run.config.precision,
         "normalize": {"mode": normalizer["mode"], "epsilon": normalizer["epsilon"], "gcn": normalizer["gcn"]},
         "run": str(run_dir),

@@ -52,7 +52,7 @@ def run_candidates(run: LoadedRun) -> Candidates:
     from .data.splits import make_split
 
     config = run.config
-    if config.streaming:
+    if run.streamed:
         raise MeanTeacherError(
             "suggest reads runs on images held in memory; for a streamed run name the images with --from"
         )

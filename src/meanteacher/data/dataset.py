@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
@@ -28,6 +29,8 @@ class Dataset:
     unlabeled_ids: list[str] = field(default_factory=list)
     format: str = ""
     """The name of the data format it was read by (``data.formats``)."""
+    streamed: ClassVar[bool] = False
+    """Held in memory (a streamed source decodes each batch from its files: ``data.streaming.FolderIndex``)."""
 
     def __post_init__(self) -> None:
         if not self.train_ids:
@@ -54,21 +57,28 @@ class Dataset:
 
     def summary(self) -> dict:
         """Splits, image shape and per-class counts, as plain values."""
-        counts = torch.bincount(self.train_labels, minlength=self.num_classes).tolist()
-        test_counts = torch.bincount(self.test_labels, minlength=self.num_classes).tolist()
-        return {
-            "name": self.name,
-            "format": self.format,
-            "train": len(self.train_labels),
-            "test": len(self.test_labels),
-            "extra": 0 if self.extra_images is None else len(self.extra_images),
-            "unlabeled": self.pile_size,
-            "image_shape": list(self.image_shape),
-            "channels": self.image_shape[0],
-            "classes": self.classes,
-            "train_per_class": dict(zip(self.classes, counts)),
-            "test_per_class": dict(zip(self.classes, test_counts)),
-        }
+        extra = 0 if self.extra_images is None else len(self.extra_images)
+        return source_summary(self, extra)
+
+
+def source_summary(source, extra: int = 0) -> dict:
+    """What ``meanteacher data`` shows of a source (a ``Dataset`` or a streamed one): its name and format,
+    the sizes of its splits, its image shape and its per-class counts, as plain values."""
+    counts = torch.bincount(source.train_labels, minlength=source.num_classes).tolist()
+    test_counts = torch.bincount(source.test_labels, minlength=source.num_classes).tolist()
+    return {
+        "name": source.name,
+        "format": source.format,
+        "train": len(source.train_labels),
+        "test": len(source.test_labels),
+        "extra": extra,
+        "unlabeled": source.pile_size,
+        "image_shape": list(source.image_shape),
+        "channels": source.image_shape[0],
+        "classes": source.classes,
+        "train_per_class": dict(zip(source.classes, counts)),
+        "test_per_class": dict(zip(source.classes, test_counts)),
+    }
 
 
 def is_archive(path: Path) -> bool:

@@ -12,6 +12,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from ..errors import DataError
 from .augment import Normalizer
 from .batch import NO_LABEL
+from .dataset import source_summary
 from .folders import class_names, group_by_split
 from .image_files import folder_entries
 from .sampler import TwoStreamBatches
@@ -40,6 +42,9 @@ class FolderIndex:
     test_labels: torch.Tensor
     image_size: int = 224
     train_ids: list[str] = field(default_factory=list)
+    format: str = "streamed-folder"
+    streamed: ClassVar[bool] = True
+    """Each batch is decoded from its files in DataLoader workers (``data.feed.StreamedFeed``)."""
 
     @property
     def num_classes(self) -> int:
@@ -53,6 +58,10 @@ class FolderIndex:
     def pile_size(self) -> int:
         """Streamed folders take no unlabeled pile."""
         return 0
+
+    def summary(self) -> dict:
+        """Splits, image shape (the crops') and per-class counts, as plain values."""
+        return source_summary(self)
 
 
 def index_image_folder(path: str | Path, image_size: int = 224) -> FolderIndex:

@@ -18,7 +18,7 @@ from ..data.feed import InMemoryFeed, StreamedFeed, TrainingFeed
 from ..data.sampler import TwoStreamBatches
 from ..data.sources import load_dataset
 from ..data.splits import LabelSplit
-from ..data.streaming import FolderIndex, index_image_folder
+from ..data.streaming import FolderIndex
 from ..data.strong import StrongAugmenter
 from ..data.views import batches_for
 from ..errors import MeanTeacherError
@@ -145,9 +145,7 @@ def build_optimizer(
 
 
 def load_data(config: Config) -> Dataset | FolderIndex:
-    """The run's dataset: decoded into memory, or indexed for streaming (``config.image_size`` resolved)."""
-    if config.streaming:
-        return index_image_folder(config.dataset, config.image_size)
+    """The run's dataset: decoded into memory, or a streamed one's index (``config.image_size`` resolved)."""
     return load_dataset(
         config.dataset,
         config.test_data or None,
@@ -166,7 +164,7 @@ def build_feed(
     device: torch.device,
     world: World,
 ) -> tuple[TrainingFeed, TwoStreamBatches]:
-    """The run's training data (held on the device, or streamed with ``streaming``) and its batch sampler."""
+    """The run's training data (held on the device, or streamed from its files) and its batch sampler."""
     labeled_only = not method_class(config.method).uses_unlabeled
     sample = partial(
         batches_for,
@@ -177,7 +175,7 @@ def build_feed(
         seed=config.seed,
         labeled_only=labeled_only,
     )
-    if config.streaming:
+    if dataset.streamed:
         sampler = sample(extra=0)
         return StreamedFeed(
             dataset,

@@ -1,7 +1,8 @@
 """What a data format is, and the registry that finds one by name, by reference or by looking at a path.
 
 A format is a class: its ``name``, a ``description`` for ``meanteacher data``, ``detects(path)`` and
-``load(path, options)``, which returns a :class:`~meanteacher.data.dataset.Dataset`. ``register_format``
+``load(path, options)``, which returns a :class:`~meanteacher.data.dataset.Dataset` (a streamed format, one
+too large for memory, its index: ``streamed``). ``register_format``
 makes it known; a format of one's own can live in any file (``tests/plugin_format.py`` shows one).
 """
 
@@ -37,6 +38,9 @@ class DataFormat:
     """Tried only after every other format has declined the path (the image folder)."""
     builtin: ClassVar[bool] = False
     """A dataset shipped with the package, named by its ``name`` rather than by a path."""
+    streamed: ClassVar[bool] = False
+    """Too large for memory: ``load`` indexes the files (a ``data.streaming.FolderIndex``) and each batch is
+    decoded from them during training. Such a format is asked for by name, never detected."""
 
     @classmethod
     def detects(cls, path: Path) -> bool:
@@ -80,17 +84,23 @@ def format_class(name: str) -> type[DataFormat]:
     return cls
 
 
+def is_streamed(data_format: str) -> bool:
+    """Whether the format ``data_format`` names (a name or a reference, as ``format_class`` takes) streams
+    its images; "auto" never does."""
+    return data_format != "auto" and format_class(data_format).streamed
+
+
 def detect_format(path: str | Path) -> type[DataFormat]:
     """The format of what ``path`` holds: the first registered one that detects it, the catch-all ones
     last; ``DataError`` when the path does not exist and no format claims it (a built-in name)."""
     path = Path(path)
     for cls in _detection_order:
-        if not cls.catch_all and cls.detects(path):
+        if not cls.catch_all and not cls.streamed and cls.detects(path):
             return cls
     if not path.exists():
         builtin = [cls.name for cls in _detection_order if cls.builtin]
         raise DataError(f"{path}: no such file or folder (built-in datasets: {', '.join(builtin)})")
     for cls in _detection_order:
-        if cls.catch_all and cls.detects(path):
+        if cls.catch_all and not cls.streamed and cls.detects(path):
             return cls
     raise DataError(f"{path}: no data format recognises it (known: {', '.join(c.name for c in _detection_order)})")
