@@ -185,7 +185,7 @@ def _small(args: argparse.Namespace) -> dict:
 
 
 def phase_equality(args: argparse.Namespace) -> None:
-    from meanteacher.config_files import load_preset
+    from meanteacher.config.toml import load_preset
     from meanteacher.run.train import Trainer
     from meanteacher.teacher import unwrap
 

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from meanteacher.auto import CONSISTENCY_PAYS_FROM_PASSES
 from meanteacher.config import Config
+from meanteacher.config.auto import CONSISTENCY_PAYS_FROM_PASSES
 from meanteacher.data.dataset import Dataset
 from meanteacher.run.train import Trainer
 

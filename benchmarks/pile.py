@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from meanteacher.config import apply_settings
-from meanteacher.config_files import load_preset
+from meanteacher.config.toml import load_preset
 from meanteacher.report import mean_std, plot_comparison, pyplot, save_figure
 from meanteacher.run.rundir import read_metrics
 

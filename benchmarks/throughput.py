@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from meanteacher.config_files import load_preset
+from meanteacher.config.toml import load_preset
 from meanteacher.data.dataset import Dataset
 from meanteacher.run.train import Trainer
 

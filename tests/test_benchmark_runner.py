@@ -24,7 +24,7 @@ def test_the_cpu_table_presets_are_the_recipe_the_benchmarks_train():
 
     from benchmarks.accuracy import LEARNING_RATES, STEPS
     from benchmarks.defaults import DEFAULT_LR, recipe_job
-    from meanteacher.config_files import load_preset
+    from meanteacher.config.toml import load_preset
 
     recorded = json.loads((Path(__file__).resolve().parents[1] / "docs" / "bench" / "accuracy.json").read_text())
     for labels, steps in STEPS.items():
@@ -112,7 +112,7 @@ def test_the_cpu_vat_presets_are_the_runs_the_vat_benchmark_trains_and_eps_is_ch
     from pathlib import Path
 
     from benchmarks.vat import EPS_GRID, LABELS, VAT_METHODS, chosen_eps, vat_job
-    from meanteacher.config_files import load_preset
+    from meanteacher.config.toml import load_preset
 
     table_lr = load_preset(f"cifar10-cpu-{LABELS}").lr
     recorded = json.loads((Path(__file__).resolve().parents[1] / "docs" / "bench" / "vat.json").read_text())

@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 
-from meanteacher.config_files import load_config_file
+from meanteacher.config.toml import load_config_file
 from meanteacher.errors import MeanTeacherError
 from meanteacher.run.budget import Timing, evaluations_within, parse_duration, refit, time_run
 from meanteacher.run.train import Trainer, train
@@ -39,7 +39,7 @@ def test_the_steps_that_fit_count_evaluations_checkpoints_and_the_set_up():
 
 
 def test_a_budget_shorter_than_the_set_up_is_told_in_one_line():
-    from meanteacher.auto import ScheduleWarning
+    from meanteacher.config.auto import ScheduleWarning
 
     timing = Timing(build=50.0, step=1.0, evaluation=5.0, checkpoint=1.0)
     with pytest.warns(
@@ -111,7 +111,7 @@ def test_the_probe_times_only_the_replays_of_a_captured_step():
 
 
 def test_a_refit_derives_the_ramps_the_ema_and_the_evaluations_again_for_its_steps(tmp_path):
-    from meanteacher.auto import EMA_WINDOW_SHARE, RAMPDOWN_SHARE, RAMPUP_SHARE
+    from meanteacher.config.auto import EMA_WINDOW_SHARE, RAMPDOWN_SHARE, RAMPUP_SHARE
 
     automatic = {
         name: None for name in ("rampup_steps", "rampdown_steps", "ema_decay", "ema_decay_rampup", "eval_every")

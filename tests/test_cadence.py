@@ -1,8 +1,8 @@
 """Evaluation cadence that follows the run: about 25 evaluations without a preset, spaced out when an
 evaluation is expensive next to a step; presets keep the paper's 500."""
 
-from meanteacher.auto import EVALUATIONS_PER_RUN
-from meanteacher.config_files import load_preset
+from meanteacher.config.auto import EVALUATIONS_PER_RUN
+from meanteacher.config.toml import load_preset
 from meanteacher.run.budget import evaluations_within
 from meanteacher.run.rundir import read_metrics
 from meanteacher.run.train import Trainer

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from meanteacher.config import Config
-from meanteacher.config_checks import validate
+from meanteacher.config.checks import validate
 from meanteacher.errors import MeanTeacherError
 from meanteacher.methods import Batch
 from meanteacher.run.graphs import GraphedStep

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from meanteacher.config import apply_settings
-from meanteacher.config_files import to_toml
+from meanteacher.config.toml import to_toml
 from meanteacher.inference import export_model, load_model, load_run
 from meanteacher.run.rundir import CHECKPOINT_FORMAT, RunDirectory, load_checkpoint, read_metrics
 from meanteacher.run.train import train

@@ -127,8 +127,8 @@ def test_train_help_states_the_ramp_shares_as_percentages(capsys):
 
 
 def test_every_preset_is_valid():
-    from meanteacher.config_checks import validate
-    from meanteacher.config_files import list_presets, load_preset
+    from meanteacher.config.checks import validate
+    from meanteacher.config.toml import list_presets, load_preset
 
     for name in list_presets():
         config = load_preset(name)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from meanteacher.config_files import load_config_file
+from meanteacher.config.toml import load_config_file
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -23,10 +23,7 @@ LAYERS = {
     "models": 2,
     "teacher": 2,  # the parts a user takes into their own loop
     "methods": 3,
-    "config": 3,
-    "config_checks": 3,
-    "config_files": 3,
-    "auto": 3,
+    "config": 3,  # a run's settings: schema, checks, automatic values, TOML
     "run": 4,
     "inference": 4,
     "suggest": 4,

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from meanteacher.auto import resolve_auto
 from meanteacher.config import Config, apply_settings
-from meanteacher.config_files import load_config_file, to_toml
+from meanteacher.config.auto import resolve_auto
+from meanteacher.config.toml import load_config_file, to_toml
 from meanteacher.data.formats.digits import load_digits
 from meanteacher.run.hyperparameters import hyperparameters_at
 
@@ -266,7 +266,7 @@ def test_a_run_too_short_for_its_labels_is_told_before_it_starts(image_folder, t
 
 def test_bf16_is_the_default_only_on_a_cpu_that_computes_it_in_hardware(monkeypatch):
     from meanteacher import hardware
-    from meanteacher.config_files import load_preset
+    from meanteacher.config.toml import load_preset
 
     for native, expected in ((True, "bf16"), (False, "fp32")):
         monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda native=native: native)

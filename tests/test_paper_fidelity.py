@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from meanteacher.config_files import load_preset
+from meanteacher.config.toml import load_preset
 from meanteacher.data.feed import extra_subset
 from meanteacher.errors import MeanTeacherError
 from meanteacher.losses import logit_distance
@@ -45,7 +45,7 @@ def test_imagenet_epochs_are_passes_over_the_unlabeled_ninety_percent():
 
 def test_svhn_presets_have_no_learning_rate_rampdown():
     """Table 7: ramp-down "No" for SVHN (semi-supervised and supervised), "Yes" for CIFAR-10."""
-    from meanteacher.config_files import list_presets
+    from meanteacher.config.toml import list_presets
 
     svhn = [name for name in list_presets() if name.startswith("svhn-")]
     assert len(svhn) >= 10
@@ -93,7 +93,7 @@ def test_svhn_extra_images_are_a_random_subset_by_seed():
 def test_svhn_presets_normalize_each_image():
     """The reference TensorFlow code's ``normalize_input`` (on for SVHN): each image to zero mean and
     unit variance over all its pixels and channels."""
-    from meanteacher.config_files import list_presets
+    from meanteacher.config.toml import list_presets
     from meanteacher.data.augment import Normalizer
 
     assert all(load_preset(n).normalize == "per_image" for n in list_presets() if n.startswith(("svhn-", "fig4-")))

@@ -83,9 +83,9 @@ def test_a_label_file_of_one_class_is_refused(tmp_path):
 
 
 def test_the_defaults_of_a_run_without_a_preset_follow_the_machine():
-    from meanteacher.auto import CPU_WIDTH, resolve_auto
     from meanteacher.config import Config
-    from meanteacher.config_files import load_preset
+    from meanteacher.config.auto import CPU_WIDTH, resolve_auto
+    from meanteacher.config.toml import load_preset
 
     own = Config(dataset="photos", steps=1000)
     cpu = resolve_auto(own, 10, False, 100, "cpu")
@@ -106,9 +106,9 @@ def test_the_defaults_of_a_run_without_a_preset_follow_the_machine():
 
 
 def test_the_student_view_without_a_preset_is_strong_where_it_can_be():
-    from meanteacher.auto import STUDENT_VIEW, resolve_auto
     from meanteacher.config import Config
-    from meanteacher.config_checks import validate
+    from meanteacher.config.auto import STUDENT_VIEW, resolve_auto
+    from meanteacher.config.checks import validate
 
     assert resolve_auto(Config(dataset="photos", steps=1000), 10, False, 100).student_view == STUDENT_VIEW == "strong"
     assert resolve_auto(Config(dataset="photos", normalize="zca"), 10, False, 100).student_view == "weak"
@@ -121,9 +121,9 @@ def test_the_student_view_without_a_preset_is_strong_where_it_can_be():
 
 
 def test_a_run_recorded_before_the_student_view_existed_resumes_with_the_papers_noise(tmp_path):
-    from meanteacher.auto import resolve_auto
     from meanteacher.config import Config
-    from meanteacher.config_files import load_config_file, to_toml
+    from meanteacher.config.auto import resolve_auto
+    from meanteacher.config.toml import load_config_file, to_toml
     from meanteacher.run.rundir import RunDirectory
 
     resolved = resolve_auto(Config(dataset="photos", steps=1000), 10, False, 100)
@@ -134,9 +134,9 @@ def test_a_run_recorded_before_the_student_view_existed_resumes_with_the_papers_
 
 
 def test_the_resolved_defaults_are_recorded_in_config_toml(tmp_path):
-    from meanteacher.auto import resolve_auto
     from meanteacher.config import Config
-    from meanteacher.config_files import load_config_file, to_toml
+    from meanteacher.config.auto import resolve_auto
+    from meanteacher.config.toml import load_config_file, to_toml
 
     resolved = resolve_auto(Config(dataset="photos", steps=1000), 10, False, 100, "cpu")
     (tmp_path / "config.toml").write_text(to_toml(resolved))

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from meanteacher.cli import main
-from meanteacher.config_files import load_config_file
+from meanteacher.config.toml import load_config_file
 from meanteacher.data.formats.digits import load_digits
 from meanteacher.data.pile import ImageProgress, check_memory, decode_pile
 from meanteacher.data.sources import load_dataset

@@ -1,7 +1,7 @@
 """A run is planned once: every automatic setting resolved from what was asked, and a refit re-derives only
 what follows the steps, from what was asked, without reading the data again."""
 
-from meanteacher.auto import RAMPUP_SHARE, has_auto
+from meanteacher.config.auto import RAMPUP_SHARE, has_auto
 from meanteacher.run.plan import plan_run, replan
 from tests.helpers import tiny_config
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from meanteacher import cli
-from meanteacher.config_files import load_config_file
+from meanteacher.config.toml import load_config_file
 from meanteacher.methods import METHODS, Method, method_class, register_method
 from meanteacher.report import ema_name
 from meanteacher.run.rundir import read_metrics, read_summary

@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from meanteacher.auto import resolve_auto
 from meanteacher.config import Config
-from meanteacher.config_checks import validate
+from meanteacher.config.auto import resolve_auto
+from meanteacher.config.checks import validate
 from meanteacher.errors import MeanTeacherError
 from meanteacher.losses import NO_LABEL, pseudo_label_cost
 from meanteacher.methods import Batch, FixMatch, MeanTeacher

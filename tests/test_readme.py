@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from meanteacher.cli import build_parser
-from meanteacher.config_files import list_presets
+from meanteacher.config.toml import list_presets
 from meanteacher.methods import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,7 +17,7 @@ import statistics
 import pytest
 
 from meanteacher.config import apply_settings
-from meanteacher.config_files import load_preset
+from meanteacher.config.toml import load_preset
 from meanteacher.data.sources import load_dataset
 from meanteacher.run.train import Trainer
 

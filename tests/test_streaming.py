@@ -84,7 +84,7 @@ def test_a_streamed_folder_is_a_data_format_asked_for_by_name(tmp_path):
 
 def test_the_streaming_flag_of_an_older_run_reads_as_the_streamed_format(tmp_path):
     from meanteacher.config import Config, apply_settings
-    from meanteacher.config_files import load_config_file, to_toml
+    from meanteacher.config.toml import load_config_file, to_toml
     from meanteacher.errors import MeanTeacherError
 
     text = to_toml(Config(dataset="pets"))

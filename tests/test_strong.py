@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from meanteacher.config import Config
-from meanteacher.config_checks import validate
+from meanteacher.config.checks import validate
 from meanteacher.data.strong import (
     OPERATIONS,
     PHOTOMETRIC,

@@ -59,7 +59,7 @@ def test_other_methods_train(tmp_path, method):
 
 
 def test_schedules_of_paper_defaults():
-    from meanteacher.config_files import load_preset
+    from meanteacher.config.toml import load_preset
 
     config = load_preset("svhn-250")
     start, ramped, end = (hyperparameters_at(config, s) for s in (0, 40_000, 179_999))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .config import apply_settings
-from .config_files import load_preset
+from .config.toml import load_preset
 from .data.sources import load_dataset
 from .files import atomic_write_text
 from .report import aggregate, mean_std, plot_comparison

@@ -15,7 +15,7 @@ from .run.rundir import read_metrics
 def ema_name(method: str) -> str:
     """What a method's EMA network is called in tables and plots: Mean Teacher's is its teacher."""
     try:
-        return "teacher (EMA)" if method_class(method).ema_is_teacher else "EMA"
+        return method_class(method).ema_display_name()
     except ValueError:  # a run of a method this process cannot import
         return "EMA"
 

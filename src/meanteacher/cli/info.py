@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from ..config_files import list_presets
+from ..config.toml import list_presets
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:

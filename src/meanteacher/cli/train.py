@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config, apply_settings
-from ..config_checks import validate
-from ..config_files import load_preset, parse_set_options
+from ..config.checks import validate
+from ..config.toml import load_preset, parse_set_options
 from ..data.formats import BUILT_IN as BUILT_IN_FORMATS
 from ..errors import MeanTeacherError
 from ..methods import METHODS

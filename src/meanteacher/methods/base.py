@@ -93,6 +93,11 @@ class Method:
     ``__post_init__`` (a ``ValueError``)."""
 
     @classmethod
+    def ema_display_name(cls) -> str:
+        """What its EMA network is called in tables, plots and the lines a run prints."""
+        return "teacher (EMA)" if cls.ema_is_teacher else "EMA"
+
+    @classmethod
     def options(cls, settings: MethodSettings) -> Any:
         """This method's ``Options`` as ``settings`` set them, each value of its field's type (a
         ``ValueError`` naming an option that is not one)."""

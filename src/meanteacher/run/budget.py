@@ -15,14 +15,14 @@ from typing import Any
 
 import torch
 
-from ..auto import (
+from ..config import Config, apply_settings
+from ..config.auto import (
     EVALUATION_SHARE,
     EVALUATIONS_PER_RUN,
     MAX_EVALUATION_SHARE,
     MIN_EVALUATIONS,
     ScheduleWarning,
 )
-from ..config import Config, apply_settings
 from ..data.dataset import Dataset
 from ..data.streaming import FolderIndex
 from ..errors import MeanTeacherError

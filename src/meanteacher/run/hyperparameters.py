@@ -7,8 +7,8 @@ from collections.abc import Callable
 import torch
 
 from .. import schedules
-from ..auto import has_auto
 from ..config import Config
+from ..config.auto import has_auto
 
 NAMES = ("lr", "adam_beta1", "adam_beta2", "ema_decay", "consistency_weight", "step")
 

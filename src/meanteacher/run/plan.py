@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
-from ..auto import FOLLOW_THE_STEPS, auto_values, resolve_auto, resolve_image_size
 from ..config import Config, apply_settings
+from ..config.auto import FOLLOW_THE_STEPS, auto_values, resolve_auto, resolve_image_size
 from ..data.dataset import Dataset
 from ..data.splits import LabelSplit, make_split
 from ..data.streaming import FolderIndex

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..auto import CONSISTENCY_PAYS_FROM_PASSES, STRONG_VIEW_EVIDENCE
 from ..config import Config
+from ..config.auto import CONSISTENCY_PAYS_FROM_PASSES, STRONG_VIEW_EVIDENCE
 from ..methods import method_class
 
 

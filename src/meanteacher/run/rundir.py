@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from ..config import Config
-from ..config_files import load_config_file, to_toml
+from ..config.toml import load_config_file, to_toml
 from ..errors import MeanTeacherError
 from ..files import atomic_torch_save, atomic_write_text
 

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from ..config import Config
-from ..config_checks import validate
+from ..config.checks import validate
 from ..data.batch import NO_LABEL, Batch
 from ..data.dataset import Dataset
 from ..data.sampler import IndexBatch, mixed_seed
@@ -22,7 +22,6 @@ from ..data.streaming import FolderIndex
 from ..data.views import to_device
 from ..errors import MeanTeacherError
 from ..methods import method_class
-from ..report import ema_name
 from .budget import fit_run_to_time, refit
 from .checkpointing import Checkpoints
 from .distributed import any_true, average_float_buffers_, barrier, leave_world, rank_spread
@@ -93,7 +92,7 @@ class Trainer:
         self.view_count, self.labeled_only = method.view_count, not method.uses_unlabeled
         self.generator = torch.Generator(device=self.device)
         self.guard = DeadTeacherGuard(config)
-        self.logbook = Logbook(self.run_dir, dataset.classes, ema_name(config.method), self.guard)
+        self.logbook = Logbook(self.run_dir, dataset.classes, method.ema_display_name(), self.guard)
         self.pacing = Pacing(config.eval_every, cadence_is_automatic, self.world.distributed)
         shape = list(dataset.image_shape)
         identity = {"arch": config.arch, "classes": dataset.classes, "image_shape": shape, "seed": config.seed}

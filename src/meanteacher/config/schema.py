@@ -1,5 +1,5 @@
-"""Run configuration: one dataclass of every setting (a method's own options under its name), its
-checks, and settings applied on top of it (``apply_settings``); as text, see ``config_files``."""
+"""What a run can be set to: one dataclass of every setting (a method's own options under its name), and
+settings applied on top of it (``apply_settings``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import MeanTeacherError
+from ..errors import MeanTeacherError
 
 AUTO_FIELDS = {
     "rampup_steps": int,

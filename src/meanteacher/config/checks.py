@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .config import AUTO_FIELDS, Config
-from .errors import MeanTeacherError
-from .methods import METHODS, method_class
+from ..errors import MeanTeacherError
+from ..methods import METHODS, method_class
+from .schema import AUTO_FIELDS, Config
 
 
 def validate(config: Config) -> None:
@@ -97,8 +97,8 @@ def _check_method_options(config: Config) -> None:
 
 
 def _check_consistency_type(config: Config) -> None:
-    from .losses import consistency_cost
-    from .pseudo_labels import is_pseudo_label_type, parse_threshold
+    from ..losses import consistency_cost
+    from ..pseudo_labels import is_pseudo_label_type, parse_threshold
 
     try:
         if is_pseudo_label_type(config.consistency_type):
@@ -122,7 +122,7 @@ def _check_consistency_type(config: Config) -> None:
 
 def _check_data_format(config: Config) -> bool:
     """That the run's data format is one that exists; whether it streams its images."""
-    from .data.formats import is_streamed
+    from ..data.formats import is_streamed
 
     try:
         return is_streamed(config.data_format)

@@ -10,9 +10,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .config import PAPER_SCHEDULE, SETTINGS_MOVED_TO_METHODS, STREAMED_FORMAT, Config, apply_settings
-from .errors import MeanTeacherError
-from .methods import method_class
+from ..errors import MeanTeacherError
+from ..methods import method_class
+from .schema import PAPER_SCHEDULE, SETTINGS_MOVED_TO_METHODS, STREAMED_FORMAT, Config, apply_settings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -32,7 +32,7 @@ def parse_set_options(pairs: list[str]) -> dict[str, Any]:
 
 
 def _preset_files() -> dict[str, Any]:
-    folder = resources.files("meanteacher").joinpath("presets")
+    folder = resources.files("meanteacher.config").joinpath("presets")
     return {entry.name.removesuffix(".toml"): entry for entry in folder.iterdir() if entry.name.endswith(".toml")}
 
 
@@ -42,7 +42,7 @@ def list_presets() -> dict[str, str]:
 
 
 def load_preset(name: str) -> Config:
-    """The configuration of a named preset (a TOML file in ``meanteacher/presets``), on top of the
+    """The configuration of a named preset (a TOML file in ``meanteacher/config/presets``), on top of the
     paper's schedule (``PAPER_SCHEDULE``) rather than the run-derived defaults."""
     files = _preset_files()
     if name not in files:

@@ -8,9 +8,9 @@ import math
 import warnings
 from typing import Any
 
-from .config import AUTO_FIELDS, Config, apply_settings
-from .methods import method_class
-from .pseudo_labels import is_pseudo_label_type
+from ..methods import method_class
+from ..pseudo_labels import is_pseudo_label_type
+from .schema import AUTO_FIELDS, Config, apply_settings
 
 RAMPUP_SHARE = 40_000 / 150_000
 """Ramp-up length as a share of the run: the paper's 40k of 150k steps."""
@@ -81,7 +81,7 @@ def auto_values(
     """What each automatic setting stands for in a run of ``config.steps`` steps with ``num_classes``
     classes and ``labeled_images`` labeled training images (``all_labeled``: every training image
     keeps its label) on a ``device_type`` device."""
-    from .hardware import cpu_has_native_bf16
+    from ..hardware import cpu_has_native_bf16
 
     steps = config.steps
     method = method_class(config.method)
@@ -110,7 +110,7 @@ def auto_values(
 
 
 def _streamed(config: Config) -> bool:
-    from .data.formats import is_streamed
+    from ..data.formats import is_streamed
 
     return is_streamed(config.data_format)
 
