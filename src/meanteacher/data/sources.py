@@ -15,6 +15,10 @@ from .formats import LoadOptions, detect_format, format_class
 from .pile import check_pile_paths, load_pile
 from .streaming import FolderIndex
 
+DataSource = Dataset | FolderIndex
+"""A run's data: its images held in memory (``Dataset``), or the index of a streamed folder's files
+(``data.streaming.FolderIndex``: ``streamed``)."""
+
 
 def load_dataset(
     path: str | Path,
@@ -23,7 +27,7 @@ def load_dataset(
     image_size: int | None = None,
     unlabeled: Sequence[str | Path] = (),
     data_format: str = "auto",
-) -> Dataset | FolderIndex:
+) -> DataSource:
     """Load what ``path`` holds, read by ``data_format`` ("auto": the format that recognises it, see
     ``data.formats``; or a format's name or ``package.module:Class``), with the images of the
     ``unlabeled`` paths added to its unlabeled pile (``data.pile.load_pile``). ``image_size`` brings the

@@ -23,8 +23,7 @@ from ..config.auto import (
     MIN_EVALUATIONS,
     ScheduleWarning,
 )
-from ..data.dataset import Dataset
-from ..data.streaming import FolderIndex
+from ..data.sources import DataSource
 from ..errors import MeanTeacherError
 from .graphs import GraphedStep
 from .plan import read_data, replan
@@ -113,7 +112,7 @@ def untimed_steps(optimize: Callable[..., Any]) -> int:
     return optimize.warmup + 2 if isinstance(optimize, GraphedStep) else 1
 
 
-def time_run(config: Config, dataset: Dataset | FolderIndex, make_trainer: TrainerFactory) -> Timing:
+def time_run(config: Config, dataset: DataSource, make_trainer: TrainerFactory) -> Timing:
     """Build the run as configured (``make_trainer``, on ``dataset``, in a scratch directory) and time its parts."""
     probe_config = apply_settings(config, {"steps": 10**9, "time_budget": None}, "time budget")
     with tempfile.TemporaryDirectory() as scratch:
@@ -141,7 +140,7 @@ def time_run(config: Config, dataset: Dataset | FolderIndex, make_trainer: Train
 
 
 def fit_to_time(
-    config: Config, dataset: Dataset | FolderIndex, deadline: float, make_trainer: TrainerFactory
+    config: Config, dataset: DataSource, deadline: float, make_trainer: TrainerFactory
 ) -> tuple[Config, Timing]:
     """``config`` with the steps that end the run by ``deadline`` (a ``time.perf_counter()`` value) and,
     where automatic, the evaluation cadence; and the timing they were chosen from."""
@@ -162,7 +161,7 @@ class TimedRun:
 
     config: Config
     requested: Config
-    dataset: Dataset | FolderIndex
+    dataset: DataSource
     deadline: float
 
 

@@ -12,9 +12,8 @@ import torch
 
 from ..config import Config, apply_settings
 from ..config.auto import FOLLOW_THE_STEPS, auto_values, resolve_auto, resolve_image_size
-from ..data.dataset import Dataset
+from ..data.sources import DataSource
 from ..data.splits import LabelSplit, make_split
-from ..data.streaming import FolderIndex
 from .setup import load_data
 
 
@@ -27,14 +26,14 @@ class RunPlan:
 
     config: Config
     requested: Config
-    dataset: Dataset | FolderIndex
+    dataset: DataSource
     split: LabelSplit
     masked_labels: torch.Tensor
     auto_inputs: tuple[Any, ...]
 
 
 def plan_run(
-    config: Config, device_type: str, dataset: Dataset | FolderIndex | None = None, requested: Config | None = None
+    config: Config, device_type: str, dataset: DataSource | None = None, requested: Config | None = None
 ) -> RunPlan:
     """The plan of a run of ``config`` on a ``device_type`` device, its data read unless ``dataset`` is given.
     ``requested``: the config the automatic settings come from when it is not ``config`` (a run fitted to
@@ -50,7 +49,7 @@ def plan_run(
     return RunPlan(resolved, requested or config, dataset, split, masked_labels, auto_inputs)
 
 
-def read_data(config: Config) -> Dataset | FolderIndex:
+def read_data(config: Config) -> DataSource:
     """The data of a run of ``config``, read at the image size the run will use."""
     return load_data(resolve_image_size(config))
 

@@ -13,12 +13,10 @@ from torch import nn
 from ..config import Config
 from ..data.augment import Augmenter
 from ..data.batch import Batch
-from ..data.dataset import Dataset
 from ..data.feed import InMemoryFeed, StreamedFeed, TrainingFeed
 from ..data.sampler import TwoStreamBatches
-from ..data.sources import load_dataset
+from ..data.sources import DataSource, load_dataset
 from ..data.splits import LabelSplit
-from ..data.streaming import FolderIndex
 from ..data.strong import StrongAugmenter
 from ..data.views import batches_for
 from ..errors import MeanTeacherError
@@ -144,7 +142,7 @@ def build_optimizer(
     )
 
 
-def load_data(config: Config) -> Dataset | FolderIndex:
+def load_data(config: Config) -> DataSource:
     """The run's dataset: decoded into memory, or a streamed one's index (``config.image_size`` resolved)."""
     return load_dataset(
         config.dataset,
@@ -158,7 +156,7 @@ def load_data(config: Config) -> Dataset | FolderIndex:
 
 def build_feed(
     config: Config,
-    dataset: Dataset | FolderIndex,
+    dataset: DataSource,
     split: LabelSplit,
     masked_labels: torch.Tensor,
     device: torch.device,

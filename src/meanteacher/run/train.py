@@ -15,10 +15,9 @@ import torch
 from ..config import Config
 from ..config.checks import validate
 from ..data.batch import NO_LABEL, Batch
-from ..data.dataset import Dataset
 from ..data.sampler import IndexBatch, mixed_seed
+from ..data.sources import DataSource
 from ..data.splits import write_label_file
-from ..data.streaming import FolderIndex
 from ..data.views import to_device
 from ..errors import MeanTeacherError
 from ..methods import method_class
@@ -58,7 +57,7 @@ class Trainer:
         run_dir: str | Path,
         resume: bool = False,
         progress: bool = True,
-        dataset: Dataset | FolderIndex | None = None,
+        dataset: DataSource | None = None,
         requested: Config | None = None,
     ) -> None:
         validate(config)
@@ -116,7 +115,7 @@ class Trainer:
         return self.plan.config
 
     @property
-    def dataset(self) -> Dataset | FolderIndex:
+    def dataset(self) -> DataSource:
         return self.plan.dataset
 
     # ------------------------------------------------------------------ one step
