@@ -12,13 +12,14 @@ finished so far. Finished runs are skipped and killed ones resumed.
 
     python -m benchmarks.pseudo [--phase tune|table|all|report] [--seeds 0 1 2] [--workers 2] [--threads T]
                                 [--labels 1000 --steps 1500] [--rows shared-batch mse full-labeled-batch]
-                                [--full-batch-threshold 0.8]
+                                [--full-batch-threshold 0.8] [--precision bf16|fp32]
                                 [--json docs/bench/pseudo.json]
 """
 
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -56,14 +57,16 @@ def job(
     phase: str = "table",
     weight: float | None = None,
     full_labeled_batch: bool = False,
+    precision: str = "bf16",
 ) -> Job:
     """One run of the CPU Table 2 recipe with the strong student view (``MAGNITUDE``), evaluated
     ``EVALUATIONS`` times; Mean Teacher with ``consistency_type`` (its MSE at ``MSE_WEIGHT`` without one),
     at the consistency ``weight`` given (automatic without). ``full_labeled_batch``: a semi-supervised
     method gets supervised-only's whole batch of labeled images and as many unlabeled ones beside them
-    (FixMatch's mu = 1), instead of sharing the batch half and half."""
+    (FixMatch's mu = 1), instead of sharing the batch half and half. ``precision``: the recipe's bf16, or fp32
+    on a CPU without bf16 in hardware, where bf16 is emulated and many times slower."""
     mse_weight = MSE_WEIGHT if method == "mean-teacher" and consistency_type is None else None
-    base = strong_job(labels, steps, method, seed, "strong", MAGNITUDE, mse_weight)
+    base = strong_job(labels, steps, method, seed, "strong", MAGNITUDE, mse_weight, precision=precision)
     settings: dict[str, Any] = {"eval_every": steps // EVALUATIONS}
     if consistency_type:
         settings["consistency_type"] = consistency_type
@@ -77,6 +80,7 @@ def job(
         + (f"-{kind}" if kind else "")
         + ("" if weight is None else f"-w{weight:g}")
         + (f"-b{settings['batch_size']}" if "batch_size" in settings else "")
+        + ("" if precision == "bf16" else f"-{precision}")
         + f"-s{seed}"
     )
     return Job(
@@ -93,36 +97,57 @@ batch with unlabeled images does, told from what the consistency cost does); ``f
 pseudo-label methods with supervised-only's 100 labeled images a step plus 100 unlabeled ones."""
 
 
-def rows(labels: int, steps: int, seed: int, choices: dict[str, float], groups: tuple[str, ...]) -> dict[str, Job]:
+def rows(
+    labels: int, steps: int, seed: int, choices: dict[str, float], groups: tuple[str, ...], precision: str = "bf16"
+) -> dict[str, Job]:
     """The table's rows for one label set: supervised-only, then the ``groups`` (``ROW_GROUPS``), Mean
-    Teacher's pseudo-label rows at the thresholds chosen so far."""
-    table = {"supervised": job(labels, steps, "supervised", seed)}
+    Teacher's pseudo-label rows at the thresholds chosen so far, all in ``precision``."""
+    row_job = partial(job, precision=precision)
+    table = {"supervised": row_job(labels, steps, "supervised", seed)}
     if "mse" in groups:
-        table["mean-teacher (MSE)"] = job(labels, steps, "mean-teacher", seed)
-        table["mean-teacher (weight 0)"] = job(labels, steps, "mean-teacher", seed, weight=0.0)
+        table["mean-teacher (MSE)"] = row_job(labels, steps, "mean-teacher", seed)
+        table["mean-teacher (weight 0)"] = row_job(labels, steps, "mean-teacher", seed, weight=0.0)
     if "shared-batch" in groups:
         if SHARED in choices:
             threshold = THRESHOLDS[SHARED][choices[SHARED]]
-            table["mean-teacher (pseudo-labels)"] = job(labels, steps, "mean-teacher", seed, threshold)
-        table["fixmatch"] = job(labels, steps, "fixmatch", seed, FIXMATCH_THRESHOLD)
+            table["mean-teacher (pseudo-labels)"] = row_job(labels, steps, "mean-teacher", seed, threshold)
+        table["fixmatch"] = row_job(labels, steps, "fixmatch", seed, FIXMATCH_THRESHOLD)
     if "full-labeled-batch" in groups:
         if FULL in choices:
             threshold = THRESHOLDS[FULL][choices[FULL]]
-            table["mean-teacher (pseudo-labels), 100 + 100"] = job(
+            table["mean-teacher (pseudo-labels), 100 + 100"] = row_job(
                 labels, steps, "mean-teacher", seed, threshold, full_labeled_batch=True
             )
-        table["fixmatch, 100 + 100"] = job(labels, steps, "fixmatch", seed, FIXMATCH_THRESHOLD, full_labeled_batch=True)
+        table["fixmatch, 100 + 100"] = row_job(
+            labels, steps, "fixmatch", seed, FIXMATCH_THRESHOLD, full_labeled_batch=True
+        )
     return table
 
 
-def sweep(labels: int, steps: int, seeds: list[int], groups: tuple[str, ...], chosen: dict[str, float]) -> Sweep:
+def sweep(
+    labels: int,
+    steps: int,
+    seeds: list[int],
+    groups: tuple[str, ...],
+    chosen: dict[str, float],
+    precision: str = "bf16",
+) -> Sweep:
     """Mean Teacher's threshold at seed 0 for each batch composition of ``groups`` not ``chosen`` already,
     then the table label set by label set, supervised-only and Mean Teacher's rows first, so that an
     unfinished table still holds pairs; FixMatch's rows last."""
     tuned = {SHARED: "shared-batch", FULL: "full-labeled-batch"}
     grid = {
         cell: {
-            key: job(labels, steps, "mean-teacher", 0, kind, phase="tune", full_labeled_batch=cell == FULL)
+            key: job(
+                labels,
+                steps,
+                "mean-teacher",
+                0,
+                kind,
+                phase="tune",
+                full_labeled_batch=cell == FULL,
+                precision=precision,
+            )
             for key, kind in THRESHOLDS[cell].items()
         }
         for cell, group in tuned.items()
@@ -130,7 +155,7 @@ def sweep(labels: int, steps: int, seeds: list[int], groups: tuple[str, ...], ch
     }
 
     def table(choices: dict[str, float]) -> list[Job]:
-        by_seed = [rows(labels, steps, seed, {**chosen, **choices}, groups) for seed in seeds]
+        by_seed = [rows(labels, steps, seed, {**chosen, **choices}, groups, precision) for seed in seeds]
         return [
             table[row]
             for fixmatch in (False, True)
@@ -147,13 +172,19 @@ def _curve(run: Path) -> list[tuple[int, float]]:
 
 
 def report(
-    labels: int, steps: int, seeds: list[int], choices: dict[str, float], out: Path, groups: tuple[str, ...]
+    labels: int,
+    steps: int,
+    seeds: list[int],
+    choices: dict[str, float],
+    out: Path,
+    groups: tuple[str, ...],
+    precision: str = "bf16",
 ) -> dict[str, Any]:
     """Per row: EMA test error mean ± std over the finished label sets, its curve per label set, and the
     paired gain over supervised-only (supervised's error minus the row's: positive, the row is better)."""
     table: dict[str, dict[int, Path]] = {}
     for seed in seeds:
-        for row, row_job in rows(labels, steps, seed, choices, groups).items():
+        for row, row_job in rows(labels, steps, seed, choices, groups, precision).items():
             if (out / row_job.name / "summary.json").is_file():
                 table.setdefault(row, {})[seed] = out / row_job.name
     result: dict[str, Any] = {}
@@ -196,10 +227,16 @@ def main(argv: list[str] | None = None) -> int:
         help="Mean Teacher's threshold for the full-labeled-batch rows as chosen on validation at another"
         " budget of the same labels: no tuning at this one",
     )
+    parser.add_argument(
+        "--precision",
+        choices=["bf16", "fp32"],
+        default="bf16",
+        help="the recipe's bf16, or fp32 on a CPU without bf16 in hardware (there bf16 is emulated and many times slower)",
+    )
     args = parser.parse_args(argv)
     out, groups = Path(args.out), tuple(args.rows)
     chosen = {} if args.full_batch_threshold is None else {FULL: args.full_batch_threshold}
-    tuning, choices, _ = sweep(args.labels, args.steps, args.seeds, groups, chosen).run(
+    tuning, choices, _ = sweep(args.labels, args.steps, args.seeds, groups, chosen, args.precision).run(
         args.phase, out, args.workers, args.threads
     )
     choices = {**chosen, **choices}
@@ -208,20 +245,22 @@ def main(argv: list[str] | None = None) -> int:
         "date": today(),
         "command": f"python -m benchmarks.pseudo --labels {args.labels} --steps {args.steps} --seeds {' '.join(map(str, args.seeds))}"
         + f" --rows {' '.join(groups)}"
-        + ("" if args.full_batch_threshold is None else f" --full-batch-threshold {args.full_batch_threshold:g}"),
+        + ("" if args.full_batch_threshold is None else f" --full-batch-threshold {args.full_batch_threshold:g}")
+        + ("" if args.precision == "bf16" else f" --precision {args.precision}"),
+        "precision": args.precision,
         "choices": {cell: THRESHOLDS[cell][key] for cell, key in choices.items()},
         "chosen_elsewhere": {cell: THRESHOLDS[cell][key] for cell, key in chosen.items()},
         "tuning": {
             name: {"validation_ema_error": s["validation_ema_error"], "consistency_type": s.get("consistency_type")}
             for name, s in tuning.items()
         },
-        "table": report(args.labels, args.steps, args.seeds, choices, out, groups),
+        "table": report(args.labels, args.steps, args.seeds, choices, out, groups, args.precision),
     }
     groups = {
         row: [
             out / j.name
             for seed in args.seeds
-            for r, j in rows(args.labels, args.steps, seed, choices, groups).items()
+            for r, j in rows(args.labels, args.steps, seed, choices, groups, args.precision).items()
             if r == row and (out / j.name / "metrics.jsonl").is_file()
         ]
         for row in cell["table"]

@@ -7,6 +7,22 @@ from meanteacher.hardware import NATIVE_BF16_VARIABLE
 
 SHARED_CIFAR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 
+SLOWEST_FIRST = (
+    "test_regression.py",
+    "test_own_data.py",
+    "test_train.py",
+    "test_gpu_check.py",
+    "test_capture_safety.py",
+    "test_distributed.py",
+)
+"""The test files that take longest (``pytest --durations``), started first, so that the processes that run
+files side by side (``make test``) finish together rather than one of them starting a long file last."""
+
+
+def pytest_collection_modifyitems(items):
+    order = {name: rank for rank, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: order.get(item.path.name, len(SLOWEST_FIRST)))
+
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path, monkeypatch):
