@@ -14,6 +14,7 @@ python -m benchmarks.photo_recipe --json docs/bench/photo_recipe.json
 python -m benchmarks.photos --json docs/bench/photos.json
 python -m benchmarks.photos --json docs/bench/photos_pseudo.json --only supervised-10m-seed0 pseudo-labels-10m-seed0 ...
 python -m benchmarks.speed --part views --width 0.25 --json docs/bench/views.json
+python -m benchmarks.speed --part precision --width 0.25 --json docs/bench/precision.json
 python -m benchmarks.strong --json docs/bench/strong.json
 python -m benchmarks.pseudo --labels L --steps S [--rows ...] --json docs/bench/pseudo.json   (one cell each)
 python -m benchmarks.pile --seeds 0 1 2 --json docs/bench/pile.json
@@ -584,6 +585,18 @@ def views_section(result: dict) -> str:
     return text + views_table(result) + "\n" + result.get("notes", "") + "\n"
 
 
+def precision_section(result: dict) -> str:
+    from .speed import precision_table
+
+    hardware = "has" if result["native_bf16"] else "has no"
+    text = _stamp(result, result["command"]) + (
+        f"\nConvNet-13 at width {result['width']:g}, batch {result['batch_size']}, channels_last (the CPU recipe's); "
+        f"{result['repeats']} rounds alternating the fp32 and the bf16 trainer, 2 steps each, medians. This CPU "
+        f"{hardware} bf16 in hardware (AVX512_BF16 or AMX).\n\n"
+    )
+    return text + precision_table(result) + "\n" + result.get("notes", "") + "\n"
+
+
 def strong_section(result: dict) -> str:
     from .common import markdown_table
 
@@ -635,7 +648,8 @@ def pseudo_section(result: dict) -> str:
     from .common import markdown_table
 
     text = (
-        "ConvNet-13 at width 0.25 in bf16 on the CPU Table 2's recipe (section 1) with the strong student view at magnitude "
+        "ConvNet-13 at width 0.25 in bf16 (unless a cell says otherwise) on the CPU Table 2's recipe (section 1) "
+        "with the strong student view at magnitude "
         "0.5 for every row (the choice of the section on the strong student), 3 label sets. Mean Teacher's threshold was "
         "chosen on the validation split at seed 0; FixMatch keeps its paper's 0.95. EMA network's test error, mean ± std "
         "(label sets in brackets); the gain is supervised-only's error minus the row's, paired on the same labels "
@@ -644,6 +658,11 @@ def pseudo_section(result: dict) -> str:
     )
     for cell, entry in result["cells"].items():
         text += f"**{cell.replace('/', ' labels, ')} steps.** " + _stamp(entry, entry["command"])
+        if entry.get("precision", "bf16") != "bf16":
+            text += (
+                f"In {entry['precision']}, every row: this machine has no bf16 in hardware, and emulated bf16 made a step"
+                " about ten times as long.\n"
+            )
         tuning = ", ".join(
             f"{t['consistency_type']}{' (100 + 100)' if '-b200-' in name else ''} {100 * t['validation_ema_error']:.1f} %"
             for name, t in entry["tuning"].items()
@@ -773,6 +792,7 @@ SECTIONS = [
     ("## A folder of photos trained for a time", "photos", photos_section),
     ("## Confident pseudo-labels on the photo folder at 10 minutes", "photos_pseudo", photos_section),
     ("## The strong view's and TensorBoard's cost", "views", views_section),
+    ("## bf16 on a CPU without bf16 in hardware", "precision", precision_section),
     ("## A weak teacher and a strong student at CPU scale (trained on a GPU)", "strong", strong_section),
     ("## Confident pseudo-labels at CPU scale", "pseudo", pseudo_section),
     ("## What a larger unlabeled pile buys", "pile", pile_section),

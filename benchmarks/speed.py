@@ -3,9 +3,13 @@ and our Mean Teacher step against a re-creation of the reference recipe, all in 
 
     python -m benchmarks.speed [--data PATH] [--width 1.0] [--repeats 5] [--json FILE]
     python -m benchmarks.speed --part views [--width 0.25] [--json docs/bench/views.json]
+    python -m benchmarks.speed --part precision [--width 0.25] [--json docs/bench/precision.json]
 
 ``--part views``: what the student's strong view and TensorBoard logging cost, next to a Mean Teacher
 step with the run's automatic precision, alternating in rounds (median of the per-round ratios).
+
+``--part precision``: a bf16 step against an fp32 step, supervised-only and Mean Teacher, with channels_last
+(the CPU recipe's), alternating in rounds: what bf16 autocast buys, or costs, on this CPU.
 
 The reference recipe (``reference_recipe.py``) is what the original code does per step: per-image
 augmentation in DataLoader worker processes, separate student and teacher forward calls, a Python
@@ -28,7 +32,7 @@ from meanteacher.data.sources import load_dataset
 from meanteacher.inference import LoadedRun
 from meanteacher.run.train import Trainer
 
-from .common import SHARED_CIFAR, machine, markdown_table, median_seconds, today
+from .common import SHARED_CIFAR, machine, markdown_table, median_seconds, today, write_result
 from .reference_recipe import ReferenceRecipe
 
 METHODS = ("supervised", "pi", "mean-teacher", "temporal-ensembling", "vat", "mean-teacher-vat")
@@ -176,6 +180,57 @@ def measure_views(data: str, width: float, repeats: int, batch_size: int) -> dic
     }
 
 
+def measure_precision(data: str, width: float, repeats: int, batch_size: int) -> dict:
+    """Seconds of a bf16 and of an fp32 step for supervised-only and Mean Teacher, side by side in rounds of
+    2 steps each; the median of the per-round ratios bf16 / fp32."""
+    from meanteacher.hardware import cpu_has_native_bf16
+
+    dataset = load_dataset(data)
+    result: dict = {
+        "machine": machine(),
+        "date": today(),
+        "width": width,
+        "batch_size": batch_size,
+        "repeats": repeats,
+        "native_bf16": cpu_has_native_bf16(),
+        "methods": {},
+        "command": f"python -m benchmarks.speed --part precision --width {width} --repeats {repeats}",
+    }
+    with tempfile.TemporaryDirectory() as scratch:
+        for method in ("supervised", "mean-teacher"):
+            trainers = {}
+            for precision in ("fp32", "bf16"):
+                config = bench_config(data, method, precision, width, batch_size)
+                config.channels_last = True
+                trainers[precision] = Trainer(
+                    config, Path(scratch) / f"{method}-{precision}", progress=False, dataset=dataset
+                )
+                trainers[precision].training_step.method.model.train()
+                time_steps(trainers[precision], 1)
+            rounds = [{p: time_steps(t, 2, warmup=0) for p, t in trainers.items()} for _ in range(repeats)]
+            result["methods"][method] = {
+                "fp32_step_s": statistics.median(r["fp32"] for r in rounds),
+                "bf16_step_s": statistics.median(r["bf16"] for r in rounds),
+                "bf16_over_fp32": statistics.median(r["bf16"] / r["fp32"] for r in rounds),
+            }
+            print(method, result["methods"][method], flush=True)
+    return result
+
+
+def precision_table(result: dict) -> str:
+    """The bf16 and fp32 steps and their ratio, per method."""
+    rows = [
+        [
+            method,
+            f"{1e3 * entry['fp32_step_s']:.0f}",
+            f"{1e3 * entry['bf16_step_s']:.0f}",
+            f"{entry['bf16_over_fp32']:.1f}x",
+        ]
+        for method, entry in result["methods"].items()
+    ]
+    return markdown_table(["step", "fp32 ms", "bf16 ms", "bf16 / fp32 (median of rounds)"], rows)
+
+
 def views_table(result: dict) -> str:
     """The strong view's and TensorBoard's cost next to the step."""
     rows = [
@@ -271,9 +326,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--json")
-    parser.add_argument("--part", choices=("all", "views"), default="all")
+    parser.add_argument("--part", choices=("all", "views", "precision"), default="all")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
+    if args.part == "precision":
+        results = measure_precision(args.data, args.width, args.repeats, args.batch_size)
+        print(precision_table(results))
+        if args.json:
+            write_result(Path(args.json), results)
+        return 0
     if args.part == "views":
         results = measure_views(args.data, args.width, args.repeats, args.batch_size)
         print(views_table(results))

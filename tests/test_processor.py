@@ -44,3 +44,21 @@ def test_a_run_reads_back_and_resumes_to_its_own_numbers_with_or_without_bf16_in
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["precision"] == whole.config.precision
     assert (evaluated["ema_error"], evaluated["student_error"]) == (summary["ema_error"], summary["student_error"])
+
+
+def test_bf16_asked_for_on_a_cpu_that_emulates_it_is_warned_about_and_only_there(monkeypatch):
+    import warnings
+
+    from meanteacher.config import Config
+    from meanteacher.config.auto import PrecisionWarning, resolve_auto
+
+    def warned(native: str, precision: str | None, device_type: str) -> bool:
+        monkeypatch.setenv(NATIVE_BF16_VARIABLE, native)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            resolve_auto(Config(dataset="digits", precision=precision), 10, False, 100, device_type)
+        return any(issubclass(w.category, PrecisionWarning) for w in caught)
+
+    assert warned("0", "bf16", "cpu")
+    assert not warned("1", "bf16", "cpu") and not warned("0", "bf16", "cuda") and not warned("0", "fp32", "cpu")
+    assert not warned("0", None, "cpu") and not warned("1", None, "cpu")  # automatic: fp32 without bf16 in hardware

@@ -75,6 +75,10 @@ class ScheduleWarning(UserWarning):
     """A setting that cannot do what it is for in this run (e.g. a ramp longer than the run)."""
 
 
+class PrecisionWarning(UserWarning):
+    """A precision that makes the run slower, not faster, on this machine (bf16 on a CPU that emulates it)."""
+
+
 def auto_values(
     config: Config, num_classes: int, all_labeled: bool, labeled_images: int, device_type: str = "cpu"
 ) -> dict[str, Any]:
@@ -134,7 +138,8 @@ def resolve_auto(
     config: Config, num_classes: int, all_labeled: bool, labeled_images: int, device_type: str = "cpu"
 ) -> Config:
     """A copy of ``config`` with every automatic (``None``) setting replaced by its number (see ``auto_values``
-    and ``resolve_width``); warns (``ScheduleWarning``) about a ramp set longer than the run."""
+    and ``resolve_width``); warns (``ScheduleWarning``) about a ramp set longer than the run, and
+    (``PrecisionWarning``) about bf16 asked for on a CPU that has no bf16 in hardware."""
     derived = auto_values(config, num_classes, all_labeled, labeled_images, device_type)
     resolved = apply_settings(
         resolve_width(config, device_type), {k: v for k, v in derived.items() if getattr(config, k) is None}, "auto"
@@ -150,6 +155,15 @@ def resolve_auto(
                 ScheduleWarning,
                 stacklevel=2,
             )
+    from ..hardware import cpu_has_native_bf16
+
+    if resolved.precision == "bf16" and device_type == "cpu" and not cpu_has_native_bf16():
+        warnings.warn(
+            "bf16 asked for on a CPU without bf16 in hardware (AVX512_BF16 or AMX): it is emulated there, several "
+            "times slower than fp32 (docs/benchmarks.md); --precision fp32 runs faster",
+            PrecisionWarning,
+            stacklevel=2,
+        )
     return resolved
 
 
