@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import MeanTeacherError
-from ..methods import METHODS, method_class
+from ..methods import METHODS, Method, method_class
 from .schema import AUTO_FIELDS, Config
 
 
@@ -24,7 +24,7 @@ def validate(config: Config) -> None:
         if getattr(config, name) not in allowed and not (name in AUTO_FIELDS and getattr(config, name) is None):
             raise MeanTeacherError(f"unknown {name} {getattr(config, name)!r}; expected one of: {', '.join(allowed)}")
     try:
-        method_class(config.method)
+        method = method_class(config.method)
     except ValueError as error:
         raise MeanTeacherError(str(error)) from None
     if not config.dataset:
@@ -53,7 +53,7 @@ def validate(config: Config) -> None:
         raise MeanTeacherError(f"unknown device {config.device!r}; expected auto, cpu or cuda[:N]")
     if (config.cuda_graphs or config.device_schedules) and config.optimizer != "adam":
         raise MeanTeacherError("cuda_graphs and device_schedules work with optimizer 'adam' (CapturableAdam)")
-    if config.cuda_graphs and not method_class(config.method).capturable:
+    if config.cuda_graphs and not method.capturable:
         raise MeanTeacherError(
             f"cuda_graphs does not capture {config.method}: its passes save and restore the random state"
         )
@@ -68,7 +68,7 @@ def validate(config: Config) -> None:
             raise MeanTeacherError("strong_ops must be >= 0, strong_magnitude and cutout in [0, 1]")
     if config.unlabeled and streamed:
         raise MeanTeacherError(f"a streamed folder takes no unlabeled pile (--unlabeled) yet: {config.dataset}")
-    _check_method_options(config)
+    _check_method_options(config, method)
     if config.unlabeled_ratio < 0:
         raise MeanTeacherError(f"unlabeled_ratio must be >= 0, got {config.unlabeled_ratio}")
     if (
@@ -80,11 +80,10 @@ def validate(config: Config) -> None:
             "set unlabeled_ratio or labeled_per_batch, not both: the ratio decides the labeled share of a batch"
         )
     if config.consistency_type is not None:
-        _check_consistency_type(config)
+        _check_consistency_type(config, method)
 
 
-def _check_method_options(config: Config) -> None:
-    method = method_class(config.method)
+def _check_method_options(config: Config, method: type[Method]) -> None:
     for name in config.method_options:
         if name != method.name:
             raise MeanTeacherError(
@@ -96,7 +95,7 @@ def _check_method_options(config: Config) -> None:
         raise MeanTeacherError(str(error)) from None
 
 
-def _check_consistency_type(config: Config) -> None:
+def _check_consistency_type(config: Config, method: type[Method]) -> None:
     from ..losses import consistency_cost
     from ..pseudo_labels import is_pseudo_label_type, parse_threshold
 
@@ -107,7 +106,6 @@ def _check_consistency_type(config: Config) -> None:
             consistency_cost(config.consistency_type)
     except ValueError as error:
         raise MeanTeacherError(str(error)) from None
-    method = method_class(config.method)
     if is_pseudo_label_type(config.consistency_type) and not method.takes_pseudo_labels:
         takers = [name for name, cls in METHODS.items() if cls.takes_pseudo_labels]
         raise MeanTeacherError(

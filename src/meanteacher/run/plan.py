@@ -12,23 +12,24 @@ import torch
 
 from ..config import Config, apply_settings
 from ..config.auto import FOLLOW_THE_STEPS, auto_values, resolve_auto, resolve_image_size
-from ..data.sources import DataSource
+from ..data.sources import DataSource, load_dataset
 from ..data.splits import LabelSplit, make_split
-from .setup import load_data
+from ..methods import Method, method_class
 
 
 @dataclass(frozen=True)
 class RunPlan:
     """What a run does, decided once: ``config`` with every setting's value; ``requested``, the config its
     automatic settings were resolved from (a refit derives them again from it); the data, its labeled
-    split and the training labels as the run sees them (hidden ones ``NO_LABEL``); and what
-    ``auto.resolve_auto`` takes besides a config (``auto_inputs``)."""
+    split and the training labels as the run sees them (hidden ones ``NO_LABEL``); the method's class; and
+    what ``auto.resolve_auto`` takes besides a config (``auto_inputs``)."""
 
     config: Config
     requested: Config
     dataset: DataSource
     split: LabelSplit
     masked_labels: torch.Tensor
+    method: type[Method]
     auto_inputs: tuple[Any, ...]
 
 
@@ -46,12 +47,22 @@ def plan_run(
     all_labeled = len(split.labeled) == len(split.unlabeled) and config.extra_unlabeled == 0 and not dataset.pile_size
     auto_inputs = (dataset.num_classes, all_labeled, len(split.labeled), device_type)
     resolved = resolve_auto(config, *auto_inputs)
-    return RunPlan(resolved, requested or config, dataset, split, masked_labels, auto_inputs)
+    method = method_class(config.method)
+    return RunPlan(resolved, requested or config, dataset, split, masked_labels, method, auto_inputs)
 
 
 def read_data(config: Config) -> DataSource:
-    """The data of a run of ``config``, read at the image size the run will use."""
-    return load_data(resolve_image_size(config))
+    """The data of a run of ``config``, read at the image size the run will use: decoded into memory, or a
+    streamed folder's index."""
+    config = resolve_image_size(config)
+    return load_dataset(
+        config.dataset,
+        config.test_data or None,
+        extra=config.extra_unlabeled != 0,
+        image_size=config.image_size,
+        unlabeled=config.unlabeled,
+        data_format=config.data_format,
+    )
 
 
 def replan(plan: RunPlan, steps: int, evaluations: int | None) -> RunPlan:

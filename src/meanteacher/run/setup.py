@@ -15,12 +15,10 @@ from ..data.augment import Augmenter
 from ..data.batch import Batch
 from ..data.feed import InMemoryFeed, StreamedFeed, TrainingFeed
 from ..data.sampler import TwoStreamBatches
-from ..data.sources import DataSource, load_dataset
-from ..data.splits import LabelSplit
 from ..data.strong import StrongAugmenter
 from ..data.views import batches_for
 from ..errors import MeanTeacherError
-from ..methods import Method, method_class
+from ..methods import Method
 from ..models import create_model
 from ..models.layers import convert_sync_batchnorm
 from ..optim import CapturableAdam
@@ -28,6 +26,7 @@ from .distributed import World, init_world
 from .evaluation import autocast
 from .graphs import GraphedStep
 from .hyperparameters import StepHyperparameters
+from .plan import RunPlan
 from .warm_start import warm_start
 
 
@@ -142,28 +141,10 @@ def build_optimizer(
     )
 
 
-def load_data(config: Config) -> DataSource:
-    """The run's dataset: decoded into memory, or a streamed one's index (``config.image_size`` resolved)."""
-    return load_dataset(
-        config.dataset,
-        config.test_data or None,
-        extra=config.extra_unlabeled != 0,
-        image_size=config.image_size,
-        unlabeled=config.unlabeled,
-        data_format=config.data_format,
-    )
-
-
-def build_feed(
-    config: Config,
-    dataset: DataSource,
-    split: LabelSplit,
-    masked_labels: torch.Tensor,
-    device: torch.device,
-    world: World,
-) -> tuple[TrainingFeed, TwoStreamBatches]:
+def build_feed(plan: RunPlan, device: torch.device, world: World) -> tuple[TrainingFeed, TwoStreamBatches]:
     """The run's training data (held on the device, or streamed from its files) and its batch sampler."""
-    labeled_only = not method_class(config.method).uses_unlabeled
+    config, dataset, split, masked_labels = plan.config, plan.dataset, plan.split, plan.masked_labels
+    labeled_only = not plan.method.uses_unlabeled
     sample = partial(
         batches_for,
         split,
@@ -228,17 +209,12 @@ class TrainingStep:
 
 
 def build_training_step(
-    config: Config,
-    num_classes: int,
-    image_shape: tuple[int, ...],
-    num_examples: int,
-    device: torch.device,
-    world: World,
-    warm: bool = True,
+    plan: RunPlan, num_examples: int, device: torch.device, world: World, warm: bool = True
 ) -> TrainingStep:
     """The student on ``device`` (checked against the image size; from ``config.init``'s weights when
-    ``warm``, and the teacher with it), the schedules, the optimizer and the method, with SyncBN, DDP
-    and compile as ``config`` and ``world`` ask."""
+    ``warm``, and the teacher with it), the schedules, the optimizer and the method (with per-example state
+    for ``num_examples`` images), with SyncBN, DDP and compile as the plan's config and ``world`` ask."""
+    config, num_classes, image_shape = plan.config, plan.dataset.num_classes, plan.dataset.image_shape
     model = build_model(config, num_classes, image_shape[0])
     if warm:
         warm_start(model, config.init)
@@ -257,7 +233,7 @@ def build_training_step(
         )
     if config.compile:
         trained = torch.compile(trained)
-    method = method_class(config.method).from_config(
+    method = plan.method.from_config(
         config,
         trained,
         hyperparameters.schedule("consistency_weight"),

@@ -20,7 +20,6 @@ from ..data.sources import DataSource
 from ..data.splits import write_label_file
 from ..data.views import to_device
 from ..errors import MeanTeacherError
-from ..methods import method_class
 from .budget import fit_run_to_time, refit
 from .checkpointing import Checkpoints
 from .distributed import any_true, average_float_buffers_, barrier, leave_world, rank_spread
@@ -73,12 +72,10 @@ class Trainer:
             check_architecture(self.run_dir.load_checkpoint(), config.arch, self.run_dir.checkpoint)
         cadence_is_automatic = config.eval_every is None
         self.plan = plan_run(config, self.device.type, dataset, requested)
-        config, dataset, split = self.plan.config, self.plan.dataset, self.plan.split
-        self.feed, self.sampler = build_feed(config, dataset, split, self.plan.masked_labels, self.device, self.world)
+        config, dataset = self.plan.config, self.plan.dataset
+        self.feed, self.sampler = build_feed(self.plan, self.device, self.world)
         self.training_step = build_training_step(
-            config,
-            dataset.num_classes,
-            dataset.image_shape,
+            self.plan,
             len(dataset.train_labels) + self.feed.extra,
             self.device,
             self.world,
@@ -87,7 +84,7 @@ class Trainer:
         self.training_step.method.hidden_labels = torch.cat(
             [dataset.train_labels, torch.full((self.feed.extra,), NO_LABEL, dtype=dataset.train_labels.dtype)]
         ).to(self.device)
-        method = method_class(config.method)
+        method = self.plan.method
         self.view_count, self.labeled_only = method.view_count, not method.uses_unlabeled
         self.generator = torch.Generator(device=self.device)
         self.guard = DeadTeacherGuard(config)
