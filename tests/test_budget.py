@@ -7,9 +7,9 @@ import warnings
 import pytest
 import torch
 
-from meanteacher.config.toml import load_config_file
+from meanteacher.config.toml import load_config_file, parse_duration
 from meanteacher.errors import MeanTeacherError
-from meanteacher.run.budget import Timing, evaluations_within, parse_duration, refit, time_run
+from meanteacher.run.budget import Timing, evaluations_within, refit, time_run
 from meanteacher.run.train import Trainer, train
 from tests.helpers import tiny_config
 

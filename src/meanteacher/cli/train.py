@@ -9,12 +9,11 @@ from typing import Any
 
 from ..config import Config, apply_settings
 from ..config.checks import validate
-from ..config.toml import load_preset, parse_set_options
+from ..config.toml import load_preset, parse_duration, parse_set_options
 from ..data.formats import BUILT_IN as BUILT_IN_FORMATS
 from ..errors import MeanTeacherError
 from ..methods import METHODS
 from ..report import ema_name
-from ..run.budget import parse_duration
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:

@@ -1,10 +1,11 @@
-"""Settings as text: ``--set`` pairs, the presets, and a run's ``config.toml`` written and read back
+"""Settings as text: ``--set`` pairs, durations (``--time``), the presets, and a run's ``config.toml`` written and read back
 (in today's setting names, with what an older run did where it predates a setting)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
 from importlib import resources
 from pathlib import Path
@@ -29,6 +30,17 @@ def parse_set_options(pairs: list[str]) -> dict[str, Any]:
             raise MeanTeacherError(f"--set expects key=value, got {pair!r}")
         settings[name.strip()] = value.strip()
     return settings
+
+
+DURATION_UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``"90s"``, ``"10m"``, ``"1.5h"`` or ``"600"`` (seconds)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|m|min|h)?\s*", str(text))
+    if not match or float(match.group(1)) <= 0:
+        raise MeanTeacherError(f"--time {text!r}: expected a positive duration such as 90s, 10m or 1.5h")
+    return float(match.group(1)) * DURATION_UNITS[match.group(2) or "s"]
 
 
 def _preset_files() -> dict[str, Any]:

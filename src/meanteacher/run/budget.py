@@ -4,7 +4,6 @@ own data and network, and the number of steps that fits the time left."""
 from __future__ import annotations
 
 import os
-import re
 import sys
 import tempfile
 import time
@@ -31,15 +30,6 @@ from .progress import duration
 
 PROBE_STEPS = 4
 """Steps timed after the untimed ones (``untimed_steps``) and the timed evaluation."""
-UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in ``"90s"``, ``"10m"``, ``"1.5h"`` or ``"600"`` (seconds)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|m|min|h)?\s*", str(text))
-    if not match or float(match.group(1)) <= 0:
-        raise MeanTeacherError(f"--time {text!r}: expected a positive duration such as 90s, 10m or 1.5h")
-    return float(match.group(1)) * UNITS[match.group(2) or "s"]
 
 
 @dataclass
