@@ -82,6 +82,24 @@ def test_a_streamed_folder_is_a_data_format_asked_for_by_name(tmp_path):
         load_dataset(data, unlabeled=[str(data / "train" / "cat")], data_format="streamed-folder")
 
 
+def test_a_folder_the_streamed_format_cannot_read_says_how_to_read_it(tmp_path):
+    import shutil
+
+    from meanteacher.data.sources import load_dataset
+    from meanteacher.errors import DataError
+
+    data = _folder(tmp_path / "pets")
+    archive = shutil.make_archive(str(tmp_path / "pets"), "zip", data)
+    with pytest.raises(DataError, match="not a file or an archive"):
+        load_dataset(archive, data_format="streamed-folder")
+    (data / "unlabeled").mkdir()
+    Image.new("RGB", (40, 30)).save(data / "unlabeled" / "0.jpg")
+    with pytest.raises(DataError, match="--data-format image-folder") as raised:
+        load_dataset(data, data_format="streamed-folder")
+    assert "\n" not in str(raised.value)
+    assert load_dataset(data, image_size=32).pile_size == 1  # the way out it names reads the pile
+
+
 def test_the_streaming_flag_of_an_older_run_reads_as_the_streamed_format(tmp_path):
     from meanteacher.config import Config, apply_settings
     from meanteacher.config.toml import load_config_file, to_toml

@@ -68,14 +68,16 @@ def index_image_folder(path: str | Path, image_size: int = 224) -> FolderIndex:
     """Index ``path/train/<class>/*`` and ``path/test/<class>/*`` (or ``path/val/...``) without decoding."""
     path = Path(path)
     if not path.is_dir():
-        raise DataError(f"{path}: streaming needs an image folder with train/ and test/ (or val/) sub-folders")
+        raise DataError(
+            f"{path}: a streamed folder is a folder (not a file or an archive) with train/ and test/ sub-folders"
+        )
     splits = group_by_split(folder_entries(path, read=False), str(path))
     if "flat" in splits or "test" not in splits:
-        raise DataError(f"{path}: streaming needs an image folder with train/ and test/ (or val/) sub-folders")
+        raise DataError(f"{path}: a streamed folder needs train/ and test/ (or val/) sub-folders")
     if splits.get("unlabeled"):
         raise DataError(
-            f"{path}: streamed folders do not take an unlabeled pile yet: leave out streaming, or move "
-            "the unlabeled/ folder out"
+            f"{path}: streamed folders do not take an unlabeled pile yet: read it with --data-format image-folder, "
+            "or move the unlabeled/ folder out"
         )
     classes = class_names(splits, str(path))
     lists = {}
