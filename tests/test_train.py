@@ -86,11 +86,11 @@ def _wait_for_checkpoint(run_dir, process, timeout=120):
 def test_sigkill_and_resume_is_bit_identical(tmp_path):
     settings = [
         "--set",
-        "steps=150",
+        "steps=90",
         "--set",
-        "eval_every=25",
+        "eval_every=15",
         "--set",
-        "checkpoint_every=25",
+        "checkpoint_every=15",
         "--set",
         "checkpoint_seconds=0",
     ]
@@ -128,7 +128,7 @@ def test_sigkill_and_resume_is_bit_identical(tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     stopped_at = load_checkpoint(killed / "checkpoint.pt")["step"]
-    assert stopped_at < 150
+    assert stopped_at < 90
     subprocess.run(
         [sys.executable, "-m", "meanteacher", "train", "--resume", str(killed), "--quiet"], check=True, env=env
     )
