@@ -69,7 +69,7 @@ def index_image_folder(path: str | Path, image_size: int = 224) -> FolderIndex:
     path = Path(path)
     if not path.is_dir():
         raise DataError(
-            f"{path}: a streamed folder is a folder (not a file or an archive) with train/ and test/ sub-folders"
+            f"{path}: a streamed folder is a folder (not a file or an archive) with train/ and test/ (or val/) sub-folders"
         )
     splits = group_by_split(folder_entries(path, read=False), str(path))
     if "flat" in splits or "test" not in splits:
