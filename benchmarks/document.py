@@ -706,8 +706,23 @@ def pseudo_section(result: dict) -> str:
             )
             + "\n"
         )
+        text += _unfinished_runs(entry)
         text += f"![{cell}](pseudo-{cell.replace('/', '-')}.png)\n\n"
     return text + result.get("notes", "") + "\n"
+
+
+def _unfinished_runs(entry: dict) -> str:
+    """The runs of a table still training, each at its last evaluation beside supervised-only's run on
+    the same labels at the same step (where it has one)."""
+    supervised = entry["table"].get("supervised", {}).get("curves", {})
+    runs = []
+    for row, by_seed in entry.get("unfinished", {}).items():
+        for seed, curve in by_seed.items():
+            step, error = curve[-1]
+            baseline = dict(supervised.get(seed, [])).get(step)
+            beside = f" (supervised-only {baseline:.1f} %)" if baseline is not None else ""
+            runs.append(f"{row} on label set {seed} at step {step}: {error:.1f} %{beside}")
+    return f"Still training, not in the table: {'; '.join(runs)}.\n\n" if runs else ""
 
 
 def label_next_section(result: dict) -> str:

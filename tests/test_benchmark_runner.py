@@ -266,3 +266,51 @@ def test_a_photo_recipe_is_compared_with_supervised_only_at_its_own_view_and_lab
         "mean-teacher/strong-student",
     }
     assert baselines("strong-student-250-labels") == {"supervised/strong-student-250-labels"}
+
+
+def test_the_pseudo_label_table_holds_finished_runs_and_says_where_the_unfinished_ones_are(tmp_path):
+    import json
+
+    from benchmarks.document import _unfinished_runs
+    from benchmarks.pseudo import FULL, report, rows, unfinished
+
+    choices, groups = {FULL: 0.8}, ("full-labeled-batch",)
+    last_step = {  # (row, label set) -> the last evaluation reached; absent: finished at 5000
+        ("mean-teacher (pseudo-labels), 100 + 100", 1): 4000,
+        ("fixmatch, 100 + 100", 0): 1000,
+        ("fixmatch, 100 + 100", 1): 0,  # not begun
+    }
+    offsets = {"supervised": 2.0, "mean-teacher (pseudo-labels), 100 + 100": 0.0, "fixmatch, 100 + 100": 4.0}
+    for seed in (0, 1):
+        for row, job in rows(1000, 5000, seed, choices, groups, "fp32").items():
+            end = last_step.get((row, seed), 5000)
+            if not end:
+                continue
+            run = tmp_path / job.name
+            run.mkdir()
+            error = 30.0 + offsets[row] + seed  # percent, at the end of the run
+            (run / "metrics.jsonl").write_text(
+                "".join(
+                    json.dumps({"step": s, "ema_error": (error + (5000 - s) / 1000) / 100}) + "\n"
+                    for s in range(500, end + 1, 500)
+                )
+            )
+            if end == 5000:
+                (run / "summary.json").write_text("{}")
+    table = report(1000, 5000, [0, 1], choices, tmp_path, groups, "fp32")
+    assert set(table) == {"supervised", "mean-teacher (pseudo-labels), 100 + 100"}  # FixMatch finished nowhere
+    mean_teacher = table["mean-teacher (pseudo-labels), 100 + 100"]
+    assert mean_teacher["per_label_set"] == {0: 30.0}
+    assert mean_teacher["gain_over_supervised"]["values"] == [2.0]  # paired on label set 0 only
+    still = unfinished(1000, 5000, [0, 1], choices, tmp_path, groups, "fp32")
+    assert {row: sorted(by_seed) for row, by_seed in still.items()} == {
+        "mean-teacher (pseudo-labels), 100 + 100": [1],
+        "fixmatch, 100 + 100": [0],
+    }
+    assert still["fixmatch, 100 + 100"][0][-1] == (1000, 38.0)
+    entry = json.loads(json.dumps({"table": table, "unfinished": still}))  # as docs/bench/pseudo.json holds it
+    assert _unfinished_runs(entry) == (
+        "Still training, not in the table: fixmatch, 100 + 100 on label set 0 at step 1000: 38.0 % (supervised-only "
+        "36.0 %); mean-teacher (pseudo-labels), 100 + 100 on label set 1 at step 4000: 32.0 % (supervised-only 34.0 %)."
+        "\n\n"
+    )
