@@ -8,7 +8,8 @@ composition of ``--rows`` (``THRESHOLDS``); FixMatch keeps its paper's 0.95. ``t
 then the groups of rows of ``--rows`` (``ROW_GROUPS``) on ``--seeds`` label sets, label set by label set
 with FixMatch's rows last, with the EMA network's test error at every evaluation, so that a reader sees when
 each method pulls ahead. ``report``: the table and the paired gains over supervised-only from the runs
-finished so far, and the last evaluation of each run still training. Finished runs are skipped and killed ones resumed.
+finished so far, and the curve so far of each run still training. Finished runs are skipped and killed
+ones resumed.
 
     python -m benchmarks.pseudo [--phase tune|table|all|report] [--seeds 0 1 2] [--workers 2] [--threads T]
                                 [--labels 1000 --steps 1500] [--rows shared-batch mse full-labeled-batch]
@@ -171,43 +172,6 @@ def _curve(run: Path) -> list[tuple[int, float]]:
     return [(r["step"], 100 * r["ema_error"]) for r in read_metrics(run / "metrics.jsonl") if "ema_error" in r]
 
 
-def _runs(
-    labels: int,
-    steps: int,
-    seeds: list[int],
-    choices: dict[str, float],
-    out: Path,
-    groups: tuple[str, ...],
-    precision: str,
-    finished: bool,
-) -> dict[str, dict[int, Path]]:
-    """The run directories by row and label set: the ``finished`` ones (a summary written), or the
-    unfinished ones that have evaluated at least once."""
-    table: dict[str, dict[int, Path]] = {}
-    for seed in seeds:
-        for row, row_job in rows(labels, steps, seed, choices, groups, precision).items():
-            run = out / row_job.name
-            done = (run / "summary.json").is_file()
-            if (done and finished) or (not done and not finished and _curve(run)):
-                table.setdefault(row, {})[seed] = run
-    return table
-
-
-def unfinished(
-    labels: int,
-    steps: int,
-    seeds: list[int],
-    choices: dict[str, float],
-    out: Path,
-    groups: tuple[str, ...],
-    precision: str = "bf16",
-) -> dict[str, dict[int, list[tuple[int, float]]]]:
-    """Per row, the EMA test error curve so far of each label set whose run has not finished: what a
-    table still training can already say, beside the finished rows of ``report``."""
-    runs = _runs(labels, steps, seeds, choices, out, groups, precision, finished=False)
-    return {row: {seed: _curve(run) for seed, run in by_seed.items()} for row, by_seed in runs.items()}
-
-
 def report(
     labels: int,
     steps: int,
@@ -217,9 +181,18 @@ def report(
     groups: tuple[str, ...],
     precision: str = "bf16",
 ) -> dict[str, Any]:
-    """Per row: EMA test error mean ± std over the finished label sets, its curve per label set, and the
-    paired gain over supervised-only (supervised's error minus the row's: positive, the row is better)."""
-    table = _runs(labels, steps, seeds, choices, out, groups, precision, finished=True)
+    """``table``, per row: EMA test error mean ± std over the finished label sets, its curve per label set,
+    and the paired gain over supervised-only (supervised's error minus the row's: positive, the row is
+    better); ``unfinished``, per row, the curve so far of each label set whose run is still training."""
+    table: dict[str, dict[int, Path]] = {}
+    still: dict[str, dict[int, Path]] = {}
+    for seed in seeds:
+        for row, row_job in rows(labels, steps, seed, choices, groups, precision).items():
+            run = out / row_job.name
+            if (run / "summary.json").is_file():
+                table.setdefault(row, {})[seed] = run
+            elif _curve(run):
+                still.setdefault(row, {})[seed] = run
     result: dict[str, Any] = {}
     supervised = {seed: _curve(run)[-1][1] for seed, run in table.get("supervised", {}).items()}
     for row, runs in table.items():
@@ -239,7 +212,10 @@ def report(
         if row != "supervised" and gain:
             entry["gain_over_supervised"] = gain
         result[row] = entry
-    return result
+    return {
+        "table": result,
+        "unfinished": {row: {seed: _curve(run) for seed, run in runs.items()} for row, runs in still.items()},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -287,8 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             name: {"validation_ema_error": s["validation_ema_error"], "consistency_type": s.get("consistency_type")}
             for name, s in tuning.items()
         },
-        "table": report(args.labels, args.steps, args.seeds, choices, out, groups, args.precision),
-        "unfinished": unfinished(args.labels, args.steps, args.seeds, choices, out, groups, args.precision),
+        **report(args.labels, args.steps, args.seeds, choices, out, groups, args.precision),
     }
     groups = {
         row: [

@@ -272,7 +272,7 @@ def test_the_pseudo_label_table_holds_finished_runs_and_says_where_the_unfinishe
     import json
 
     from benchmarks.document import _unfinished_runs
-    from benchmarks.pseudo import FULL, report, rows, unfinished
+    from benchmarks.pseudo import FULL, report, rows
 
     choices, groups = {FULL: 0.8}, ("full-labeled-batch",)
     last_step = {  # (row, label set) -> the last evaluation reached; absent: finished at 5000
@@ -297,18 +297,18 @@ def test_the_pseudo_label_table_holds_finished_runs_and_says_where_the_unfinishe
             )
             if end == 5000:
                 (run / "summary.json").write_text("{}")
-    table = report(1000, 5000, [0, 1], choices, tmp_path, groups, "fp32")
+    cell = report(1000, 5000, [0, 1], choices, tmp_path, groups, "fp32")
+    table, still = cell["table"], cell["unfinished"]
     assert set(table) == {"supervised", "mean-teacher (pseudo-labels), 100 + 100"}  # FixMatch finished nowhere
     mean_teacher = table["mean-teacher (pseudo-labels), 100 + 100"]
     assert mean_teacher["per_label_set"] == {0: 30.0}
     assert mean_teacher["gain_over_supervised"]["values"] == [2.0]  # paired on label set 0 only
-    still = unfinished(1000, 5000, [0, 1], choices, tmp_path, groups, "fp32")
     assert {row: sorted(by_seed) for row, by_seed in still.items()} == {
         "mean-teacher (pseudo-labels), 100 + 100": [1],
         "fixmatch, 100 + 100": [0],
     }
     assert still["fixmatch, 100 + 100"][0][-1] == (1000, 38.0)
-    entry = json.loads(json.dumps({"table": table, "unfinished": still}))  # as docs/bench/pseudo.json holds it
+    entry = json.loads(json.dumps(cell))  # as docs/bench/pseudo.json holds it
     assert _unfinished_runs(entry) == (
         "Still training, not in the table: fixmatch, 100 + 100 on label set 0 at step 1000: 38.0 % (supervised-only "
         "36.0 %); mean-teacher (pseudo-labels), 100 + 100 on label set 1 at step 4000: 32.0 % (supervised-only 34.0 %)."
