@@ -37,7 +37,7 @@ STRONG_VIEW_EVIDENCE = (
     "(70.5 % against 68.2 %; docs/benchmarks.md): compare with --method supervised"
 )
 """Said at the start of a semi-supervised run with the strong student view (``benchmarks.pseudo`` and
-``benchmarks.strong``): the evidence that at these budgets the unlabeled images have not yet paid."""
+``benchmarks.strong``): the evidence of where the unlabeled images paid and where they did not."""
 EVALUATIONS_PER_RUN = 25
 """Evaluations in a run whose cadence is automatic: enough points for a learning curve (Figure 3) in a
 run of any length; fewer where they would take more than ``EVALUATION_SHARE`` of the training time, but
