@@ -12,7 +12,7 @@ finished so far, and the curve so far of each run still training. Finished runs 
 ones resumed.
 
     python -m benchmarks.pseudo [--phase tune|table|all|report] [--seeds 0 1 2] [--workers 2] [--threads T]
-                                [--labels 1000 --steps 1500] [--rows shared-batch mse full-labeled-batch]
+                                [--labels 1000 --steps 1500] [--rows shared-batch mse full-labeled-batch strong-labels]
                                 [--full-batch-threshold 0.8] [--precision bf16|fp32]
                                 [--json docs/bench/pseudo.json]
 """
@@ -59,13 +59,15 @@ def job(
     weight: float | None = None,
     full_labeled_batch: bool = False,
     precision: str = "bf16",
+    labeled_view: str = "weak",
 ) -> Job:
     """One run of the CPU Table 2 recipe with the strong student view (``MAGNITUDE``), evaluated
     ``EVALUATIONS`` times; Mean Teacher with ``consistency_type`` (its MSE at ``MSE_WEIGHT`` without one),
     at the consistency ``weight`` given (automatic without). ``full_labeled_batch``: a semi-supervised
     method gets supervised-only's whole batch of labeled images and as many unlabeled ones beside them
     (FixMatch's mu = 1), instead of sharing the batch half and half. ``precision``: the recipe's bf16, or fp32
-    on a CPU without bf16 in hardware, where bf16 is emulated and many times slower."""
+    on a CPU without bf16 in hardware, where bf16 is emulated and many times slower. ``labeled_view``:
+    FixMatch's labeled images on the paper's weak view or on the strong one."""
     mse_weight = MSE_WEIGHT if method == "mean-teacher" and consistency_type is None else None
     base = strong_job(labels, steps, method, seed, "strong", MAGNITUDE, mse_weight, precision=precision)
     settings: dict[str, Any] = {"eval_every": steps // EVALUATIONS}
@@ -75,11 +77,14 @@ def job(
         settings["consistency"] = weight
     if full_labeled_batch and method != "supervised":
         settings.update(batch_size=2 * base.config.batch_size, labeled_per_batch=base.config.batch_size)
+    if labeled_view != "weak":
+        settings["fixmatch.labeled_view"] = labeled_view
     kind = consistency_type.removeprefix("pseudo:") if consistency_type else "mse" if method == "mean-teacher" else ""
     name = (
         f"pseudo-{labels}-{steps}-{method}"
         + (f"-{kind}" if kind else "")
         + ("" if weight is None else f"-w{weight:g}")
+        + ("" if labeled_view == "weak" else f"-{labeled_view}-labels")
         + (f"-b{settings['batch_size']}" if "batch_size" in settings else "")
         + ("" if precision == "bf16" else f"-{precision}")
         + f"-s{seed}"
@@ -91,11 +96,13 @@ def job(
     )
 
 
-ROW_GROUPS = ("shared-batch", "mse", "full-labeled-batch")
+ROW_GROUPS = ("shared-batch", "mse", "full-labeled-batch", "strong-labels")
 """The rows beside supervised-only: ``shared-batch``, the pseudo-label methods sharing a batch of 100 half
 and half; ``mse``, Mean Teacher's MSE and Mean Teacher at a consistency weight of 0 (what sharing the
 batch with unlabeled images does, told from what the consistency cost does); ``full-labeled-batch``, the
-pseudo-label methods with supervised-only's 100 labeled images a step plus 100 unlabeled ones."""
+pseudo-label methods with supervised-only's 100 labeled images a step plus 100 unlabeled ones;
+``strong-labels``, FixMatch as in ``full-labeled-batch`` with its labeled images on the strong view,
+supervised-only's."""
 
 
 def rows(
@@ -121,6 +128,10 @@ def rows(
             )
         table["fixmatch, 100 + 100"] = row_job(
             labels, steps, "fixmatch", seed, FIXMATCH_THRESHOLD, full_labeled_batch=True
+        )
+    if "strong-labels" in groups:
+        table["fixmatch, labeled on the strong view, 100 + 100"] = row_job(
+            labels, steps, "fixmatch", seed, FIXMATCH_THRESHOLD, full_labeled_batch=True, labeled_view="strong"
         )
     return table
 

@@ -1,5 +1,6 @@
 """The benchmark runner survives interruptions: a killed runner's lock does not block the next one."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -314,3 +315,15 @@ def test_the_pseudo_label_table_holds_finished_runs_and_says_where_the_unfinishe
         "36.0 %); mean-teacher (pseudo-labels), 100 + 100 on label set 1 at step 4000: 32.0 % (supervised-only 34.0 %)."
         "\n\n"
     )
+
+
+def test_the_pseudo_label_table_can_add_fixmatch_with_its_labeled_images_on_the_strong_view():
+    from benchmarks.pseudo import rows
+
+    table = rows(1000, 5000, 0, {}, ("full-labeled-batch", "strong-labels"), "fp32")
+    paper, strong = table["fixmatch, 100 + 100"], table["fixmatch, labeled on the strong view, 100 + 100"]
+    assert paper.name == "pseudo-1000-5000-fixmatch-0.95-b200-fp32-s0"  # the runs trained before keep their name
+    assert strong.name == "pseudo-1000-5000-fixmatch-0.95-strong-labels-b200-fp32-s0"
+    assert paper.config.method_options == {}
+    assert strong.config.method_options == {"fixmatch": {"labeled_view": "strong"}}
+    assert dataclasses.replace(strong.config, method_options={}) == paper.config  # nothing else differs

@@ -124,7 +124,8 @@ class Linear64(nn.Module):
         return self.layer(x.double())
 
 
-def test_a_fixmatch_step_equals_the_step_written_out_by_hand():
+@pytest.mark.parametrize("labeled_view", ["weak", "strong"])
+def test_a_fixmatch_step_equals_the_step_written_out_by_hand(labeled_view):
     torch.manual_seed(0)
     model = Linear64()
     reference = Linear64()
@@ -136,7 +137,7 @@ def test_a_fixmatch_step_equals_the_step_written_out_by_hand():
     )
     weak[3:5] *= 20  # confident predictions on some unlabeled rows, not on the last
     labels = torch.tensor([0, 2, 1, NO_LABEL, NO_LABEL, NO_LABEL])
-    method = FixMatch(model, 3, consistency=0.7, consistency_type="pseudo:0.8")
+    method = FixMatch(model, 3, consistency=0.7, consistency_type="pseudo:0.8", labeled_view=labeled_view)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     total, _ = method.loss(Batch(student_input=strong, teacher_input=weak, labels=labels), 0)
     optimizer.zero_grad()
@@ -144,7 +145,7 @@ def test_a_fixmatch_step_equals_the_step_written_out_by_hand():
     optimizer.step()
 
     weak_logits, strong_logits = reference(weak), reference(strong)
-    supervised = F.cross_entropy(weak_logits[:3], labels[:3])
+    supervised = F.cross_entropy((weak_logits if labeled_view == "weak" else strong_logits)[:3], labels[:3])
     probabilities = weak_logits.detach().softmax(1)[3:]
     confident = probabilities.max(1).values >= 0.8
     assert 0 < int(confident.sum()) < 3  # the case tests both sides of the threshold
@@ -155,6 +156,16 @@ def test_a_fixmatch_step_equals_the_step_written_out_by_hand():
             parameter -= 0.1 * parameter.grad
     for ours, theirs in zip(model.parameters(), reference.parameters()):
         torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-12)
+
+
+def test_fixmatch_reads_the_view_of_its_labeled_images_from_its_options():
+    def config(**options):
+        return tiny_config(method="fixmatch", consistency_type="pseudo:0.95", method_options={"fixmatch": options})
+
+    assert FixMatch.from_config(config(labeled_view="strong"), Linear64(), 1.0, 0.999, 0, 3).labeled_view == "strong"
+    assert FixMatch.from_config(config(), Linear64(), 1.0, 0.999, 0, 3).labeled_view == "weak"  # the paper's
+    with pytest.raises(MeanTeacherError, match="fixmatch.labeled_view must be 'weak' or 'strong', got 'medium'"):
+        validate(config(labeled_view="medium"))
 
 
 def test_mean_teacher_takes_its_pseudo_labels_from_the_teacher():

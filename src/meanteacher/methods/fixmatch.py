@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 
@@ -10,15 +12,30 @@ from ..losses import classification_cost
 from ..models import split_heads
 from .base import Method, MethodSettings, Schedule, _at, pseudo_labels_for
 
+LABELED_VIEWS = ("weak", "strong")
+
+
+@dataclasses.dataclass(frozen=True)
+class FixMatchOptions:
+    """FixMatch's own setting (``--set fixmatch.labeled_view=strong``)."""
+
+    labeled_view: str = "weak"
+    """The view its labeled examples are classified on: the paper's "weak", or the student's "strong" (what
+    supervised-only trains on with the strong view)."""
+
+    def __post_init__(self) -> None:
+        if self.labeled_view not in LABELED_VIEWS:
+            raise ValueError(f"fixmatch.labeled_view must be 'weak' or 'strong', got {self.labeled_view!r}")
+
 
 class FixMatch(Method):
     """FixMatch: the student's prediction on the weak view (``batch.teacher_input``) becomes a hard label
     where its confidence reaches the threshold, and the student is trained on it through its strong view
     (``batch.student_input``) with cross-entropy, averaged over the unlabeled examples and weighted by
     ``consistency`` (the paper's lambda_u, 1). The labeled examples are classified on their weak view, as in
-    the paper. ``consistency_type`` is ``"pseudo:<threshold>"`` (the paper's 0.95) or ``"pseudo:adaptive"``
-    (FreeMatch's threshold). Like every method here it keeps an EMA of its weights for evaluation (the
-    paper evaluates an EMA too)."""
+    the paper, or on the strong one (``labeled_view``). ``consistency_type`` is ``"pseudo:<threshold>"``
+    (the paper's 0.95) or ``"pseudo:adaptive"`` (FreeMatch's threshold). Like every method here it keeps an
+    EMA of its weights for evaluation (the paper evaluates an EMA too)."""
 
     name = "fixmatch"
     display_name = "FixMatch"
@@ -26,6 +43,7 @@ class FixMatch(Method):
     auto_consistency_type = "pseudo:0.95"
     """The paper's threshold."""
     view_count = 2
+    Options = FixMatchOptions
 
     def __init__(
         self,
@@ -36,8 +54,10 @@ class FixMatch(Method):
         class_normalize: str = "labeled",
         ema_decay: Schedule = 0.999,
         ema_buffers: str = "average",
+        labeled_view: str = "weak",
     ) -> None:
         super().__init__(model, class_normalize, ema_decay, ema_buffers)
+        self.labeled_view = FixMatchOptions(labeled_view).labeled_view
         pseudo_labels = pseudo_labels_for(consistency_type, num_classes, model)
         if pseudo_labels is None:
             raise ValueError(
@@ -56,12 +76,21 @@ class FixMatch(Method):
         num_examples: int,
         num_classes: int,
     ) -> Method:
-        return cls(model, num_classes, consistency, config.consistency_type, config.class_normalize, ema_decay)
+        return cls(
+            model,
+            num_classes,
+            consistency,
+            config.consistency_type,
+            config.class_normalize,
+            ema_decay,
+            labeled_view=cls.options(config).labeled_view,
+        )
 
     def loss(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         weak_logits, _ = split_heads(self.model(self._second_view(batch)))
         strong_logits, _ = split_heads(self.model(batch.student_input))
-        class_cost = classification_cost(weak_logits, batch.labels, self.class_normalize)
+        labeled_logits = strong_logits if self.labeled_view == "strong" else weak_logits
+        class_cost = classification_cost(labeled_logits, batch.labels, self.class_normalize)
         unlabeled = batch.labels == NO_LABEL
         pseudo_cost, pseudo_logs = self.pseudo_labels.cost(
             strong_logits, weak_logits.detach(), unlabeled, self._truth(batch), self.model.training
