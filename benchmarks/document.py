@@ -657,7 +657,9 @@ def pseudo_section(result: dict) -> str:
         "and how many of those were right on the hidden labels, averaged over the training steps between the last two evaluations.\n\n"
     )
     for cell, entry in result["cells"].items():
-        text += f"**{cell.replace('/', ' labels, ')} steps.** " + _stamp(entry, entry["command"])
+        labels, steps, *precision = cell.split("/")
+        text += f"**{labels} labels, {steps} steps{''.join(', ' + p for p in precision)}.** "
+        text += _stamp(entry, entry["command"])
         if entry.get("precision", "bf16") != "bf16":
             text += (
                 f"In {entry['precision']}, every row: this machine has no bf16 in hardware, and emulated bf16 made a step"

@@ -46,7 +46,13 @@ shared half and half (``SHARED``) and with supervised-only's whole labeled batch
 images (``FULL``), where a lower threshold lets more pseudo-labels through in a short run."""
 FIXMATCH_THRESHOLD = "pseudo:0.95"
 EVALUATIONS = 10
-FIGURE = Path(__file__).resolve().parents[1] / "docs" / "pseudo-{labels}-{steps}.png"
+FIGURE = Path(__file__).resolve().parents[1] / "docs" / "pseudo-{cell}.png"
+
+
+def cell_key(labels: int, steps: int, precision: str) -> str:
+    """A cell's key in the report, ``labels/steps``, with ``/precision`` where it is not the recipe's bf16 (so
+    that a budget measured in bf16 on one machine and in fp32 on another keeps both tables)."""
+    return f"{labels}/{steps}" + ("" if precision == "bf16" else f"/{precision}")
 
 
 def job(
@@ -285,10 +291,11 @@ def main(argv: list[str] | None = None) -> int:
         ]
         for row in cell["table"]
     }
+    key = cell_key(args.labels, args.steps, args.precision)
     if groups and all(groups.values()):
         plot_comparison(
             groups,
-            FIGURE.with_name(FIGURE.name.format(labels=args.labels, steps=args.steps)),
+            FIGURE.with_name(FIGURE.name.format(cell=key.replace("/", "-"))),
             f"CIFAR-10, {args.labels} labels, {args.steps} steps: confident pseudo-labels",
         )
     print(json.dumps({k: v for k, v in cell.items() if k not in ("table", "unfinished")}, indent=2))
@@ -297,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:  # one file for every cell: this one's entry replaced
         path = Path(args.json)
         cells = json.loads(path.read_text()).get("cells", {}) if path.is_file() else {}
-        write_result(path, {"cells": {**cells, f"{args.labels}/{args.steps}": cell}})
+        write_result(path, {"cells": {**cells, key: cell}})
     return 0
 
 

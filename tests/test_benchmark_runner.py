@@ -327,3 +327,23 @@ def test_the_pseudo_label_table_can_add_fixmatch_with_its_labeled_images_on_the_
     assert paper.config.method_options == {}
     assert strong.config.method_options == {"fixmatch": {"labeled_view": "strong"}}
     assert dataclasses.replace(strong.config, method_options={}) == paper.config  # nothing else differs
+
+
+def test_a_budget_measured_in_bf16_and_in_fp32_keeps_both_tables():
+    from benchmarks.document import pseudo_section
+    from benchmarks.pseudo import cell_key
+
+    assert cell_key(250, 1500, "bf16") == "250/1500"  # the cells measured before keep their key
+    assert cell_key(250, 1500, "fp32") == "250/1500/fp32"
+    curves = {"curves": {0: [(750, 60.0), (1500, 55.0)]}, "error": [55.0, 0.0], "per_label_set": {0: 55.0}}
+    cell = {"machine": "m", "date": "d", "tuning": {}, "choices": {}, "table": {"supervised": curves}}
+    result = {
+        "cells": {
+            cell_key(250, 1500, precision): {**cell, "command": f"run {precision}", "precision": precision}
+            for precision in ("bf16", "fp32")
+        }
+    }
+    text = pseudo_section(result)
+    assert "**250 labels, 1500 steps.** Command: `run bf16`" in text
+    assert "**250 labels, 1500 steps, fp32.** Command: `run fp32`" in text
+    assert "(pseudo-250-1500.png)" in text and "(pseudo-250-1500-fp32.png)" in text
