@@ -701,10 +701,14 @@ def pseudo_section(result: dict) -> str:
             row: [sum(dict(curve)[step] for curve in runs.values()) / len(runs) for step in steps]
             for row, runs in curves.items()
         }
+        most = max(len(runs) for runs in curves.values())
+        headers = [
+            row if len(curves[row]) == most else f"{row} ({len(curves[row])} of {most} label sets)" for row in means
+        ]
         text += (
             "Test error at each evaluation, mean over the label sets:\n\n"
             + markdown_table(
-                ["step", *means], [[step, *(f"{means[row][i]:.1f}" for row in means)] for i, step in enumerate(steps)]
+                ["step", *headers], [[step, *(f"{means[row][i]:.1f}" for row in means)] for i, step in enumerate(steps)]
             )
             + "\n"
         )

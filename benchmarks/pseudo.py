@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             out / j.name
             for seed in args.seeds
             for r, j in rows(args.labels, args.steps, seed, choices, groups, args.precision).items()
-            if r == row and (out / j.name / "metrics.jsonl").is_file()
+            if r == row and (out / j.name / "summary.json").is_file()  # the runs of the table: finished ones
         ]
         for row in cell["table"]
     }

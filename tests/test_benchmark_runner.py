@@ -335,8 +335,13 @@ def test_a_budget_measured_in_bf16_and_in_fp32_keeps_both_tables():
 
     assert cell_key(250, 1500, "bf16") == "250/1500"  # the cells measured before keep their key
     assert cell_key(250, 1500, "fp32") == "250/1500/fp32"
-    curves = {"curves": {0: [(750, 60.0), (1500, 55.0)]}, "error": [55.0, 0.0], "per_label_set": {0: 55.0}}
-    cell = {"machine": "m", "date": "d", "tuning": {}, "choices": {}, "table": {"supervised": curves}}
+
+    def row(*label_sets):
+        curves = {seed: [(750, 60.0 + seed), (1500, 55.0 + seed)] for seed in label_sets}
+        return {"curves": curves, "error": [55.0, 0.0], "per_label_set": {seed: 55.0 + seed for seed in label_sets}}
+
+    table = {"supervised": row(0, 1), "fixmatch": row(0)}
+    cell = {"machine": "m", "date": "d", "tuning": {}, "choices": {}, "table": table}
     result = {
         "cells": {
             cell_key(250, 1500, precision): {**cell, "command": f"run {precision}", "precision": precision}
@@ -347,3 +352,5 @@ def test_a_budget_measured_in_bf16_and_in_fp32_keeps_both_tables():
     assert "**250 labels, 1500 steps.** Command: `run bf16`" in text
     assert "**250 labels, 1500 steps, fp32.** Command: `run fp32`" in text
     assert "(pseudo-250-1500.png)" in text and "(pseudo-250-1500-fp32.png)" in text
+    assert "| step | supervised | fixmatch (1 of 2 label sets) |" in text  # a mean over fewer label sets says so
+    assert "| 1500 | 55.5 | 55.0 |" in text
