@@ -189,6 +189,29 @@ def _curve(run: Path) -> list[tuple[int, float]]:
     return [(r["step"], 100 * r["ema_error"]) for r in read_metrics(run / "metrics.jsonl") if "ema_error" in r]
 
 
+def run_dirs(
+    labels: int,
+    steps: int,
+    seeds: list[int],
+    choices: dict[str, float],
+    out: Path,
+    groups: tuple[str, ...],
+    precision: str = "bf16",
+) -> tuple[dict[str, dict[int, Path]], dict[str, dict[int, Path]]]:
+    """The table's run directories by row and label set: the finished ones (a summary written), and the
+    unfinished ones that have evaluated at least once."""
+    finished: dict[str, dict[int, Path]] = {}
+    still: dict[str, dict[int, Path]] = {}
+    for seed in seeds:
+        for row, row_job in rows(labels, steps, seed, choices, groups, precision).items():
+            run = out / row_job.name
+            if (run / "summary.json").is_file():
+                finished.setdefault(row, {})[seed] = run
+            elif _curve(run):
+                still.setdefault(row, {})[seed] = run
+    return finished, still
+
+
 def report(
     labels: int,
     steps: int,
@@ -201,15 +224,7 @@ def report(
     """``table``, per row: EMA test error mean ± std over the finished label sets, its curve per label set,
     and the paired gain over supervised-only (supervised's error minus the row's: positive, the row is
     better); ``unfinished``, per row, the curve so far of each label set whose run is still training."""
-    table: dict[str, dict[int, Path]] = {}
-    still: dict[str, dict[int, Path]] = {}
-    for seed in seeds:
-        for row, row_job in rows(labels, steps, seed, choices, groups, precision).items():
-            run = out / row_job.name
-            if (run / "summary.json").is_file():
-                table.setdefault(row, {})[seed] = run
-            elif _curve(run):
-                still.setdefault(row, {})[seed] = run
+    table, still = run_dirs(labels, steps, seeds, choices, out, groups, precision)
     result: dict[str, Any] = {}
     supervised = {seed: _curve(run)[-1][1] for seed, run in table.get("supervised", {}).items()}
     for row, runs in table.items():
@@ -282,19 +297,11 @@ def main(argv: list[str] | None = None) -> int:
         },
         **report(args.labels, args.steps, args.seeds, choices, out, groups, args.precision),
     }
-    groups = {
-        row: [
-            out / j.name
-            for seed in args.seeds
-            for r, j in rows(args.labels, args.steps, seed, choices, groups, args.precision).items()
-            if r == row and (out / j.name / "summary.json").is_file()  # the runs of the table: finished ones
-        ]
-        for row in cell["table"]
-    }
+    finished, _ = run_dirs(args.labels, args.steps, args.seeds, choices, out, groups, args.precision)
     key = cell_key(args.labels, args.steps, args.precision)
-    if groups and all(groups.values()):
+    if finished:
         plot_comparison(
-            groups,
+            {row: list(by_seed.values()) for row, by_seed in finished.items()},
             FIGURE.with_name(FIGURE.name.format(cell=key.replace("/", "-"))),
             f"CIFAR-10, {args.labels} labels, {args.steps} steps: confident pseudo-labels",
         )
