@@ -178,3 +178,49 @@ def test_consistency_on_unlabeled_only():
     all_labeled = _batch(labeled=8)
     total, logs = method.loss(all_labeled, 1)
     assert logs["consistency_cost"].item() == 0.0 and torch.isfinite(total)
+
+
+def _unlabeled_mse(student_logits, target_logits, labels):
+    per_example = ((student_logits.softmax(1) - target_logits.softmax(1)) ** 2).mean(1)
+    unlabeled = labels == NO_LABEL
+    return per_example[unlabeled].sum() / unlabeled.sum()
+
+
+def test_pi_model_consistency_on_unlabeled_only():
+    """The paper's SVHN runs give the Π model, like Mean Teacher, consistency on the unlabeled examples only."""
+    model = _model()
+    outputs = []
+    model.register_forward_hook(lambda module, inputs, output: outputs.append(output.detach()))
+    batch = _batch(labeled=3)
+    _, logs = PiModel(model, consistency=1.0, consistency_on_labeled=False).loss(batch, 1)
+    first, second = outputs
+    expected = _unlabeled_mse(first, second, batch.labels)
+    assert torch.allclose(logs["consistency_cost"], expected)
+    every_example = ((first.softmax(1) - second.softmax(1)) ** 2).mean()
+    assert not torch.allclose(expected, every_example)
+    _, logs = PiModel(model, consistency=1.0, consistency_on_labeled=False).loss(_batch(labeled=8), 1)
+    assert logs["consistency_cost"].item() == 0.0
+
+
+def test_temporal_ensembling_consistency_on_unlabeled_only():
+    model = _model()
+    method = TemporalEnsembling(model, num_examples=8, num_classes=3, consistency_on_labeled=False)
+    batch = _batch(labeled=3)
+    method.loss(batch, 1)
+    method.end_epoch()
+    outputs = []
+    model.register_forward_hook(lambda module, inputs, output: outputs.append(output.detach()))
+    _, logs = method.loss(batch, 2)
+    targets = method.targets(batch.indices).log()
+    assert torch.allclose(logs["consistency_cost"], _unlabeled_mse(outputs[0], targets, batch.labels))
+
+
+@pytest.mark.parametrize("name", ["svhn-250-pi", "svhn-500-extra-100k-pi", "svhn-250-noaug"])
+def test_presets_consistency_on_labeled_reaches_the_method(name):
+    from meanteacher.config.toml import load_preset
+    from meanteacher.methods import method_class
+
+    config = load_preset(name)
+    assert config.consistency_on_labeled is False
+    method = method_class(config.method).from_config(config, _model(), 1.0, 0.999, 8, 3)
+    assert method.consistency_on_labeled is False

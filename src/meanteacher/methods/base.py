@@ -22,6 +22,7 @@ class MethodSettings(Protocol):
     method: str
     class_normalize: str
     consistency_type: str
+    consistency_on_labeled: bool
     method_options: dict[str, dict[str, Any]]
     """Each method's own options by its name, as set (``--set vat.eps=2``, a TOML table ``[vat]``)."""
 
@@ -221,10 +222,12 @@ class _ConsistencyMethod(Method):
         class_normalize: str = "batch",
         ema_decay: Schedule = 0.999,
         ema_buffers: str = "average",
+        consistency_on_labeled: bool = True,
     ) -> None:
         super().__init__(model, class_normalize, ema_decay, ema_buffers)
         self.consistency = consistency
         self.consistency_type = consistency_type
+        self.consistency_on_labeled = consistency_on_labeled
         if is_pseudo_label_type(consistency_type) and not self.takes_pseudo_labels:
             raise ValueError(
                 f"{self.name} does not take the pseudo-label cost {consistency_type!r} (mean-teacher and fixmatch do)"
@@ -241,11 +244,32 @@ class _ConsistencyMethod(Method):
         num_examples: int,
         num_classes: int,
     ) -> Method:
-        return cls(model, consistency, config.consistency_type, config.class_normalize, ema_decay)
+        return cls(
+            model,
+            consistency,
+            config.consistency_type,
+            config.class_normalize,
+            ema_decay,
+            consistency_on_labeled=config.consistency_on_labeled,
+        )
+
+    def _consistency(
+        self,
+        cons_logits: torch.Tensor,
+        target_logits: torch.Tensor,
+        labels: torch.Tensor,
+        detach_teacher: bool = True,
+    ) -> torch.Tensor:
+        """The consistency cost over every example, or with ``consistency_on_labeled=False`` its masked mean
+        over the unlabeled ones (positions, for dense labels): 0 when there are none, without a host-side count."""
+        unlabeled = None if self.consistency_on_labeled else labels == NO_LABEL
+        return self.consistency_fn(cons_logits, target_logits, detach_teacher=detach_teacher, mask=unlabeled)
 
 
 class PiModel(_ConsistencyMethod):
-    """Pi model (Laine & Aila): the teacher is the student itself; two noisy passes, gradients through both."""
+    """Pi model (Laine & Aila): the teacher is the student itself; two noisy passes, gradients through both.
+    ``consistency_on_labeled=False`` restricts the consistency to the unlabeled examples, as the Mean Teacher
+    paper's SVHN runs do for both models."""
 
     name = "pi"
     display_name = "the Π model"
@@ -256,7 +280,7 @@ class PiModel(_ConsistencyMethod):
         second_logits, _ = split_heads(self.model(self._second_view(batch)))
         class_cost = classification_cost(class_logits, batch.labels, self.class_normalize)
         weight = _at(self.consistency, step)
-        cons_cost = self.consistency_fn(cons_logits, second_logits, detach_teacher=False)
+        cons_cost = self._consistency(cons_logits, second_logits, batch.labels, detach_teacher=False)
         total = class_cost + weight * cons_cost
         return total, {
             "class_cost": class_cost.detach(),

@@ -50,11 +50,12 @@ class MeanTeacher(_ConsistencyMethod):
         logit_distance_classes: str = "mean",
         num_classes: int = 0,
     ) -> None:
-        super().__init__(model, consistency, consistency_type, class_normalize, ema_decay, ema_buffers)
+        super().__init__(
+            model, consistency, consistency_type, class_normalize, ema_decay, ema_buffers, consistency_on_labeled
+        )
         self.pseudo_labels = pseudo_labels_for(consistency_type, num_classes, model)
         self.logit_distance = logit_distance
         self.logit_distance_classes = logit_distance_classes
-        self.consistency_on_labeled = consistency_on_labeled
         self.teacher_forward: Callable[[torch.Tensor], Any] = self.ema.module
         """Calls the teacher network (a ``torch.compile``'d one after ``compile()``)."""
 
@@ -115,10 +116,8 @@ class MeanTeacher(_ConsistencyMethod):
             cons_cost, pseudo_logs = self.pseudo_labels.cost(
                 cons_logits, teacher_logits, labels == NO_LABEL, truth, self.model.training
             )
-        elif self.consistency_on_labeled:
-            cons_cost = self.consistency_fn(cons_logits, teacher_logits)
         else:
-            cons_cost = self._unlabeled_consistency(cons_logits, teacher_logits, labels == NO_LABEL)
+            cons_cost = self._consistency(cons_logits, teacher_logits, labels)
         weight = _at(self.consistency, step)
         total = class_cost + weight * cons_cost
         logs = {
@@ -133,10 +132,3 @@ class MeanTeacher(_ConsistencyMethod):
             total = total + self.logit_distance * distance
             logs["logit_distance"] = distance.detach()
         return total, logs
-
-    def _unlabeled_consistency(
-        self, cons_logits: torch.Tensor, teacher_logits: torch.Tensor, unlabeled: torch.Tensor
-    ) -> torch.Tensor:
-        """Mean consistency cost over the unlabeled rows (positions, for dense labels): a masked mean,
-        0 when there are none, without a host-side count."""
-        return self.consistency_fn(cons_logits, teacher_logits, mask=unlabeled)

@@ -50,8 +50,16 @@ class TemporalEnsembling(_ConsistencyMethod):
         consistency_type: str = "mse",
         class_normalize: str = "batch",
         ema_decay: Schedule = 0.999,
+        consistency_on_labeled: bool = True,
     ) -> None:
-        super().__init__(model, consistency, consistency_type, class_normalize, ema_decay)
+        super().__init__(
+            model,
+            consistency,
+            consistency_type,
+            class_normalize,
+            ema_decay,
+            consistency_on_labeled=consistency_on_labeled,
+        )
         if not 0.0 <= alpha < 1.0:
             raise ValueError(f"alpha must be in [0, 1), got {alpha}")
         parameter = next(unwrap(model).parameters())
@@ -84,6 +92,7 @@ class TemporalEnsembling(_ConsistencyMethod):
             config.consistency_type,
             config.class_normalize,
             ema_decay,
+            config.consistency_on_labeled,
         )
 
     def targets(self, indices: torch.Tensor) -> torch.Tensor:
@@ -105,7 +114,7 @@ class TemporalEnsembling(_ConsistencyMethod):
         # placeholder and multiplied by 0, which keeps the step free of host-side branches.
         active = (self.target_scale > 0).float()
         target_logits = (self.ensemble[batch.indices] * self.target_scale).clamp_min(1e-12).log()
-        cons_cost = self.consistency_fn(cons_logits, target_logits) * active
+        cons_cost = self._consistency(cons_logits, target_logits, batch.labels) * active
         weight = _at(self.consistency, step) * active
         total = class_cost + weight * cons_cost
         return total, {
