@@ -212,19 +212,11 @@ def run_dirs(
     return finished, still
 
 
-def report(
-    labels: int,
-    steps: int,
-    seeds: list[int],
-    choices: dict[str, float],
-    out: Path,
-    groups: tuple[str, ...],
-    precision: str = "bf16",
-) -> dict[str, Any]:
-    """``table``, per row: EMA test error mean ± std over the finished label sets, its curve per label set,
-    and the paired gain over supervised-only (supervised's error minus the row's: positive, the row is
-    better); ``unfinished``, per row, the curve so far of each label set whose run is still training."""
-    table, still = run_dirs(labels, steps, seeds, choices, out, groups, precision)
+def report(table: dict[str, dict[int, Path]], still: dict[str, dict[int, Path]]) -> dict[str, Any]:
+    """From the finished and unfinished run directories (``run_dirs``): ``table``, per row, EMA test error
+    mean ± std over the finished label sets, its curve per label set, and the paired gain over supervised-only
+    (supervised's error minus the row's: positive, the row is better); ``unfinished``, per row, the curve so far
+    of each label set whose run is still training."""
     result: dict[str, Any] = {}
     supervised = {seed: _curve(run)[-1][1] for seed, run in table.get("supervised", {}).items()}
     for row, runs in table.items():
@@ -281,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         args.phase, out, args.workers, args.threads
     )
     choices = {**chosen, **choices}
+    finished, still = run_dirs(args.labels, args.steps, args.seeds, choices, out, groups, args.precision)
     cell = {
         "machine": machine(),
         "date": today(),
@@ -295,9 +288,8 @@ def main(argv: list[str] | None = None) -> int:
             name: {"validation_ema_error": s["validation_ema_error"], "consistency_type": s.get("consistency_type")}
             for name, s in tuning.items()
         },
-        **report(args.labels, args.steps, args.seeds, choices, out, groups, args.precision),
+        **report(finished, still),
     }
-    finished, _ = run_dirs(args.labels, args.steps, args.seeds, choices, out, groups, args.precision)
     key = cell_key(args.labels, args.steps, args.precision)
     if finished:
         plot_comparison(

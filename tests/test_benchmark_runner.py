@@ -273,7 +273,7 @@ def test_the_pseudo_label_table_holds_finished_runs_and_says_where_the_unfinishe
     import json
 
     from benchmarks.document import _unfinished_runs
-    from benchmarks.pseudo import FULL, report, rows
+    from benchmarks.pseudo import FULL, report, rows, run_dirs
 
     choices, groups = {FULL: 0.8}, ("full-labeled-batch",)
     last_step = {  # (row, label set) -> the last evaluation reached; absent: finished at 5000
@@ -298,7 +298,7 @@ def test_the_pseudo_label_table_holds_finished_runs_and_says_where_the_unfinishe
             )
             if end == 5000:
                 (run / "summary.json").write_text("{}")
-    cell = report(1000, 5000, [0, 1], choices, tmp_path, groups, "fp32")
+    cell = report(*run_dirs(1000, 5000, [0, 1], choices, tmp_path, groups, "fp32"))
     table, still = cell["table"], cell["unfinished"]
     assert set(table) == {"supervised", "mean-teacher (pseudo-labels), 100 + 100"}  # FixMatch finished nowhere
     mean_teacher = table["mean-teacher (pseudo-labels), 100 + 100"]
